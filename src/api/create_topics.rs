@@ -1,0 +1,184 @@
+//! CreateTopics: validated (name, partition count, replication factor, configs) and applied on
+//! the control shard; `validate_only` checks without creating.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::ResponseError;
+
+use super::{str_bytes, Ctx, Reply, Versions};
+use crate::catalog::change::{self, Change, NewTopic};
+use crate::shard::Shard;
+
+pub const VERSIONS: Versions = Versions { min: 2, max: 7 };
+
+/// Kafka's `config_source` for a topic override and for a broker default.
+const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DEFAULT: i8 = 5;
+
+pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: CreateTopicsRequest) -> Reply {
+    let mut results: Vec<CreatableTopicResult> = Vec::with_capacity(req.topics.len());
+    let mut topics = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for t in &req.topics {
+        let name = t.name.0.to_string();
+        let result = CreatableTopicResult::default()
+            .with_name(t.name.clone())
+            .with_num_partitions(-1)
+            .with_replication_factor(-1);
+        if !seen.insert(name.clone()) {
+            results.push(
+                result
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(str_bytes(format!(
+                        "topic '{name}' appears twice in the request"
+                    )))),
+            );
+            continue;
+        }
+        let rf_ok = t.replication_factor == -1 || t.replication_factor == 1;
+        if !rf_ok {
+            results.push(
+                result
+                    .with_error_code(ResponseError::InvalidReplicationFactor.code())
+                    .with_error_message(Some(str_bytes(format!(
+                        "replication factor {} is larger than the 1 available broker",
+                        t.replication_factor
+                    )))),
+            );
+            continue;
+        }
+        let partitions = if !t.assignments.is_empty() {
+            if t.num_partitions != -1 || t.replication_factor != -1 {
+                results.push(
+                    result
+                        .with_error_code(ResponseError::InvalidRequest.code())
+                        .with_error_message(Some(str_bytes(
+                            "give either assignments or partition count and replication factor",
+                        ))),
+                );
+                continue;
+            }
+            let bad = t.assignments.iter().enumerate().any(|(i, a)| {
+                a.partition_index != i as i32
+                    || a.broker_ids.len() != 1
+                    || a.broker_ids[0].0 != shard.config.node_id
+            });
+            if bad {
+                results.push(
+                    result
+                        .with_error_code(ResponseError::InvalidReplicaAssignment.code())
+                        .with_error_message(Some(str_bytes(format!(
+                            "replicas must be exactly [{}] for partitions 0..n",
+                            shard.config.node_id
+                        )))),
+                );
+                continue;
+            }
+            t.assignments.len() as i32
+        } else if t.num_partitions == -1 {
+            shard.config.num_partitions
+        } else {
+            t.num_partitions
+        };
+        let mut configs = BTreeMap::new();
+        let mut bad_config = None;
+        for c in &t.configs {
+            match &c.value {
+                Some(v) => {
+                    configs.insert(c.name.to_string(), v.to_string());
+                }
+                None => bad_config = Some(format!("config '{}' has no value", c.name.as_str())),
+            }
+        }
+        if let Some(why) = bad_config {
+            results.push(
+                result
+                    .with_error_code(ResponseError::InvalidConfig.code())
+                    .with_error_message(Some(str_bytes(why))),
+            );
+            continue;
+        }
+        results.push(
+            result
+                .with_num_partitions(partitions)
+                .with_replication_factor(1),
+        );
+        topics.push(NewTopic {
+            name,
+            partitions,
+            configs,
+        });
+    }
+    if !topics.is_empty() {
+        let outcome = change::request(
+            shard,
+            Change::CreateTopics {
+                topics,
+                validate_only: req.validate_only,
+            },
+        )
+        .await;
+        let catalog = shard.catalog();
+        for (name, r) in outcome {
+            let Some(slot) = results
+                .iter_mut()
+                .find(|x| x.name.0.as_str() == name && x.error_code == 0)
+            else {
+                continue;
+            };
+            match r {
+                Ok(()) => {
+                    if let (Some(t), true) = (catalog.topic(&name), ctx.version >= 7) {
+                        slot.topic_id = t.id;
+                    }
+                    if ctx.version >= 5 {
+                        let overrides = catalog
+                            .topic(&name)
+                            .map(|t| t.configs.clone())
+                            .unwrap_or_default();
+                        slot.configs = Some(effective_configs(shard, &overrides));
+                    }
+                }
+                Err((code, msg)) => {
+                    slot.error_code = code;
+                    slot.error_message = Some(str_bytes(msg));
+                    slot.num_partitions = -1;
+                    slot.replication_factor = -1;
+                }
+            }
+        }
+    }
+    if ctx.version < 5 {
+        for r in &mut results {
+            r.num_partitions = -1;
+            r.replication_factor = -1;
+        }
+    }
+    ctx.reply(&CreateTopicsResponse::default().with_topics(results))
+}
+
+fn effective_configs(
+    shard: &Shard,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<CreatableTopicConfigs> {
+    shard
+        .config
+        .topic_config_defaults()
+        .into_iter()
+        .map(|(k, default)| {
+            let (value, source) = match overrides.get(k) {
+                Some(v) => (v.clone(), SOURCE_TOPIC),
+                None => (default, SOURCE_DEFAULT),
+            };
+            CreatableTopicConfigs::default()
+                .with_name(str_bytes(k))
+                .with_value(Some(str_bytes(value)))
+                .with_config_source(source)
+        })
+        .collect()
+}

@@ -1,0 +1,134 @@
+//! Metadata: this broker, and the topics asked for (all when none are named). Unknown topics
+//! are created when the request allows it and `auto.create.topics.enable` is set.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+use kafka_protocol::ResponseError;
+
+use super::{str_bytes, topic_name, Ctx, Reply, Versions};
+use crate::catalog::change::{self, Change, NewTopic};
+use crate::catalog::Catalog;
+use crate::shard::Shard;
+
+pub const VERSIONS: Versions = Versions { min: 0, max: 12 };
+
+/// Kafka's internal topics, flagged `is_internal` in Metadata.
+pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
+
+/// The cluster id Metadata and DescribeCluster report. Stable for a data directory.
+pub fn cluster_id(shard: &Shard) -> String {
+    let digest = crc32c::crc32c(shard.config.data_dir.to_string_lossy().as_bytes());
+    format!("shardlog-{digest:08x}")
+}
+
+pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: MetadataRequest) -> Reply {
+    let mut catalog = shard.catalog();
+    // v0 has no null topic list: an empty list means all topics there.
+    let wanted: Option<Vec<String>> = match req.topics {
+        None => None,
+        Some(t) if t.is_empty() && ctx.version == 0 => None,
+        Some(t) => Some(
+            t.iter()
+                .map(|t| match &t.name {
+                    Some(n) => n.0.to_string(),
+                    None => catalog
+                        .topic_by_id(t.topic_id)
+                        .map(|(n, _)| n.to_string())
+                        .unwrap_or_default(),
+                })
+                .collect(),
+        ),
+    };
+    let auto_create = shard.config.auto_create_topics_enable
+        && (req.allow_auto_topic_creation || ctx.version < 4);
+    if let (Some(names), true) = (&wanted, auto_create) {
+        let missing: Vec<NewTopic> = names
+            .iter()
+            .filter(|n| {
+                !n.is_empty()
+                    && catalog.topic(n).is_none()
+                    && crate::catalog::validate_topic_name(n).is_ok()
+            })
+            .map(|n| NewTopic {
+                name: n.clone(),
+                partitions: shard.config.num_partitions,
+                configs: Default::default(),
+            })
+            .collect();
+        if !missing.is_empty() {
+            for (name, result) in change::request(
+                shard,
+                Change::CreateTopics {
+                    topics: missing,
+                    validate_only: false,
+                },
+            )
+            .await
+            {
+                match result {
+                    Ok(()) => tracing::info!(topic = %name, "auto-created topic"),
+                    Err((_, why)) => tracing::debug!(topic = %name, %why, "auto-create skipped"),
+                }
+            }
+            catalog = shard.catalog();
+        }
+    }
+    let names: Vec<String> = wanted.unwrap_or_else(|| catalog.topics.keys().cloned().collect());
+    let topics = names
+        .iter()
+        .map(|n| topic_entry(&catalog, n, shard.config.node_id, ctx.version))
+        .collect();
+    let c = &shard.config;
+    let broker = MetadataResponseBroker::default()
+        .with_node_id(BrokerId(c.node_id))
+        .with_host(str_bytes(c.advertise_host.clone()))
+        .with_port(i32::from(c.advertise_port));
+    let resp = MetadataResponse::default()
+        .with_brokers(vec![broker])
+        .with_cluster_id(if ctx.version >= 2 {
+            Some(str_bytes(cluster_id(shard)))
+        } else {
+            None
+        })
+        .with_controller_id(BrokerId(if ctx.version >= 1 { c.node_id } else { -1 }))
+        .with_topics(topics)
+        .with_cluster_authorized_operations(i32::MIN);
+    ctx.reply(&resp)
+}
+
+fn topic_entry(catalog: &Catalog, name: &str, node_id: i32, version: i16) -> MetadataResponseTopic {
+    let entry = MetadataResponseTopic::default()
+        .with_name(Some(topic_name(name)))
+        .with_topic_authorized_operations(i32::MIN);
+    let Some(topic) = catalog.topic(name) else {
+        let code = if crate::catalog::validate_topic_name(name).is_err() {
+            ResponseError::InvalidTopicException
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        };
+        return entry.with_error_code(code.code());
+    };
+    let partitions = (0..topic.partitions)
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_leader_id(BrokerId(node_id))
+                .with_leader_epoch(if version >= 7 { 0 } else { -1 })
+                .with_replica_nodes(vec![BrokerId(node_id)])
+                .with_isr_nodes(vec![BrokerId(node_id)])
+        })
+        .collect();
+    let is_internal = INTERNAL_TOPICS.contains(&name);
+    let entry = entry
+        .with_is_internal(is_internal && version >= 1)
+        .with_partitions(partitions);
+    if version >= 10 {
+        entry.with_topic_id(topic.id)
+    } else {
+        entry
+    }
+}

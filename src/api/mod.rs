@@ -1,0 +1,184 @@
+//! Kafka APIs: one file per API, each stating the versions it supports next to its handler.
+//! This module decodes the request header and body, routes to the handler, and encodes the
+//! response with the right header. ApiVersions is answered from `SUPPORTED`, built from the
+//! handlers' own ranges, so each range is stated once.
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use std::future::Future;
+use std::rc::Rc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use crate::shard::Shard;
+
+/// A supported version range, inclusive.
+#[derive(Debug, Clone, Copy)]
+pub struct Versions {
+    pub min: i16,
+    pub max: i16,
+}
+
+/// Every API we serve, with the range its handler states.
+pub const SUPPORTED: &[(ApiKey, Versions)] = &[
+    (ApiKey::Produce, produce::VERSIONS),
+    (ApiKey::Fetch, fetch::VERSIONS),
+    (ApiKey::ListOffsets, list_offsets::VERSIONS),
+    (ApiKey::Metadata, metadata::VERSIONS),
+    (ApiKey::ApiVersions, api_versions::VERSIONS),
+    (ApiKey::CreateTopics, create_topics::VERSIONS),
+    (ApiKey::DeleteTopics, delete_topics::VERSIONS),
+    (ApiKey::DescribeConfigs, describe_configs::VERSIONS),
+    (ApiKey::CreatePartitions, create_partitions::VERSIONS),
+    (ApiKey::DescribeCluster, describe_cluster::VERSIONS),
+];
+
+pub fn supported(key: ApiKey) -> Option<Versions> {
+    SUPPORTED.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+}
+
+/// What the connection writes for one request.
+pub enum Reply {
+    /// A complete response frame (size prefix included).
+    Frame(Bytes),
+    /// Nothing: a produce with acks=0.
+    Nothing,
+    /// Close the connection (a response could not be built).
+    Close,
+}
+
+pub type ReplyTask = glommio::task::JoinHandle<Reply>;
+
+/// The request context handlers need besides the body.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub correlation_id: i32,
+}
+
+impl Ctx {
+    /// Encodes `body` as this request's response frame.
+    pub fn reply<R: Encodable>(&self, body: &R) -> Reply {
+        // ApiVersions responses always use header v0, whatever the request version: clients
+        // parse it before they know the broker's versions (librdkafka 2.0.2 depends on it).
+        let header_version = if self.api_key == ApiKey::ApiVersions {
+            0
+        } else {
+            self.api_key.response_header_version(self.version)
+        };
+        let mut buf = BytesMut::with_capacity(64);
+        buf.put_i32(0);
+        let header = ResponseHeader::default().with_correlation_id(self.correlation_id);
+        let encoded = header
+            .encode(&mut buf, header_version)
+            .and_then(|_| body.encode(&mut buf, self.version));
+        if let Err(e) = encoded {
+            tracing::error!(api = ?self.api_key, version = self.version, error = %e, "cannot encode a response; closing the connection");
+            return Reply::Close;
+        }
+        let size = (buf.len() - 4) as i32;
+        buf[0..4].copy_from_slice(&size.to_be_bytes());
+        Reply::Frame(buf.freeze())
+    }
+}
+
+fn spawn<F: Future<Output = Reply> + 'static>(f: F) -> ReplyTask {
+    glommio::spawn_local(f).detach()
+}
+
+/// Decodes one request frame and starts its handler. Runs the in-order part of the request
+/// before returning. `Err` means close the connection, with the reason for the log.
+pub async fn dispatch(shard: &Rc<Shard>, mut frame: Bytes) -> Result<ReplyTask, String> {
+    if frame.len() < 8 {
+        return Err(format!(
+            "request of {} bytes is shorter than a request header",
+            frame.len()
+        ));
+    }
+    let api_key_raw = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let api_key =
+        ApiKey::try_from(api_key_raw).map_err(|_| format!("unknown API key {api_key_raw}"))?;
+    let Some(range) = supported(api_key) else {
+        return Err(format!("API {api_key:?} is not supported"));
+    };
+    let ctx = Ctx {
+        api_key,
+        version,
+        correlation_id,
+    };
+    if version < range.min || version > range.max {
+        if api_key == ApiKey::ApiVersions {
+            // KIP-511: answer in v0 with UNSUPPORTED_VERSION and our ranges.
+            let ctx = Ctx { version: 0, ..ctx };
+            return Ok(spawn(
+                async move { ctx.reply(&api_versions::unsupported()) },
+            ));
+        }
+        return Err(format!(
+            "{api_key:?} v{version} is not supported (we serve v{}-v{})",
+            range.min, range.max
+        ));
+    }
+    let header_version = api_key.request_header_version(version);
+    let _header = RequestHeader::decode(&mut frame, header_version)
+        .map_err(|e| format!("bad {api_key:?} request header: {e}"))?;
+    let request = RequestKind::decode(api_key, &mut frame, version)
+        .map_err(|e| format!("bad {api_key:?} v{version} request: {e}"))?;
+    let shard = shard.clone();
+    Ok(match request {
+        RequestKind::Produce(req) => produce::start(&shard, ctx, req).await,
+        RequestKind::Fetch(req) => spawn(async move { fetch::handle(&shard, ctx, req).await }),
+        RequestKind::ListOffsets(req) => {
+            spawn(async move { list_offsets::handle(&shard, ctx, req).await })
+        }
+        RequestKind::Metadata(req) => {
+            spawn(async move { metadata::handle(&shard, ctx, req).await })
+        }
+        RequestKind::ApiVersions(req) => spawn(async move { api_versions::handle(ctx, req) }),
+        RequestKind::CreateTopics(req) => {
+            spawn(async move { create_topics::handle(&shard, ctx, req).await })
+        }
+        RequestKind::DeleteTopics(req) => {
+            spawn(async move { delete_topics::handle(&shard, ctx, req).await })
+        }
+        RequestKind::DescribeConfigs(req) => {
+            spawn(async move { describe_configs::handle(&shard, ctx, req) })
+        }
+        RequestKind::CreatePartitions(req) => {
+            spawn(async move { create_partitions::handle(&shard, ctx, req).await })
+        }
+        RequestKind::DescribeCluster(req) => {
+            spawn(async move { describe_cluster::handle(&shard, ctx, req) })
+        }
+        _ => return Err(format!("API {api_key:?} has no handler")),
+    })
+}
+
+/// The topic name of a decoded request as a `String`.
+pub fn name(n: &kafka_protocol::messages::TopicName) -> String {
+    n.0.to_string()
+}
+
+pub fn topic_name(s: &str) -> kafka_protocol::messages::TopicName {
+    kafka_protocol::messages::TopicName(kafka_protocol::protocol::StrBytes::from_string(
+        s.to_string(),
+    ))
+}
+
+pub fn str_bytes(s: impl Into<String>) -> kafka_protocol::protocol::StrBytes {
+    kafka_protocol::protocol::StrBytes::from_string(s.into())
+}

@@ -1,0 +1,24 @@
+//! Shardlog: a Kafka-wire-compatible message broker, thread-per-core on io_uring.
+//!
+//! # Layout
+//! - `config`: server.properties keys, CLI flags, defaults, validation.
+//! - `shard`: executors pinned per core (`shard::runtime`: start-up, shutdown), partition
+//!   placement, the cross-shard mesh.
+//! - `net`: listener, connection loop, framing, in-order responses.
+//! - `api`: one file per Kafka API; the ApiVersions table is built from their version ranges.
+//! - `log`: partition logs: segments, indexes, appends, reads, recovery, group commit.
+//! - `catalog`: topics, their partition counts and configs, persisted and shared by shards.
+//!
+//! A request is decoded on the shard that accepted its connection, split by partition owner,
+//! and sent to the owning shards; their replies are gathered and written back in request order.
+
+pub mod alloc_guard;
+pub mod api;
+pub mod catalog;
+pub mod config;
+pub mod log;
+pub mod net;
+pub mod shard;
+
+#[global_allocator]
+static GLOBAL: alloc_guard::GuardedAlloc = alloc_guard::GuardedAlloc;

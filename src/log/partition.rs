@@ -1,0 +1,576 @@
+//! A partition's log: its segments, the single writer task that appends to them in arrival
+//! order, and the reads (fetch, offset lookups) served from the segment files.
+//!
+//! Appends are queued and written by one task per partition. It takes every job queued since
+//! its last write and writes them together (one aligned write per segment touched), so
+//! pipelined producers get coalesced writes and offsets are assigned in the order requests
+//! reached the owning shard. Readers see data up to the high watermark, which moves only after
+//! the bytes are in the file.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::channel::oneshot;
+
+use super::batch::{self, BatchHeader};
+use super::group_commit::GroupCommit;
+use super::segment::{self, Scan, Segment};
+use crate::shard::notify::Notify;
+
+/// The most bytes one write of the writer task carries; more queued jobs wait for the next.
+/// Large enough to coalesce many pipelined batches, small enough to bound the aligned buffer.
+pub const WRITE_COALESCE_MAX_BYTES: usize = 8 << 20;
+
+/// Per-topic settings the log applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogConfig {
+    pub segment_bytes: u32,
+    pub index_interval_bytes: u32,
+    pub max_message_bytes: u32,
+}
+
+#[derive(Debug)]
+pub enum LogError {
+    /// The fetch or lookup offset is outside [log start, high watermark].
+    OffsetOutOfRange,
+    /// A disk failure; the partition takes no more writes.
+    Storage(String),
+    /// The partition is being deleted or the broker is stopping.
+    Closed,
+}
+
+impl std::fmt::Display for LogError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogError::OffsetOutOfRange => write!(f, "offset out of range"),
+            LogError::Storage(e) => write!(f, "storage error: {e}"),
+            LogError::Closed => write!(f, "partition closed"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct AppendOutcome {
+    pub base_offset: i64,
+    pub log_start_offset: i64,
+}
+
+pub type AppendReceiver = oneshot::Receiver<Result<AppendOutcome, LogError>>;
+
+struct AppendJob {
+    records: Bytes,
+    headers: Vec<BatchHeader>,
+    reply: oneshot::Sender<Result<AppendOutcome, LogError>>,
+}
+
+struct LogState {
+    segments: Vec<Segment>,
+    log_start_offset: i64,
+    /// One past the last offset whose bytes are in the file.
+    high_watermark: i64,
+}
+
+pub struct ReadOutcome {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+pub struct PartitionLog {
+    pub topic: String,
+    pub partition: i32,
+    dir: PathBuf,
+    config: Cell<LogConfig>,
+    state: RefCell<LogState>,
+    queue: RefCell<VecDeque<AppendJob>>,
+    queued: Notify,
+    appended: Notify,
+    commit: Rc<GroupCommit>,
+    closed: Cell<bool>,
+    writer_done: Notify,
+    writer_running: Cell<bool>,
+    failed: RefCell<Option<String>>,
+}
+
+pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
+    data_dir.join(format!("{topic}-{partition}"))
+}
+
+impl PartitionLog {
+    /// Opens (recovering the last segment) or creates the partition's directory, and starts
+    /// its writer task on the current shard.
+    pub async fn open(
+        data_dir: &Path,
+        topic: &str,
+        partition: i32,
+        config: LogConfig,
+        commit: Rc<GroupCommit>,
+    ) -> io::Result<Rc<PartitionLog>> {
+        let dir = partition_dir(data_dir, topic, partition);
+        let created = !dir.exists();
+        std::fs::create_dir_all(&dir).map_err(|e| segment::with_path(e, &dir))?;
+        let mut bases: Vec<i64> = std::fs::read_dir(&dir)
+            .map_err(|e| segment::with_path(e, &dir))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| segment::parse_log_file_name(&e.file_name().to_string_lossy()))
+            .collect();
+        bases.sort_unstable();
+        let mut segments = Vec::with_capacity(bases.len().max(1));
+        for (i, base) in bases.iter().enumerate() {
+            let last = i + 1 == bases.len();
+            let path = dir.join(segment::log_file_name(*base));
+            segments.push(Segment::open(&path, *base, last, config.index_interval_bytes).await?);
+        }
+        if segments.is_empty() {
+            segments.push(Segment::create(&dir, 0).await?);
+        }
+        if created {
+            sync_dir(data_dir).await?;
+        }
+        sync_dir(&dir).await?;
+        let log_start_offset = segments[0].base_offset;
+        let high_watermark = segments.last().map_or(0, |s| s.next_offset);
+        let log = Rc::new(PartitionLog {
+            topic: topic.to_string(),
+            partition,
+            dir,
+            config: Cell::new(config),
+            state: RefCell::new(LogState {
+                segments,
+                log_start_offset,
+                high_watermark,
+            }),
+            queue: RefCell::new(VecDeque::new()),
+            queued: Notify::new(),
+            appended: Notify::new(),
+            commit,
+            closed: Cell::new(false),
+            writer_done: Notify::new(),
+            writer_running: Cell::new(true),
+            failed: RefCell::new(None),
+        });
+        glommio::spawn_local(log.clone().writer()).detach();
+        Ok(log)
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.config.get()
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.state.borrow().high_watermark
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.state.borrow().log_start_offset
+    }
+
+    /// Queues validated batches for the writer; resolves once they are written to the file
+    /// (not yet synced: see `GroupCommit::durable`).
+    pub async fn append(
+        &self,
+        records: Bytes,
+        headers: Vec<BatchHeader>,
+    ) -> Result<AppendOutcome, LogError> {
+        self.enqueue(records, headers)?
+            .await
+            .unwrap_or(Err(LogError::Closed))
+    }
+
+    /// Queues validated batches for the writer now, so appends keep the order of the calls;
+    /// the receiver resolves once they are written.
+    pub fn enqueue(
+        &self,
+        records: Bytes,
+        headers: Vec<BatchHeader>,
+    ) -> Result<AppendReceiver, LogError> {
+        if self.closed.get() {
+            return Err(LogError::Closed);
+        }
+        if let Some(e) = self.failed.borrow().as_ref() {
+            return Err(LogError::Storage(e.clone()));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.queue.borrow_mut().push_back(AppendJob {
+            records,
+            headers,
+            reply,
+        });
+        self.queued.notify_all();
+        Ok(rx)
+    }
+
+    /// Waits until every write so far is on stable storage.
+    pub async fn durable(&self) -> Result<(), LogError> {
+        self.commit
+            .durable()
+            .await
+            .map_err(|e| LogError::Storage(e.to_string()))
+    }
+
+    async fn writer(self: Rc<Self>) {
+        loop {
+            while self.queue.borrow().is_empty() && !self.closed.get() {
+                self.queued.notified().await;
+            }
+            if self.queue.borrow().is_empty() && self.closed.get() {
+                break;
+            }
+            let mut jobs = Vec::new();
+            let mut bytes = 0usize;
+            {
+                let mut queue = self.queue.borrow_mut();
+                while let Some(job) = queue.front() {
+                    if !jobs.is_empty() && bytes + job.records.len() > WRITE_COALESCE_MAX_BYTES {
+                        break;
+                    }
+                    bytes += job.records.len();
+                    jobs.extend(queue.pop_front());
+                }
+            }
+            self.write_jobs(jobs).await;
+        }
+        self.writer_running.set(false);
+        self.writer_done.notify_all();
+    }
+
+    /// Writes a run of jobs, rolling segments where one does not fit, and answers each job.
+    async fn write_jobs(&self, jobs: Vec<AppendJob>) {
+        let config = self.config.get();
+        let mut pending = BytesMut::new();
+        let mut pending_jobs: Vec<(AppendJob, i64)> = Vec::new();
+        let mut pending_index: Vec<(i64, u32, i64, i64)> = Vec::new(); // (base, pos, max_ts, next)
+        for job in jobs {
+            if let Some(e) = self.failed.borrow().as_ref() {
+                let _ = job.reply.send(Err(LogError::Storage(e.clone())));
+                continue;
+            }
+            let (active_size, mut next_offset) = {
+                let state = self.state.borrow();
+                let active = state
+                    .segments
+                    .last()
+                    .expect("a partition always has a segment");
+                let next = pending_index.last().map_or(active.next_offset, |p| p.3);
+                (active.size as usize + pending.len(), next)
+            };
+            if active_size > 0 && active_size + job.records.len() > config.segment_bytes as usize {
+                if let Err(e) = self
+                    .flush(&mut pending, &mut pending_jobs, &mut pending_index)
+                    .await
+                {
+                    self.fail(e, job);
+                    continue;
+                }
+                if let Err(e) = self.roll().await {
+                    self.fail(e, job);
+                    continue;
+                }
+                next_offset = self
+                    .state
+                    .borrow()
+                    .segments
+                    .last()
+                    .map_or(0, |s| s.next_offset);
+            }
+            let base_offset = next_offset;
+            let start = pending.len();
+            pending.extend_from_slice(&job.records);
+            let seg_size = self.state.borrow().segments.last().map_or(0, |s| s.size);
+            let mut at = start;
+            for h in &job.headers {
+                let total = h.total_bytes as usize;
+                batch::assign_offset(&mut pending[at..at + total], next_offset, 0);
+                let pos = seg_size + at as u32;
+                let next = next_offset + i64::from(h.last_offset_delta) + 1;
+                pending_index.push((next_offset, pos, h.max_timestamp, next));
+                next_offset = next;
+                at += total;
+            }
+            pending_jobs.push((job, base_offset));
+        }
+        if let Err(e) = self
+            .flush(&mut pending, &mut pending_jobs, &mut pending_index)
+            .await
+        {
+            tracing::error!(topic = %self.topic, partition = self.partition, error = %e, "write failed; partition is offline");
+        }
+    }
+
+    fn fail(&self, e: io::Error, job: AppendJob) {
+        tracing::error!(topic = %self.topic, partition = self.partition, error = %e, "write failed; partition is offline");
+        *self.failed.borrow_mut() = Some(e.to_string());
+        let _ = job.reply.send(Err(LogError::Storage(e.to_string())));
+    }
+
+    /// Writes the pending bytes to the active segment, then publishes them: index, high
+    /// watermark, waiting fetches, and the jobs' replies.
+    async fn flush(
+        &self,
+        pending: &mut BytesMut,
+        jobs: &mut Vec<(AppendJob, i64)>,
+        index: &mut Vec<(i64, u32, i64, i64)>,
+    ) -> io::Result<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let planned = {
+            let mut state = self.state.borrow_mut();
+            let active = state
+                .segments
+                .last_mut()
+                .expect("a partition always has a segment");
+            active.plan_write(pending)
+        };
+        let result = match planned {
+            Ok(p) => {
+                let new_size = p.new_size;
+                p.execute().await.map(|file| (file, new_size))
+            }
+            Err(e) => Err(e),
+        };
+        pending.clear();
+        let (file, new_size) = match result {
+            Ok(ok) => ok,
+            Err(e) => {
+                *self.failed.borrow_mut() = Some(e.to_string());
+                for (job, _) in jobs.drain(..) {
+                    let _ = job.reply.send(Err(LogError::Storage(e.to_string())));
+                }
+                index.clear();
+                return Err(e);
+            }
+        };
+        let interval = self.config.get().index_interval_bytes;
+        let log_start_offset = {
+            let mut state = self.state.borrow_mut();
+            let active = state
+                .segments
+                .last_mut()
+                .expect("a partition always has a segment");
+            for (base, pos, max_ts, next) in index.drain(..) {
+                assert!(base >= active.next_offset, "offsets only grow");
+                active.max_timestamp = active.max_timestamp.max(max_ts);
+                let rel = u32::try_from(base - active.base_offset).unwrap_or(u32::MAX);
+                let max_so_far = active.max_timestamp;
+                active.index.on_append(rel, pos, max_so_far, interval);
+                active.next_offset = next;
+            }
+            active.size = new_size;
+            let next = active.next_offset;
+            state.high_watermark = next;
+            state.log_start_offset
+        };
+        self.commit.mark_dirty(&file);
+        self.appended.notify_all();
+        for (job, base_offset) in jobs.drain(..) {
+            let _ = job.reply.send(Ok(AppendOutcome {
+                base_offset,
+                log_start_offset,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one at the next offset.
+    async fn roll(&self) -> io::Result<()> {
+        let (seal, next_offset) = {
+            let mut state = self.state.borrow_mut();
+            let active = state
+                .segments
+                .last_mut()
+                .expect("a partition always has a segment");
+            (active.seal_plan(), active.next_offset)
+        };
+        seal.execute().await?;
+        let segment = Segment::create(&self.dir, next_offset).await?;
+        sync_dir(&self.dir).await?;
+        self.state.borrow_mut().segments.push(segment);
+        tracing::debug!(topic = %self.topic, partition = self.partition, base_offset = next_offset, "rolled segment");
+        Ok(())
+    }
+
+    /// Resolves when the high watermark passes `offset`, or after `timeout`.
+    pub async fn wait_for_data(&self, offset: i64, timeout: Duration) {
+        if self.high_watermark() > offset || self.closed.get() {
+            return;
+        }
+        let notified = self.appended.notified();
+        let timer = glommio::timer::sleep(timeout);
+        futures::pin_mut!(notified);
+        futures::pin_mut!(timer);
+        futures::future::select(notified, timer).await;
+    }
+
+    /// Reads whole batches starting with the one that holds `offset`, up to `max_bytes` (the
+    /// first batch is returned whole even when larger, so a consumer always makes progress).
+    pub async fn read(&self, offset: i64, max_bytes: u32) -> Result<ReadOutcome, LogError> {
+        let (high_watermark, log_start_offset, mut seg_idx) = {
+            let state = self.state.borrow();
+            if offset < state.log_start_offset || offset > state.high_watermark {
+                return Err(LogError::OffsetOutOfRange);
+            }
+            let idx = state
+                .segments
+                .partition_point(|s| s.base_offset <= offset)
+                .saturating_sub(1);
+            (state.high_watermark, state.log_start_offset, idx)
+        };
+        let mut out = BytesMut::new();
+        if offset == high_watermark {
+            return Ok(ReadOutcome {
+                records: out.freeze(),
+                high_watermark,
+                log_start_offset,
+            });
+        }
+        loop {
+            let seg = {
+                let state = self.state.borrow();
+                state.segments.get(seg_idx).map(|s| {
+                    let rel = u32::try_from((offset - s.base_offset).max(0)).unwrap_or(u32::MAX);
+                    (s.file.clone(), s.index.lookup(rel).position, s.size)
+                })
+            };
+            let Some((file, from, size)) = seg else { break };
+            let mut full = false;
+            segment::scan(&file, from, size, false, |_, header, bytes| {
+                if header.last_offset() < offset {
+                    return Scan::Continue;
+                }
+                if header.base_offset >= high_watermark {
+                    full = true;
+                    return Scan::Stop;
+                }
+                if !out.is_empty() && out.len() + bytes.len() > max_bytes as usize {
+                    full = true;
+                    return Scan::Stop;
+                }
+                out.extend_from_slice(bytes);
+                Scan::Continue
+            })
+            .await
+            .map_err(|e| LogError::Storage(e.to_string()))?;
+            if full || out.len() >= max_bytes as usize {
+                break;
+            }
+            seg_idx += 1;
+        }
+        Ok(ReadOutcome {
+            records: out.freeze(),
+            high_watermark,
+            log_start_offset,
+        })
+    }
+
+    /// The offset and timestamp of the first record whose timestamp is at or after `ts`
+    /// (ListOffsets by time), or `None` when every record is older.
+    pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let candidates: Vec<_> = {
+            let state = self.state.borrow();
+            state
+                .segments
+                .iter()
+                .filter(|s| s.max_timestamp >= ts)
+                .map(|s| (s.file.clone(), s.index.lookup_time(ts).position, s.size))
+                .collect()
+        };
+        for (file, from, size) in candidates {
+            let mut found = None;
+            segment::scan(&file, from, size, false, |_, header, bytes| {
+                if header.max_timestamp < ts {
+                    return Scan::Continue;
+                }
+                found = first_record_at_or_after(bytes, ts);
+                if found.is_some() {
+                    Scan::Stop
+                } else {
+                    Scan::Continue
+                }
+            })
+            .await
+            .map_err(|e| LogError::Storage(e.to_string()))?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3).
+    pub async fn offset_of_max_timestamp(&self) -> Result<Option<(i64, i64)>, LogError> {
+        let best = {
+            let state = self.state.borrow();
+            state
+                .segments
+                .iter()
+                .filter(|s| s.size > 0)
+                .max_by_key(|s| s.max_timestamp)
+                .map(|s| (s.file.clone(), s.size, s.max_timestamp))
+        };
+        let Some((file, size, max_ts)) = best else {
+            return Ok(None);
+        };
+        let mut found = None;
+        segment::scan(&file, 0, size, false, |_, header, bytes| {
+            if header.max_timestamp == max_ts {
+                found = first_record_at_or_after(bytes, max_ts);
+                if found.is_some() {
+                    return Scan::Stop;
+                }
+            }
+            Scan::Continue
+        })
+        .await
+        .map_err(|e| LogError::Storage(e.to_string()))?;
+        Ok(found)
+    }
+
+    /// Stops taking appends, lets the writer finish what is queued, and seals the active
+    /// segment so the next start needs no recovery scan.
+    pub async fn close(&self) -> io::Result<()> {
+        self.closed.set(true);
+        self.queued.notify_all();
+        self.appended.notify_all();
+        while self.writer_running.get() {
+            self.writer_done.notified().await;
+        }
+        let seal = {
+            let mut state = self.state.borrow_mut();
+            state.segments.last_mut().map(|s| s.seal_plan())
+        };
+        if let Some(seal) = seal {
+            seal.execute().await?;
+        }
+        Ok(())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Decodes one stored batch (decompressing it when needed) and finds its first record with a
+/// timestamp at or after `ts`.
+fn first_record_at_or_after(batch_bytes: &[u8], ts: i64) -> Option<(i64, i64)> {
+    let mut buf = Bytes::copy_from_slice(batch_bytes);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).ok()?;
+    set.records
+        .iter()
+        .find(|r| r.timestamp >= ts)
+        .map(|r| (r.offset, r.timestamp))
+}
+
+/// Makes a directory's entries (a new segment file, a new partition directory) durable.
+/// Blocking, but only at partition creation and segment roll; glommio's `Directory` cannot
+/// open directories on every file system here (EBADF on ext4 over virtio).
+pub async fn sync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| segment::with_path(e, dir))
+}

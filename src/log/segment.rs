@@ -1,0 +1,469 @@
+//! One segment of a partition's log: a file of RecordBatch v2 bytes named by its base offset,
+//! written with O_DIRECT through glommio, and its index.
+//!
+//! # On disk
+//! `<base offset, 20 digits>.log` holds batches back to back, exactly as fetched by clients.
+//! Writes go in whole aligned blocks: the partly filled last block is kept in memory (`tail`)
+//! and rewritten with each append, so the file may end in zero padding past the last batch
+//! until the segment is rolled or closed, when it is truncated to its logical size. Recovery
+//! stops at the first batch whose length or CRC does not check, which the padding never passes.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use glommio::io::DmaFile;
+
+use super::batch::{self, BatchHeader, BATCH_HEADER_BYTES, BATCH_LENGTH_PREFIX_BYTES};
+use super::index::SegmentIndex;
+
+/// How much a scan reads at a time. Sized to amortise one read over many small batches while
+/// staying small next to a shard's memory; a batch larger than this is read on its own.
+pub const SCAN_WINDOW_BYTES: usize = 1 << 20;
+/// Extents are reserved ahead of the writes in steps of this size, so the file system does
+/// not allocate block by block as the segment grows.
+pub const PREALLOCATE_STEP_BYTES: u64 = 16 << 20;
+
+/// Settles, once per shard and before any segment is opened, whether glommio may use its poll
+/// ring (IOPOLL) for the data directory's device. glommio decides on the first file it opens
+/// on a device by reading its first block; on an empty file that read succeeds without
+/// touching the device, so glommio wrongly enables IOPOLL and every later read fails with
+/// EOPNOTSUPP on devices without poll queues. Opening a file with a real first block first
+/// makes the probe honest.
+pub async fn probe_device(data_dir: &Path, shard: usize) -> io::Result<()> {
+    let path = data_dir.join(format!(".iopoll-probe-{shard}"));
+    std::fs::write(&path, vec![0u8; 4096]).map_err(|e| with_path(e, &path))?;
+    let opened = glommio::io::OpenOptions::new()
+        .read(true)
+        .dma_open(&path)
+        .await;
+    let _ = std::fs::remove_file(&path);
+    let file = opened.map_err(|e| with_path(e.into(), &path))?;
+    file.close().await.map_err(|e| with_path(e.into(), &path))?;
+    Ok(())
+}
+
+pub fn log_file_name(base_offset: i64) -> String {
+    format!("{base_offset:020}.log")
+}
+
+pub fn parse_log_file_name(name: &str) -> Option<i64> {
+    let stem = name.strip_suffix(".log")?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+pub struct Segment {
+    pub base_offset: i64,
+    pub path: PathBuf,
+    pub file: Rc<DmaFile>,
+    /// Bytes of complete batches in the file; everything a reader may see.
+    pub size: u32,
+    /// One past the last offset stored here (the base offset when empty).
+    pub next_offset: i64,
+    pub max_timestamp: i64,
+    pub index: SegmentIndex,
+    /// The bytes of the last, partly filled block: `size % alignment` of them.
+    tail: Vec<u8>,
+    preallocated: u64,
+}
+
+/// What a scan over stored batches found.
+pub enum Scan {
+    Continue,
+    Stop,
+}
+
+pub struct ScanEnd {
+    /// Where the first batch that was not accepted starts (or where the scan stopped).
+    pub position: u32,
+    /// True when the scan ended on a batch that failed its checks (or ran past the end).
+    pub torn: bool,
+}
+
+impl Segment {
+    pub async fn create(dir: &Path, base_offset: i64) -> io::Result<Segment> {
+        let path = dir.join(log_file_name(base_offset));
+        let file = glommio::io::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .dma_open(&path)
+            .await
+            .map_err(|e| with_path(e.into(), &path))?;
+        Ok(Segment {
+            base_offset,
+            path,
+            file: Rc::new(file),
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            index: SegmentIndex::new(),
+            tail: Vec::new(),
+            preallocated: 0,
+        })
+    }
+
+    /// Opens an existing segment. `recover` scans from the last index entry and cuts the file at
+    /// the first batch that fails its checks (the last segment of a partition); otherwise the
+    /// segment was sealed at roll and is taken as it is.
+    pub async fn open(
+        path: &Path,
+        base_offset: i64,
+        recover: bool,
+        interval_bytes: u32,
+    ) -> io::Result<Segment> {
+        let file = glommio::io::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .dma_open(path)
+            .await
+            .map_err(|e| with_path(e.into(), path))?;
+        let physical = file
+            .file_size()
+            .await
+            .map_err(|e| with_path(e.into(), path))?;
+        let physical = u32::try_from(physical).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: larger than 4 GiB", path.display()),
+            )
+        })?;
+        let index_bytes = std::fs::read(path.with_extension("index")).unwrap_or_default();
+        let time_bytes = std::fs::read(path.with_extension("timeindex")).unwrap_or_default();
+        let index = SegmentIndex::decode(&index_bytes, &time_bytes, physical);
+        let mut seg = Segment {
+            base_offset,
+            path: path.to_path_buf(),
+            file: Rc::new(file),
+            size: physical,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            index,
+            tail: Vec::new(),
+            preallocated: 0,
+        };
+        seg.recover(recover, interval_bytes).await?;
+        Ok(seg)
+    }
+
+    /// Rebuilds the in-memory state from the file: from the last index entry on (or from the
+    /// start when the index is missing), checking every batch when `check` is set. An index
+    /// entry whose batch does not check is stale and dropped, and the scan starts again from
+    /// the entry before it.
+    async fn recover(&mut self, check: bool, interval_bytes: u32) -> io::Result<()> {
+        let physical = self.size;
+        loop {
+            let entry = self.index.last().unwrap_or(super::index::OffsetEntry {
+                relative_offset: 0,
+                position: 0,
+            });
+            let mut index = self.index.clone();
+            index.truncate_to_position(entry.position);
+            let base = self.base_offset;
+            let mut expected = base + i64::from(entry.relative_offset);
+            let mut max_ts = index.max_timestamp();
+            let mut batches = 0u64;
+            let end = scan(
+                &self.file,
+                entry.position,
+                physical,
+                check,
+                |pos, header, _| {
+                    // Offsets only grow; the batch an index entry names starts at that entry's offset.
+                    let first_ok = batches > 0 || header.base_offset == expected;
+                    let Ok(rel) = u32::try_from(header.base_offset - base) else {
+                        return Scan::Stop;
+                    };
+                    if !first_ok
+                        || header.base_offset < expected
+                        || header.last_offset() < header.base_offset
+                    {
+                        return Scan::Stop;
+                    }
+                    max_ts = max_ts.max(header.max_timestamp);
+                    index.on_append(rel, pos, max_ts, interval_bytes);
+                    expected = header.last_offset() + 1;
+                    batches += 1;
+                    Scan::Continue
+                },
+            )
+            .await?;
+            if batches == 0 && entry.position > 0 {
+                self.index.truncate_to_position(entry.position);
+                continue;
+            }
+            if end.position < physical {
+                if check {
+                    tracing::warn!(
+                        segment = %self.path.display(),
+                        valid_bytes = end.position,
+                        file_bytes = physical,
+                        "truncating the segment after its last valid batch"
+                    );
+                }
+                self.file
+                    .truncate(u64::from(end.position))
+                    .await
+                    .map_err(|e| with_path(e.into(), &self.path))?;
+            }
+            self.index = index;
+            self.size = end.position;
+            self.next_offset = expected;
+            self.max_timestamp = max_ts;
+            self.tail = read_tail(&self.file, self.size).await?;
+            return Ok(());
+        }
+    }
+
+    /// Plans the write of `batches` (already carrying their offsets) after the segment's data:
+    /// the aligned blocks to write, beginning with the partly filled last block. The caller
+    /// awaits the write with no borrow of the segment held, then calls `written`.
+    pub fn plan_write(&mut self, batches: &[u8]) -> io::Result<PlannedWrite> {
+        let start_block = self.file.align_down(u64::from(self.size));
+        let new_size = u64::from(self.size) + batches.len() as u64;
+        let new_size = u32::try_from(new_size).map_err(|_| {
+            io::Error::other(format!(
+                "{}: segment would exceed 4 GiB",
+                self.path.display()
+            ))
+        })?;
+        let end_block = self.file.align_up(u64::from(new_size));
+        let mut buf = self
+            .file
+            .alloc_dma_buffer((end_block - start_block) as usize);
+        let bytes = buf.as_bytes_mut();
+        let tail_len = self.tail.len();
+        debug_assert_eq!(tail_len as u64, u64::from(self.size) - start_block);
+        bytes[..tail_len].copy_from_slice(&self.tail);
+        bytes[tail_len..tail_len + batches.len()].copy_from_slice(batches);
+        bytes[tail_len + batches.len()..].fill(0);
+        let new_tail_start = (self.file.align_down(u64::from(new_size)) - start_block) as usize;
+        let new_tail_end = (u64::from(new_size) - start_block) as usize;
+        self.tail.clear();
+        self.tail
+            .extend_from_slice(&bytes[new_tail_start..new_tail_end]);
+        let preallocate_to = (end_block > self.preallocated).then(|| {
+            let target = end_block.div_ceil(PREALLOCATE_STEP_BYTES) * PREALLOCATE_STEP_BYTES;
+            self.preallocated = target;
+            target
+        });
+        Ok(PlannedWrite {
+            file: self.file.clone(),
+            path: self.path.clone(),
+            buf,
+            position: start_block,
+            new_size,
+            preallocate_to,
+        })
+    }
+
+    /// The index and seal data of a segment taking no more appends.
+    pub fn seal_plan(&mut self) -> SealPlan {
+        let last_rel = u32::try_from(self.next_offset - 1 - self.base_offset).unwrap_or(0);
+        if self.size > 0 {
+            self.index.seal_time(self.max_timestamp, last_rel);
+        }
+        SealPlan {
+            file: self.file.clone(),
+            path: self.path.clone(),
+            size: self.size,
+            offsets: self.index.encode_offsets(),
+            times: self.index.encode_times(),
+        }
+    }
+}
+
+/// A write prepared under a short borrow of the segment and carried out without one.
+pub struct PlannedWrite {
+    file: Rc<DmaFile>,
+    path: PathBuf,
+    buf: glommio::io::DmaBuffer,
+    position: u64,
+    pub new_size: u32,
+    preallocate_to: Option<u64>,
+}
+
+impl PlannedWrite {
+    pub async fn execute(self) -> io::Result<Rc<DmaFile>> {
+        if let Some(target) = self.preallocate_to {
+            // Reserving extents ahead is an optimisation: the write allocates if this fails.
+            let _ = self.file.pre_allocate(target, true).await;
+        }
+        let want = self.buf.len();
+        let written = self
+            .file
+            .write_at(self.buf, self.position)
+            .await
+            .map_err(|e| with_path(e.into(), &self.path))?;
+        if written < want {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("{}: short write", self.path.display()),
+            ));
+        }
+        Ok(self.file)
+    }
+}
+
+pub struct SealPlan {
+    file: Rc<DmaFile>,
+    path: PathBuf,
+    size: u32,
+    offsets: Vec<u8>,
+    times: Vec<u8>,
+}
+
+impl SealPlan {
+    /// Cuts the padding after the last batch, syncs, and writes both index files.
+    pub async fn execute(self) -> io::Result<()> {
+        self.file
+            .truncate(u64::from(self.size))
+            .await
+            .map_err(|e| with_path(e.into(), &self.path))?;
+        self.file
+            .fdatasync()
+            .await
+            .map_err(|e| with_path(e.into(), &self.path))?;
+        write_file_synced(&self.path.with_extension("index"), &self.offsets).await?;
+        write_file_synced(&self.path.with_extension("timeindex"), &self.times).await?;
+        Ok(())
+    }
+}
+
+/// Reads the last partly filled block of a file of `size` bytes.
+async fn read_tail(file: &DmaFile, size: u32) -> io::Result<Vec<u8>> {
+    let start = file.align_down(u64::from(size));
+    let len = (u64::from(size) - start) as usize;
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let rr = file.read_at(start, len).await?;
+    if rr.len() < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "short read of the segment tail",
+        ));
+    }
+    Ok(rr[..len].to_vec())
+}
+
+async fn write_file_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let file = glommio::io::BufferedFile::create(&tmp)
+        .await
+        .map_err(|e| with_path(e.into(), &tmp))?;
+    let written = file
+        .write_at(bytes.to_vec(), 0)
+        .await
+        .map_err(|e| with_path(e.into(), &tmp))?;
+    if written < bytes.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            format!("{}: short write", tmp.display()),
+        ));
+    }
+    file.fdatasync()
+        .await
+        .map_err(|e| with_path(e.into(), &tmp))?;
+    file.close().await.map_err(|e| with_path(e.into(), &tmp))?;
+    std::fs::rename(&tmp, path).map_err(|e| with_path(e, path))
+}
+
+pub fn with_path(e: io::Error, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// Walks the batches of `file` in `[from, end)`, handing each complete batch to `visit`.
+/// With `check`, each batch's CRC is verified and a failing one ends the scan as torn.
+pub async fn scan<F>(
+    file: &DmaFile,
+    from: u32,
+    end: u32,
+    check: bool,
+    mut visit: F,
+) -> io::Result<ScanEnd>
+where
+    F: FnMut(u32, &BatchHeader, &[u8]) -> Scan,
+{
+    let mut pos = from;
+    while pos < end {
+        let want = ((end - pos) as usize).min(SCAN_WINDOW_BYTES);
+        let window = file.read_at(u64::from(pos), want).await?;
+        let mut at = 0usize;
+        let mut progressed = false;
+        while at + BATCH_LENGTH_PREFIX_BYTES <= window.len() {
+            let rest = &window[at..];
+            let Some(header) = BatchHeader::parse(rest) else {
+                return Ok(ScanEnd {
+                    position: pos + at as u32,
+                    torn: rest.len() >= BATCH_HEADER_BYTES
+                        || pos as usize + at + BATCH_HEADER_BYTES > end as usize,
+                });
+            };
+            let total = header.total_bytes as usize;
+            if u64::from(pos) + (at + total) as u64 > u64::from(end) {
+                return Ok(ScanEnd {
+                    position: pos + at as u32,
+                    torn: true,
+                });
+            }
+            if total > rest.len() {
+                if at == 0 {
+                    // A batch larger than the window: read it whole.
+                    let whole = file.read_at(u64::from(pos), total).await?;
+                    if whole.len() < total {
+                        return Ok(ScanEnd {
+                            position: pos,
+                            torn: true,
+                        });
+                    }
+                    if check && batch::check_stored_batch(&whole[..total]).is_none() {
+                        return Ok(ScanEnd {
+                            position: pos,
+                            torn: true,
+                        });
+                    }
+                    if let Scan::Stop = visit(pos, &header, &whole[..total]) {
+                        return Ok(ScanEnd {
+                            position: pos,
+                            torn: false,
+                        });
+                    }
+                    at = total;
+                    progressed = true;
+                }
+                break;
+            }
+            let bytes = &rest[..total];
+            if check && batch::check_stored_batch(bytes).is_none() {
+                return Ok(ScanEnd {
+                    position: pos + at as u32,
+                    torn: true,
+                });
+            }
+            if let Scan::Stop = visit(pos + at as u32, &header, bytes) {
+                return Ok(ScanEnd {
+                    position: pos + at as u32,
+                    torn: false,
+                });
+            }
+            at += total;
+            progressed = true;
+        }
+        if !progressed {
+            return Ok(ScanEnd {
+                position: pos,
+                torn: true,
+            });
+        }
+        pos += at as u32;
+    }
+    Ok(ScanEnd {
+        position: pos,
+        torn: false,
+    })
+}

@@ -1,0 +1,119 @@
+//! One client connection, served on the shard that accepted it for its whole life.
+//!
+//! The reader reads frames and dispatches them in order: the part of a request that must keep
+//! arrival order (queueing appends on the owning shards) runs before the next frame is read;
+//! the rest runs as a task. The writer awaits those tasks in request order and writes their
+//! responses, so a client may pipeline requests and still gets responses in order.
+
+use std::rc::Rc;
+
+use bytes::{Buf, BytesMut};
+use futures::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel;
+use glommio::net::TcpStream;
+
+use super::frame;
+use crate::api;
+use crate::shard::Shard;
+
+/// Requests one connection may have in flight; the reader waits past this. Kafka clients keep
+/// few (librdkafka: 5 produce requests per broker by default); the bound caps what one
+/// connection can queue on the shards.
+pub const CONNECTION_REQUESTS_IN_FLIGHT_MAX: usize = 64;
+/// The read buffer grows by at least this much at a time.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+struct ConnectionGuard(Rc<Shard>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.connections.set(self.0.connections.get() - 1);
+        self.0.connections_notify.notify_all();
+    }
+}
+
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+    shard.connections.set(shard.connections.get() + 1);
+    let _guard = ConnectionGuard(shard.clone());
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.split();
+    let (tx, rx) = local_channel::new_bounded::<api::ReplyTask>(CONNECTION_REQUESTS_IN_FLIGHT_MAX);
+
+    let write_loop = async move {
+        while let Some(handle) = rx.recv().await {
+            let response = match handle.await {
+                Some(api::Reply::Frame(frame)) => frame,
+                Some(api::Reply::Nothing) => continue,
+                Some(api::Reply::Close) | None => break,
+            };
+            if let Err(e) = writer.write_all(&response).await {
+                tracing::debug!(error = %e, "write to client failed");
+                return;
+            }
+        }
+        let _ = writer.close().await;
+    };
+    let write_task = glommio::spawn_local(write_loop);
+
+    let max_frame = shard.config.socket_request_max_bytes;
+    let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    'read: loop {
+        // Take every complete frame in the buffer.
+        loop {
+            let size = match frame::frame_size(&buf, max_frame) {
+                Ok(Some(size)) => size as usize,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "closing connection");
+                    break 'read;
+                }
+            };
+            if buf.len() < frame::SIZE_PREFIX_BYTES + size {
+                buf.reserve(frame::SIZE_PREFIX_BYTES + size - buf.len());
+                break;
+            }
+            buf.advance(frame::SIZE_PREFIX_BYTES);
+            let body = buf.split_to(size).freeze();
+            match api::dispatch(&shard, body).await {
+                Ok(task) => {
+                    if tx.send(task).await.is_err() {
+                        break 'read;
+                    }
+                }
+                Err(why) => {
+                    tracing::warn!(%peer, reason = %why, "closing connection");
+                    break 'read;
+                }
+            }
+        }
+        if shard.stopping.get() {
+            break;
+        }
+        let start = buf.len();
+        let fill_to = buf.capacity().max(start + READ_CHUNK_BYTES);
+        buf.resize(fill_to, 0);
+        let read = {
+            let stop = shard.stop_notify.notified();
+            let read = reader.read(&mut buf[start..]);
+            futures::pin_mut!(stop);
+            match futures::future::select(read, stop).await {
+                futures::future::Either::Left((r, _)) => r,
+                futures::future::Either::Right(_) => break,
+            }
+        };
+        match read {
+            Ok(0) => break,
+            Ok(n) => buf.truncate(start + n),
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "read from client failed");
+                break;
+            }
+        }
+    }
+    drop(tx);
+    write_task.await;
+}

@@ -1,0 +1,200 @@
+//! Shards: one glommio executor per core, the partitions each owns, and the typed messages
+//! between them over glommio's channel mesh.
+//!
+//! A shard owns its partitions outright (logs, writer tasks, waiting fetches). Work for a
+//! partition owned elsewhere travels as a `ShardRequest` to the owner; the reply comes back on
+//! a oneshot carried in the request, so replies never wait on the mesh (no send cycles, no
+//! deadlock). When the owner is the current shard the request is handled in place.
+
+pub mod notify;
+pub mod placement;
+pub mod runtime;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use futures::channel::oneshot;
+use glommio::channels::channel_mesh::Senders;
+
+use crate::api;
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::log::group_commit::GroupCommit;
+use crate::log::PartitionLog;
+use notify::Notify;
+
+/// Messages each mesh channel holds before a sender waits. Large enough that bursts of
+/// pipelined produce and fetch requests from all connections rarely wait; small enough to
+/// bound queued payload references per shard pair. (glommio #555: tiny sizes can deadlock
+/// designs where receivers also send; ours never send from the receive loop.)
+pub const MESH_CHANNEL_CAPACITY: usize = 1024;
+
+/// The typed requests one shard sends another. Each carries its own reply channel.
+pub enum ShardRequest {
+    /// Start-up: tells a peer which shard id sits behind this mesh peer index.
+    Hello {
+        shard: usize,
+    },
+    Produce(api::produce::OwnerProduce),
+    Fetch(api::fetch::OwnerFetch),
+    FetchWait(api::fetch::OwnerWait),
+    ListOffsets(api::list_offsets::OwnerListOffsets),
+    /// To shard 0: apply a topic change, persist it and spread it.
+    CatalogChange(
+        crate::catalog::change::Change,
+        oneshot::Sender<crate::catalog::change::ChangeResult>,
+    ),
+    /// From shard 0: the new catalog; open and close partitions to match it, then reply.
+    CatalogUpdate(Arc<Catalog>, oneshot::Sender<()>),
+}
+
+pub struct Shard {
+    pub id: usize,
+    pub count: usize,
+    pub config: Arc<Config>,
+    catalog: RefCell<Arc<Catalog>>,
+    partitions: RefCell<HashMap<String, HashMap<i32, Rc<PartitionLog>>>>,
+    pub commit: Rc<GroupCommit>,
+    senders: Senders<ShardRequest>,
+    /// Mesh peer index of each shard id.
+    peer_of_shard: Vec<usize>,
+    /// Serialises catalog changes (used on shard 0 only).
+    pub control_lock: glommio::sync::Semaphore,
+    /// Set when the broker is stopping: connections stop reading new requests.
+    pub stopping: Cell<bool>,
+    pub stop_notify: Notify,
+    /// Connections open on this shard, for the drain at shutdown.
+    pub connections: Cell<usize>,
+    pub connections_notify: Notify,
+}
+
+impl Shard {
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.borrow().clone()
+    }
+
+    pub fn owner(&self, topic: &str, partition: i32) -> usize {
+        placement::owner_shard(topic, partition, self.count)
+    }
+
+    /// A partition this shard owns.
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<Rc<PartitionLog>> {
+        self.partitions
+            .borrow()
+            .get(topic)?
+            .get(&partition)
+            .cloned()
+    }
+
+    /// Sends `req` to shard `to`, or handles it in place when `to` is this shard. Returns once
+    /// the request is queued (remote) or its in-order part has run (local).
+    pub async fn send(self: &Rc<Self>, to: usize, req: ShardRequest) {
+        if to == self.id {
+            self.handle(req);
+            return;
+        }
+        let peer = self.peer_of_shard[to];
+        if self.senders.send_to(peer, req).await.is_err() {
+            // The peer's receiver is gone only while the broker stops; the dropped request's
+            // reply channel tells the caller.
+            tracing::debug!(to, "shard mesh closed");
+        }
+    }
+
+    /// Handles a request addressed to this shard. The part that must keep arrival order (queueing
+    /// appends) runs before this returns; waiting parts run as tasks.
+    pub fn handle(self: &Rc<Self>, req: ShardRequest) {
+        match req {
+            ShardRequest::Hello { .. } => {}
+            ShardRequest::Produce(r) => api::produce::on_owner(self, r),
+            ShardRequest::Fetch(r) => api::fetch::on_owner(self, r),
+            ShardRequest::FetchWait(r) => api::fetch::wait_on_owner(self, r),
+            ShardRequest::ListOffsets(r) => api::list_offsets::on_owner(self, r),
+            ShardRequest::CatalogChange(change, reply) => {
+                let shard = self.clone();
+                glommio::spawn_local(async move {
+                    let result = crate::catalog::change::apply(&shard, change).await;
+                    let _ = reply.send(result);
+                })
+                .detach();
+            }
+            ShardRequest::CatalogUpdate(catalog, reply) => {
+                let shard = self.clone();
+                glommio::spawn_local(async move {
+                    shard.install_catalog(catalog).await;
+                    let _ = reply.send(());
+                })
+                .detach();
+            }
+        }
+    }
+
+    /// Adopts a new catalog: opens partitions this shard now owns, closes and deletes the ones
+    /// whose topic is gone.
+    pub async fn install_catalog(&self, catalog: Arc<Catalog>) {
+        let previous = self.catalog.replace(catalog.clone());
+        // Topics deleted (or re-created with a new id): close and remove their partitions.
+        let gone: Vec<String> = previous
+            .topics
+            .iter()
+            .filter(|(name, t)| catalog.topic(name).map_or(true, |n| n.id != t.id))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            let removed = self.partitions.borrow_mut().remove(&name);
+            for (_, log) in removed.into_iter().flatten() {
+                if let Err(e) = log.close().await {
+                    tracing::warn!(topic = %name, error = %e, "closing a deleted partition");
+                }
+                if let Err(e) = std::fs::remove_dir_all(log.dir()) {
+                    tracing::warn!(dir = %log.dir().display(), error = %e, "removing a deleted partition's directory");
+                }
+            }
+        }
+        self.open_owned_partitions().await;
+    }
+
+    /// Opens every partition of the current catalog that this shard owns and has not opened.
+    pub async fn open_owned_partitions(&self) {
+        let catalog = self.catalog();
+        for (name, topic) in &catalog.topics {
+            for p in 0..topic.partitions {
+                if self.owner(name, p) != self.id || self.partition(name, p).is_some() {
+                    continue;
+                }
+                let log_config = crate::catalog::log_config(&self.config, topic);
+                match PartitionLog::open(
+                    &self.config.data_dir,
+                    name,
+                    p,
+                    log_config,
+                    self.commit.clone(),
+                )
+                .await
+                {
+                    Ok(log) => {
+                        self.partitions
+                            .borrow_mut()
+                            .entry(name.clone())
+                            .or_default()
+                            .insert(p, log);
+                    }
+                    Err(e) => {
+                        tracing::error!(topic = %name, partition = p, error = %e, "cannot open partition; it stays offline");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every partition this shard owns.
+    pub fn owned_partitions(&self) -> Vec<Rc<PartitionLog>> {
+        self.partitions
+            .borrow()
+            .values()
+            .flat_map(|m| m.values().cloned())
+            .collect()
+    }
+}
