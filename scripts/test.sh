@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test: unit and end-to-end tests (cargo test, with real rdkafka clients over TCP),
+# then the script checks with kcat and confluent-kafka (Python) against a release build,
+# including a kill -9 and restart. Installs what the tests need when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+need_apt=()
+command -v kcat >/dev/null || need_apt+=(kcat)
+command -v cmake >/dev/null || need_apt+=(cmake)
+command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+python3 -c 'import confluent_kafka' 2>/dev/null || python3 -m pip install -q confluent-kafka \
+    || python3 -m pip install -q --break-system-packages confluent-kafka
+
+cargo build --release --bin shardlog
+cargo test --workspace
+SHARDLOG_BIN=target/release/shardlog bash scripts/compat/crash_restart.sh
