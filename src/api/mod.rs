@@ -98,9 +98,17 @@ fn spawn<F: Future<Output = Reply> + 'static>(f: F) -> ReplyTask {
     glommio::spawn_local(f).detach()
 }
 
-/// Decodes one request frame and starts its handler. Runs the in-order part of the request
-/// before returning. `Err` means close the connection, with the reason for the log.
-pub async fn dispatch(shard: &Rc<Shard>, mut frame: Bytes) -> Result<ReplyTask, String> {
+/// A request frame, decoded.
+pub enum Decoded {
+    Request(Ctx, RequestKind),
+    /// An ApiVersions request of a version we do not know: answered in v0 (KIP-511).
+    ApiVersionsUnsupported(Ctx),
+}
+
+/// Decodes one request frame (size prefix removed). Pure: no I/O, no shard state. `Err` means
+/// close the connection, with the reason for the log. Never panics, whatever the bytes
+/// (see the property test below and `fuzz/`).
+pub fn decode_request(mut frame: Bytes) -> Result<Decoded, String> {
     if frame.len() < 8 {
         return Err(format!(
             "request of {} bytes is shorter than a request header",
@@ -122,11 +130,7 @@ pub async fn dispatch(shard: &Rc<Shard>, mut frame: Bytes) -> Result<ReplyTask, 
     };
     if version < range.min || version > range.max {
         if api_key == ApiKey::ApiVersions {
-            // KIP-511: answer in v0 with UNSUPPORTED_VERSION and our ranges.
-            let ctx = Ctx { version: 0, ..ctx };
-            return Ok(spawn(
-                async move { ctx.reply(&api_versions::unsupported()) },
-            ));
+            return Ok(Decoded::ApiVersionsUnsupported(Ctx { version: 0, ..ctx }));
         }
         return Err(format!(
             "{api_key:?} v{version} is not supported (we serve v{}-v{})",
@@ -134,10 +138,25 @@ pub async fn dispatch(shard: &Rc<Shard>, mut frame: Bytes) -> Result<ReplyTask, 
         ));
     }
     let header_version = api_key.request_header_version(version);
-    let _header = RequestHeader::decode(&mut frame, header_version)
+    RequestHeader::decode(&mut frame, header_version)
         .map_err(|e| format!("bad {api_key:?} request header: {e}"))?;
     let request = RequestKind::decode(api_key, &mut frame, version)
         .map_err(|e| format!("bad {api_key:?} v{version} request: {e}"))?;
+    Ok(Decoded::Request(ctx, request))
+}
+
+/// Decodes one request frame and starts its handler. Runs the in-order part of the request
+/// before returning. `Err` means close the connection, with the reason for the log.
+pub async fn dispatch(shard: &Rc<Shard>, frame: Bytes) -> Result<ReplyTask, String> {
+    let (ctx, request) = match decode_request(frame)? {
+        Decoded::Request(ctx, request) => (ctx, request),
+        Decoded::ApiVersionsUnsupported(ctx) => {
+            return Ok(spawn(
+                async move { ctx.reply(&api_versions::unsupported()) },
+            ))
+        }
+    };
+    let api_key = ctx.api_key;
     let shard = shard.clone();
     Ok(match request {
         RequestKind::Produce(req) => produce::start(&shard, ctx, req).await,
@@ -181,4 +200,95 @@ pub fn topic_name(s: &str) -> kafka_protocol::messages::TopicName {
 
 pub fn str_bytes(s: impl Into<String>) -> kafka_protocol::protocol::StrBytes {
     kafka_protocol::protocol::StrBytes::from_string(s.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Well-formed request frames captured from what librdkafka sends (header v1/v2 + body),
+    /// used as seeds for mutation.
+    fn seeds() -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for (key, version) in [
+            (18i16, 3i16),
+            (3, 9),
+            (3, 4),
+            (0, 9),
+            (1, 11),
+            (2, 5),
+            (19, 5),
+            (32, 4),
+            (60, 1),
+        ] {
+            let mut f = Vec::new();
+            f.extend_from_slice(&key.to_be_bytes());
+            f.extend_from_slice(&version.to_be_bytes());
+            f.extend_from_slice(&7i32.to_be_bytes());
+            f.extend_from_slice(&[0, 3, b'c', b'l', b'i']);
+            f.extend_from_slice(&[0; 24]);
+            out.push(f);
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Random bytes after a valid header never panic or abort the decoder.
+        #[test]
+        fn decode_never_panics(key in prop::sample::select(SUPPORTED.iter().map(|(k, _)| *k as i16).collect::<Vec<_>>()),
+                               version in 0i16..16,
+                               body in prop::collection::vec(any::<u8>(), 0..256)) {
+            let mut f = Vec::new();
+            f.extend_from_slice(&key.to_be_bytes());
+            f.extend_from_slice(&version.to_be_bytes());
+            f.extend_from_slice(&1i32.to_be_bytes());
+            f.extend_from_slice(&body);
+            let _ = decode_request(Bytes::from(f));
+        }
+
+        /// Byte flips and large counts planted in plausible requests never panic or abort.
+        #[test]
+        fn mutated_requests_never_panic(seed in 0usize..9, at in 0usize..40, word in any::<u32>(), flips in prop::collection::vec((0usize..40, any::<u8>()), 0..6)) {
+            let mut f = seeds()[seed].clone();
+            let at = at.min(f.len().saturating_sub(4));
+            f[at..at + 4].copy_from_slice(&word.to_be_bytes());
+            for (i, b) in flips {
+                if i < f.len() {
+                    f[i] ^= b;
+                }
+            }
+            let _ = decode_request(Bytes::from(f));
+        }
+    }
+
+    /// A Metadata v9 request claiming 2^31-1 topics with no bytes behind them fails cleanly.
+    #[test]
+    fn forged_array_count_is_an_error() {
+        let mut f = Vec::new();
+        f.extend_from_slice(&3i16.to_be_bytes());
+        f.extend_from_slice(&9i16.to_be_bytes());
+        f.extend_from_slice(&1i32.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0]); // client id "", no tagged fields
+        f.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x07]); // compact array count 2^31
+        assert!(decode_request(Bytes::from(f)).is_err());
+        let mut g = Vec::new();
+        g.extend_from_slice(&3i16.to_be_bytes());
+        g.extend_from_slice(&4i16.to_be_bytes());
+        g.extend_from_slice(&1i32.to_be_bytes());
+        g.extend_from_slice(&[0, 0]);
+        g.extend_from_slice(&0x7fff_ffffi32.to_be_bytes());
+        assert!(decode_request(Bytes::from(g)).is_err());
+    }
+
+    /// An ApiVersions request of an unknown version is answered in v0, not refused.
+    #[test]
+    fn unknown_api_versions_version() {
+        let f = [0u8, 18, 0, 99, 0, 0, 0, 5];
+        assert!(
+            matches!(decode_request(Bytes::copy_from_slice(&f)), Ok(Decoded::ApiVersionsUnsupported(c)) if c.version == 0 && c.correlation_id == 5)
+        );
+    }
 }
