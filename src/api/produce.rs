@@ -38,8 +38,8 @@ pub struct OwnerProduce {
 #[derive(Debug, Clone)]
 pub struct PartResult {
     pub slot: (usize, usize),
-    pub error: ResponseError,
-    pub ok: bool,
+    /// `None` when the records were appended (and synced, for acks=1/all).
+    pub error: Option<ResponseError>,
     pub base_offset: i64,
     pub log_start_offset: i64,
     pub message: Option<String>,
@@ -49,8 +49,7 @@ impl PartResult {
     fn error(slot: (usize, usize), error: ResponseError, message: impl Into<String>) -> PartResult {
         PartResult {
             slot,
-            error,
-            ok: false,
+            error: Some(error),
             base_offset: -1,
             log_start_offset: -1,
             message: Some(message.into()),
@@ -184,7 +183,7 @@ fn build_response(
         else {
             continue;
         };
-        p.error_code = if r.ok { 0 } else { r.error.code() };
+        p.error_code = r.error.map_or(0, |e| e.code());
         p.base_offset = r.base_offset;
         // Fields newer than the request's version must stay at their defaults.
         if version >= 5 {
@@ -259,8 +258,7 @@ pub fn on_owner(shard: &Rc<Shard>, req: OwnerProduce) {
             results.push(match &sync {
                 Ok(()) => PartResult {
                     slot,
-                    error: ResponseError::UnknownServerError,
-                    ok: true,
+                    error: None,
                     base_offset: outcome.base_offset,
                     log_start_offset: outcome.log_start_offset,
                     message: None,
