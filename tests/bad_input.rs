@@ -1,0 +1,417 @@
+//! Hostile bytes on raw TCP connections: the broker closes or answers the offending
+//! connection, stays up, and keeps serving new connections (checked with a hand-written
+//! ApiVersions request and a real rdkafka produce/consume round trip).
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use common::{Broker, Msg};
+use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+const API_PRODUCE: i16 = 0;
+const API_METADATA: i16 = 3;
+const API_VERSIONS: i16 = 18;
+const UNSUPPORTED_VERSION: i16 = 35;
+const CORRUPT_MESSAGE: i16 = 2;
+
+fn connect(broker: &Broker) -> TcpStream {
+    let s = TcpStream::connect_timeout(&broker.addr(), IO_TIMEOUT).expect("connect");
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// Request header v1 (non-flexible): api_key, api_version, correlation_id, client_id.
+fn header_v1(api_key: i16, version: i16, correlation_id: i32) -> Vec<u8> {
+    let mut h = Vec::new();
+    h.extend_from_slice(&api_key.to_be_bytes());
+    h.extend_from_slice(&version.to_be_bytes());
+    h.extend_from_slice(&correlation_id.to_be_bytes());
+    let client = b"bad-input-test";
+    h.extend_from_slice(&(client.len() as i16).to_be_bytes());
+    h.extend_from_slice(client);
+    h
+}
+
+/// Request header v2 (flexible): v1 plus an empty tagged-field section.
+fn header_v2(api_key: i16, version: i16, correlation_id: i32) -> Vec<u8> {
+    let mut h = header_v1(api_key, version, correlation_id);
+    h.push(0);
+    h
+}
+
+/// Size-prefixed frame.
+fn frame(parts: &[&[u8]]) -> Vec<u8> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut f = (len as i32).to_be_bytes().to_vec();
+    for p in parts {
+        f.extend_from_slice(p);
+    }
+    f
+}
+
+fn unsigned_varint(mut v: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    while v >= 0x80 {
+        out.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+    out
+}
+
+/// Reads one response frame (without its size prefix).
+fn read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size)?;
+    let size = i32::from_be_bytes(size);
+    assert!((0..=16 << 20).contains(&size), "response frame size {size}");
+    let mut body = vec![0u8; size as usize];
+    s.read_exact(&mut body)?;
+    Ok(body)
+}
+
+/// Waits (bounded) for the broker to close the connection; returns any bytes it sent first.
+fn expect_closed(s: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return got,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                panic!("connection still open {IO_TIMEOUT:?} after bad input (got {got:?})")
+            }
+            Err(e) => panic!("unexpected read error: {e}"),
+        }
+    }
+}
+
+/// Big-endian cursor over a response.
+struct Cursor<'a>(&'a [u8]);
+
+impl Cursor<'_> {
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        assert!(self.0.len() >= N, "response truncated");
+        let (a, b) = self.0.split_at(N);
+        self.0 = b;
+        a.try_into().unwrap()
+    }
+    fn i16(&mut self) -> i16 {
+        i16::from_be_bytes(self.take())
+    }
+    fn i32(&mut self) -> i32 {
+        i32::from_be_bytes(self.take())
+    }
+    fn i64(&mut self) -> i64 {
+        i64::from_be_bytes(self.take())
+    }
+    fn string(&mut self) -> String {
+        let len = self.i16();
+        assert!(len >= 0, "null string");
+        let len = len as usize;
+        assert!(self.0.len() >= len, "response truncated");
+        let (a, b) = self.0.split_at(len);
+        self.0 = b;
+        String::from_utf8(a.to_vec()).unwrap()
+    }
+}
+
+/// Parses an ApiVersions v0 response body (after the size prefix): correlation id, error
+/// code, and the (key, min, max) list; asserts nothing is left over.
+fn parse_api_versions_v0(body: &[u8]) -> (i32, i16, Vec<(i16, i16, i16)>) {
+    let mut c = Cursor(body);
+    let corr = c.i32();
+    let error = c.i16();
+    let n = c.i32();
+    assert!((0..1000).contains(&n), "api count {n}");
+    let apis = (0..n).map(|_| (c.i16(), c.i16(), c.i16())).collect();
+    assert!(c.0.is_empty(), "{} bytes after the v0 body", c.0.len());
+    (corr, error, apis)
+}
+
+/// A hand-written ApiVersions v0 on a NEW connection is answered without error.
+fn assert_api_versions_ok(broker: &Broker) {
+    let mut s = connect(broker);
+    s.write_all(&frame(&[&header_v1(API_VERSIONS, 0, 4242)]))
+        .expect("send ApiVersions");
+    let body = read_frame(&mut s).expect("ApiVersions response on a new connection");
+    let (corr, error, apis) = parse_api_versions_v0(&body);
+    assert_eq!(corr, 4242);
+    assert_eq!(error, 0);
+    assert!(apis.iter().any(|a| a.0 == API_PRODUCE), "{apis:?}");
+}
+
+/// The process is alive and serves new connections: raw ApiVersions and an rdkafka round trip.
+fn assert_broker_serves(broker: &mut Broker) {
+    broker.assert_running();
+    assert_api_versions_ok(broker);
+    let producer = broker.producer(&[("acks", "all")]);
+    producer.send("alive", Some(0), &Msg::kv("still", "here"));
+    let d = producer.flush_ok(Duration::from_secs(15));
+    assert_eq!(d.len(), 1);
+    let offset = d[0].offset;
+    let got = broker.consume_all("alive", 0, offset, 1, Duration::from_secs(15));
+    assert_eq!(got[0].value.as_deref(), Some(&b"here"[..]));
+    broker.assert_running();
+}
+
+/// A frame whose size prefix is negative gets the connection closed, and the broker lives on.
+#[test]
+fn negative_frame_size_closes_connection() {
+    let mut broker = Broker::start(&[]);
+    let mut s = connect(&broker);
+    s.write_all(&(-2i32).to_be_bytes()).unwrap();
+    let _ = s.write_all(&[0u8; 16]);
+    let got = expect_closed(&mut s);
+    assert!(got.is_empty(), "unexpected response {got:?}");
+    assert_broker_serves(&mut broker);
+}
+
+/// A frame larger than socket.request.max.bytes gets the connection closed before the body is
+/// read, and the broker lives on.
+#[test]
+fn oversized_frame_closes_connection() {
+    let mut broker = Broker::start(&["--override", "socket.request.max.bytes=1024"]);
+    let mut s = connect(&broker);
+    s.write_all(&2048i32.to_be_bytes()).unwrap();
+    // The broker may already have closed: a failed write is fine.
+    let mut body = header_v1(API_VERSIONS, 0, 1);
+    body.resize(2048, 0);
+    let _ = s.write_all(&body);
+    let got = expect_closed(&mut s);
+    assert!(got.is_empty(), "unexpected response {got:?}");
+    assert_broker_serves(&mut broker);
+}
+
+/// ApiVersions v3 requests with a garbage body, or cut off right after the first 8 header
+/// bytes, are rejected (answered or closed, never left hanging) without harming the broker.
+#[test]
+fn api_versions_with_garbage_body() {
+    let mut broker = Broker::start(&[]);
+    let garbage: &[u8] = &[0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x02, 0x03];
+    let truncated: Vec<u8> = header_v1(API_VERSIONS, 3, 7)[..8].to_vec();
+    for request in [
+        frame(&[&header_v2(API_VERSIONS, 3, 7), garbage]),
+        frame(&[&truncated]),
+        frame(&[&header_v2(API_VERSIONS, 3, 7), &[0x05, b'a']]),
+    ] {
+        let mut s = connect(&broker);
+        s.write_all(&request).unwrap();
+        let got = expect_closed(&mut s);
+        if !got.is_empty() {
+            // An answer is acceptable if it is a well-formed frame for our correlation id.
+            assert!(got.len() >= 8, "partial response {got:?}");
+            let size = i32::from_be_bytes(got[..4].try_into().unwrap());
+            assert_eq!(size as usize, got.len() - 4, "response frame size");
+            assert_eq!(&got[4..8], &7i32.to_be_bytes(), "correlation id");
+        }
+        broker.assert_running();
+    }
+    assert_broker_serves(&mut broker);
+}
+
+/// Array counts of 0x7fffffff with no bytes behind them (Metadata v9 compact array, Metadata v1
+/// and Produce v3 classic arrays) must not make the decoder reserve its way into an abort:
+/// the connection is closed and the process lives on.
+#[test]
+fn huge_array_count_does_not_abort() {
+    let mut broker = Broker::start(&[]);
+    let requests: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "Metadata v9 (compact array)",
+            frame(&[
+                &header_v2(API_METADATA, 9, 11),
+                &unsigned_varint(0x7fff_ffff),
+            ]),
+        ),
+        (
+            "Metadata v9 (compact array, count+1 = 2^32-1)",
+            frame(&[
+                &header_v2(API_METADATA, 9, 12),
+                &unsigned_varint(0xffff_fffe),
+            ]),
+        ),
+        (
+            "Metadata v1 (classic array)",
+            frame(&[
+                &header_v1(API_METADATA, 1, 13),
+                &0x7fff_ffffi32.to_be_bytes(),
+            ]),
+        ),
+        (
+            "Produce v3 (topic array)",
+            frame(&[
+                &header_v1(API_PRODUCE, 3, 14),
+                &(-1i16).to_be_bytes(),
+                &1i16.to_be_bytes(),
+                &5000i32.to_be_bytes(),
+                &0x7fff_ffffi32.to_be_bytes(),
+            ]),
+        ),
+    ];
+    for (what, request) in requests {
+        let mut s = connect(&broker);
+        s.write_all(&request).unwrap();
+        let got = expect_closed(&mut s);
+        assert!(got.is_empty(), "{what}: unexpected response {got:?}");
+        broker.assert_running();
+    }
+    assert_broker_serves(&mut broker);
+}
+
+/// An unknown API key (9999) gets the connection closed, and the broker lives on.
+#[test]
+fn unknown_api_key_closes_connection() {
+    let mut broker = Broker::start(&[]);
+    let mut s = connect(&broker);
+    s.write_all(&frame(&[&header_v1(9999, 0, 3)])).unwrap();
+    let got = expect_closed(&mut s);
+    assert!(got.is_empty(), "unexpected response {got:?}");
+    assert_broker_serves(&mut broker);
+}
+
+/// ApiVersions v99 is answered per KIP-511: a v0 response (header v0) with UNSUPPORTED_VERSION
+/// and the full list of supported APIs.
+#[test]
+fn api_versions_unknown_version_answers_v0() {
+    let mut broker = Broker::start(&[]);
+    let mut s = connect(&broker);
+    // A client newer than us sends its newest (flexible) header and body.
+    let body = [0x01u8, 0x01, 0x00]; // two empty compact strings, no tagged fields
+    s.write_all(&frame(&[&header_v2(API_VERSIONS, 99, 777), &body]))
+        .unwrap();
+    let response = read_frame(&mut s).expect("an ApiVersions response");
+    let (corr, error, apis) = parse_api_versions_v0(&response);
+    assert_eq!(corr, 777);
+    assert_eq!(error, UNSUPPORTED_VERSION);
+    assert!(!apis.is_empty());
+    let av = apis
+        .iter()
+        .find(|a| a.0 == API_VERSIONS)
+        .expect("ApiVersions in the list");
+    assert!(av.1 == 0 && av.2 >= 3, "ApiVersions range {av:?}");
+    assert!(apis.iter().all(|a| a.1 <= a.2), "ranges {apis:?}");
+    // The connection stays usable: a supported version is then answered normally.
+    s.write_all(&frame(&[&header_v1(API_VERSIONS, 0, 778)]))
+        .unwrap();
+    let (corr, error, _) = parse_api_versions_v0(&read_frame(&mut s).expect("second response"));
+    assert_eq!((corr, error), (778, 0));
+    assert_broker_serves(&mut broker);
+}
+
+fn record_batch(n: i64) -> Vec<u8> {
+    let records: Vec<Record> = (0..n)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i,
+            sequence: -1,
+            timestamp: 1_700_000_000_000 + i,
+            key: Some(Bytes::from(format!("key-{i}"))),
+            value: Some(Bytes::from(format!("value-{i}"))),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode batch");
+    buf.to_vec()
+}
+
+/// A Produce v3 request, acks=1, of `records` to partition 0 of `topic`.
+fn produce_v3(correlation_id: i32, topic: &str, records: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&(-1i16).to_be_bytes()); // transactional_id: null
+    body.extend_from_slice(&1i16.to_be_bytes()); // acks
+    body.extend_from_slice(&5000i32.to_be_bytes()); // timeout_ms
+    body.extend_from_slice(&1i32.to_be_bytes()); // one topic
+    body.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+    body.extend_from_slice(topic.as_bytes());
+    body.extend_from_slice(&1i32.to_be_bytes()); // one partition
+    body.extend_from_slice(&0i32.to_be_bytes()); // index 0
+    body.extend_from_slice(&(records.len() as i32).to_be_bytes());
+    body.extend_from_slice(records);
+    frame(&[&header_v1(API_PRODUCE, 3, correlation_id), &body])
+}
+
+/// Parses a Produce v3 response with one topic and one partition: (error_code, base_offset).
+fn parse_produce_v3(body: &[u8], correlation_id: i32, topic: &str) -> (i16, i64) {
+    let mut c = Cursor(body);
+    assert_eq!(c.i32(), correlation_id);
+    assert_eq!(c.i32(), 1, "topic count");
+    assert_eq!(c.string(), topic);
+    assert_eq!(c.i32(), 1, "partition count");
+    assert_eq!(c.i32(), 0, "partition index");
+    let error = c.i16();
+    let base_offset = c.i64();
+    let _log_append_time = c.i64();
+    let _throttle = c.i32();
+    assert!(c.0.is_empty(), "{} bytes after the v3 body", c.0.len());
+    (error, base_offset)
+}
+
+/// A record batch whose CRC does not match is refused with CORRUPT_MESSAGE for its partition
+/// and nothing of it is stored; the same batch intact is then appended at offset 0.
+#[test]
+fn produce_with_bad_crc_is_corrupt_message() {
+    let mut broker = Broker::start(&[]);
+    let topic = "crc-check";
+    broker.create_topic(topic, 1);
+    let good = record_batch(3);
+    // Flip a bit of the last value byte: covered by the CRC, length fields untouched.
+    let mut bad = good.clone();
+    *bad.last_mut().unwrap() ^= 0x01;
+    let mut s = connect(&broker);
+    s.write_all(&produce_v3(21, topic, &bad)).unwrap();
+    let (error, _) = parse_produce_v3(&read_frame(&mut s).expect("produce response"), 21, topic);
+    assert_eq!(
+        error, CORRUPT_MESSAGE,
+        "error code for a batch with a bad CRC"
+    );
+
+    // Corrupt CRC field itself.
+    let mut bad_crc = good.clone();
+    bad_crc[17] ^= 0x80;
+    s.write_all(&produce_v3(22, topic, &bad_crc)).unwrap();
+    let (error, _) = parse_produce_v3(&read_frame(&mut s).expect("produce response"), 22, topic);
+    assert_eq!(
+        error, CORRUPT_MESSAGE,
+        "error code for a batch with a bad CRC field"
+    );
+
+    // Same connection, intact batch: stored at offset 0 (nothing of the bad ones was kept).
+    s.write_all(&produce_v3(23, topic, &good)).unwrap();
+    let (error, base) = parse_produce_v3(&read_frame(&mut s).expect("produce response"), 23, topic);
+    assert_eq!((error, base), (0, 0));
+    assert_eq!(broker.watermarks(topic, 0), (0, 3));
+    let got = broker.consume_all(topic, 0, 0, 3, Duration::from_secs(15));
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(r.offset, i as i64);
+        assert_eq!(r.key.as_deref(), Some(format!("key-{i}").as_bytes()));
+        assert_eq!(r.value.as_deref(), Some(format!("value-{i}").as_bytes()));
+    }
+    assert_broker_serves(&mut broker);
+}
