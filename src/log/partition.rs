@@ -68,11 +68,42 @@ struct AppendJob {
     reply: oneshot::Sender<Result<AppendOutcome, LogError>>,
 }
 
+/// Jobs bound for the active segment, with the offsets and positions their batches will get.
+#[derive(Default)]
+struct Run {
+    jobs: Vec<(AppendJob, i64)>,
+    batches: Vec<PendingBatch>,
+    bytes: usize,
+}
+
+struct PendingBatch {
+    base_offset: i64,
+    position: u32,
+    max_timestamp: i64,
+    next_offset: i64,
+}
+
 struct LogState {
     segments: Vec<Segment>,
     log_start_offset: i64,
     /// One past the last offset whose bytes are in the file.
     high_watermark: i64,
+}
+
+impl LogState {
+    /// The segment taking appends. `open` creates one when the directory has none and `roll`
+    /// only ever adds one, so there always is one.
+    fn active(&self) -> &Segment {
+        self.segments
+            .last()
+            .expect("a partition always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .last_mut()
+            .expect("a partition always has an active segment")
+    }
 }
 
 pub struct ReadOutcome {
@@ -241,29 +272,16 @@ impl PartitionLog {
 
     /// Writes a run of jobs, rolling segments where one does not fit, and answers each job.
     async fn write_jobs(&self, jobs: Vec<AppendJob>) {
-        let config = self.config.get();
-        let mut pending = BytesMut::new();
-        let mut pending_jobs: Vec<(AppendJob, i64)> = Vec::new();
-        let mut pending_index: Vec<(i64, u32, i64, i64)> = Vec::new(); // (base, pos, max_ts, next)
+        let segment_bytes = self.config.get().segment_bytes as usize;
+        let mut run = Run::default();
         for job in jobs {
             if let Some(e) = self.failed.borrow().as_ref() {
                 let _ = job.reply.send(Err(LogError::Storage(e.clone())));
                 continue;
             }
-            let (active_size, mut next_offset) = {
-                let state = self.state.borrow();
-                let active = state
-                    .segments
-                    .last()
-                    .expect("a partition always has a segment");
-                let next = pending_index.last().map_or(active.next_offset, |p| p.3);
-                (active.size as usize + pending.len(), next)
-            };
-            if active_size > 0 && active_size + job.records.len() > config.segment_bytes as usize {
-                if let Err(e) = self
-                    .flush(&mut pending, &mut pending_jobs, &mut pending_index)
-                    .await
-                {
+            let filled = self.state.borrow().active().size as usize + run.bytes;
+            if filled > 0 && filled + job.records.len() > segment_bytes {
+                if let Err(e) = self.flush(&mut run).await {
                     self.fail(e, job);
                     continue;
                 }
@@ -271,33 +289,29 @@ impl PartitionLog {
                     self.fail(e, job);
                     continue;
                 }
-                next_offset = self
-                    .state
-                    .borrow()
-                    .segments
-                    .last()
-                    .map_or(0, |s| s.next_offset);
             }
-            let base_offset = next_offset;
-            let start = pending.len();
-            pending.extend_from_slice(&job.records);
-            let seg_size = self.state.borrow().segments.last().map_or(0, |s| s.size);
-            let mut at = start;
+            let (segment_size, segment_next) = {
+                let state = self.state.borrow();
+                (state.active().size, state.active().next_offset)
+            };
+            let base_offset = run.batches.last().map_or(segment_next, |b| b.next_offset);
+            let mut next = base_offset;
+            let mut position = segment_size + run.bytes as u32;
             for h in &job.headers {
-                let total = h.total_bytes as usize;
-                batch::assign_offset(&mut pending[at..at + total], next_offset, 0);
-                let pos = seg_size + at as u32;
-                let next = next_offset + i64::from(h.last_offset_delta) + 1;
-                pending_index.push((next_offset, pos, h.max_timestamp, next));
-                next_offset = next;
-                at += total;
+                let after = next + i64::from(h.last_offset_delta) + 1;
+                run.batches.push(PendingBatch {
+                    base_offset: next,
+                    position,
+                    max_timestamp: h.max_timestamp,
+                    next_offset: after,
+                });
+                next = after;
+                position += h.total_bytes;
             }
-            pending_jobs.push((job, base_offset));
+            run.bytes += job.records.len();
+            run.jobs.push((job, base_offset));
         }
-        if let Err(e) = self
-            .flush(&mut pending, &mut pending_jobs, &mut pending_index)
-            .await
-        {
+        if let Err(e) = self.flush(&mut run).await {
             tracing::error!(topic = %self.topic, partition = self.partition, error = %e, "write failed; partition is offline");
         }
     }
@@ -308,24 +322,30 @@ impl PartitionLog {
         let _ = job.reply.send(Err(LogError::Storage(e.to_string())));
     }
 
-    /// Writes the pending bytes to the active segment, then publishes them: index, high
-    /// watermark, waiting fetches, and the jobs' replies.
-    async fn flush(
-        &self,
-        pending: &mut BytesMut,
-        jobs: &mut Vec<(AppendJob, i64)>,
-        index: &mut Vec<(i64, u32, i64, i64)>,
-    ) -> io::Result<()> {
-        if pending.is_empty() {
+    /// Writes a run to the active segment (its batches copied once, straight into the aligned
+    /// buffer, with their offsets written in), then publishes it: index, high watermark,
+    /// waiting fetches, and the jobs' replies.
+    async fn flush(&self, run: &mut Run) -> io::Result<()> {
+        if run.jobs.is_empty() {
             return Ok(());
         }
+        let run_start = run.batches.first().map_or(0, |b| b.position);
         let planned = {
             let mut state = self.state.borrow_mut();
-            let active = state
-                .segments
-                .last_mut()
-                .expect("a partition always has a segment");
-            active.plan_write(pending)
+            state.active_mut().plan_write(run.bytes, |buf| {
+                let mut at = 0;
+                for (job, _) in &run.jobs {
+                    buf[at..at + job.records.len()].copy_from_slice(&job.records);
+                    at += job.records.len();
+                }
+                for b in &run.batches {
+                    batch::assign_offset(
+                        &mut buf[(b.position - run_start) as usize..],
+                        b.base_offset,
+                        0,
+                    );
+                }
+            })
         };
         let result = match planned {
             Ok(p) => {
@@ -334,32 +354,32 @@ impl PartitionLog {
             }
             Err(e) => Err(e),
         };
-        pending.clear();
+        let jobs = std::mem::take(&mut run.jobs);
+        let batches = std::mem::take(&mut run.batches);
+        run.bytes = 0;
         let (file, new_size) = match result {
             Ok(ok) => ok,
             Err(e) => {
                 *self.failed.borrow_mut() = Some(e.to_string());
-                for (job, _) in jobs.drain(..) {
+                for (job, _) in jobs {
                     let _ = job.reply.send(Err(LogError::Storage(e.to_string())));
                 }
-                index.clear();
                 return Err(e);
             }
         };
         let interval = self.config.get().index_interval_bytes;
         let log_start_offset = {
             let mut state = self.state.borrow_mut();
-            let active = state
-                .segments
-                .last_mut()
-                .expect("a partition always has a segment");
-            for (base, pos, max_ts, next) in index.drain(..) {
-                assert!(base >= active.next_offset, "offsets only grow");
-                active.max_timestamp = active.max_timestamp.max(max_ts);
-                let rel = u32::try_from(base - active.base_offset).unwrap_or(u32::MAX);
+            let active = state.active_mut();
+            for b in batches {
+                assert!(b.base_offset >= active.next_offset, "offsets only grow");
+                active.max_timestamp = active.max_timestamp.max(b.max_timestamp);
+                let rel = u32::try_from(b.base_offset - active.base_offset).unwrap_or(u32::MAX);
                 let max_so_far = active.max_timestamp;
-                active.index.on_append(rel, pos, max_so_far, interval);
-                active.next_offset = next;
+                active
+                    .index
+                    .on_append(rel, b.position, max_so_far, interval);
+                active.next_offset = b.next_offset;
             }
             active.size = new_size;
             let next = active.next_offset;
@@ -368,7 +388,7 @@ impl PartitionLog {
         };
         self.commit.mark_dirty(&file);
         self.appended.notify_all();
-        for (job, base_offset) in jobs.drain(..) {
+        for (job, base_offset) in jobs {
             let _ = job.reply.send(Ok(AppendOutcome {
                 base_offset,
                 log_start_offset,
@@ -381,10 +401,7 @@ impl PartitionLog {
     async fn roll(&self) -> io::Result<()> {
         let (seal, next_offset) = {
             let mut state = self.state.borrow_mut();
-            let active = state
-                .segments
-                .last_mut()
-                .expect("a partition always has a segment");
+            let active = state.active_mut();
             (active.seal_plan(), active.next_offset)
         };
         seal.execute().await?;

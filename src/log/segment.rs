@@ -217,12 +217,17 @@ impl Segment {
         }
     }
 
-    /// Plans the write of `batches` (already carrying their offsets) after the segment's data:
-    /// the aligned blocks to write, beginning with the partly filled last block. The caller
-    /// awaits the write with no borrow of the segment held, then calls `written`.
-    pub fn plan_write(&mut self, batches: &[u8]) -> io::Result<PlannedWrite> {
+    /// Plans the write of `len` new bytes after the segment's data: the aligned blocks to write,
+    /// beginning with the partly filled last block. `fill` writes the new bytes (batches with
+    /// their offsets) into the buffer. The caller awaits the write with no borrow of the segment
+    /// held, then records the new size.
+    pub fn plan_write(
+        &mut self,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> io::Result<PlannedWrite> {
         let start_block = self.file.align_down(u64::from(self.size));
-        let new_size = u64::from(self.size) + batches.len() as u64;
+        let new_size = u64::from(self.size) + len as u64;
         let new_size = u32::try_from(new_size).map_err(|_| {
             io::Error::other(format!(
                 "{}: segment would exceed 4 GiB",
@@ -237,8 +242,8 @@ impl Segment {
         let tail_len = self.tail.len();
         debug_assert_eq!(tail_len as u64, u64::from(self.size) - start_block);
         bytes[..tail_len].copy_from_slice(&self.tail);
-        bytes[tail_len..tail_len + batches.len()].copy_from_slice(batches);
-        bytes[tail_len + batches.len()..].fill(0);
+        fill(&mut bytes[tail_len..tail_len + len]);
+        bytes[tail_len + len..].fill(0);
         let new_tail_start = (self.file.align_down(u64::from(new_size)) - start_block) as usize;
         let new_tail_end = (u64::from(new_size) - start_block) as usize;
         self.tail.clear();
