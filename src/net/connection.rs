@@ -61,6 +61,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
 
     let max_frame = shard.config.socket_request_max_bytes;
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    // Bytes still to come of a frame whose size prefix has been read.
+    let mut missing = 0usize;
     'read: loop {
         // Take every complete frame in the buffer.
         loop {
@@ -73,7 +75,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 }
             };
             if buf.len() < frame::SIZE_PREFIX_BYTES + size {
-                buf.reserve(frame::SIZE_PREFIX_BYTES + size - buf.len());
+                missing = frame::SIZE_PREFIX_BYTES + size - buf.len();
                 break;
             }
             buf.advance(frame::SIZE_PREFIX_BYTES);
@@ -93,9 +95,11 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         if shard.stopping.get() {
             break;
         }
+        // Read room for the rest of the current frame (or a chunk): zero-filling only what
+        // the next read may fill keeps the cost per byte constant for large frames.
         let start = buf.len();
-        let fill_to = buf.capacity().max(start + READ_CHUNK_BYTES);
-        buf.resize(fill_to, 0);
+        buf.resize(start + missing.max(READ_CHUNK_BYTES), 0);
+        missing = 0;
         let read = {
             let stop = shard.stop_notify.notified();
             let read = reader.read(&mut buf[start..]);
