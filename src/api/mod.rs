@@ -10,6 +10,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
+pub mod find_coordinator;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -35,6 +36,7 @@ pub const SUPPORTED: &[(ApiKey, Versions)] = &[
     (ApiKey::Produce, produce::VERSIONS),
     (ApiKey::Fetch, fetch::VERSIONS),
     (ApiKey::ListOffsets, list_offsets::VERSIONS),
+    (ApiKey::FindCoordinator, find_coordinator::VERSIONS),
     (ApiKey::Metadata, metadata::VERSIONS),
     (ApiKey::ApiVersions, api_versions::VERSIONS),
     (ApiKey::CreateTopics, create_topics::VERSIONS),
@@ -168,6 +170,9 @@ pub async fn dispatch(shard: &Rc<Shard>, frame: Bytes) -> Result<ReplyTask, Stri
             spawn(async move { metadata::handle(&shard, ctx, req).await })
         }
         RequestKind::ApiVersions(req) => spawn(async move { api_versions::handle(ctx, req) }),
+        RequestKind::FindCoordinator(req) => {
+            spawn(async move { find_coordinator::handle(ctx, req) })
+        }
         RequestKind::CreateTopics(req) => {
             spawn(async move { create_topics::handle(&shard, ctx, req).await })
         }

@@ -33,6 +33,8 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 pub const CLIENT_TIMEOUT_MS: &str = "10000";
 /// Default bound for one admin / metadata / watermark call.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Set this environment variable to keep each test's data directory and broker log.
+pub const KEEP_ENV: &str = "SHARDLOG_E2E_KEEP";
 /// glommio's smallest io_memory, as `Config::for_tests` uses: tests run several brokers at
 /// once and locked memory is charged per user.
 const IO_MEMORY_ARG: &str = "shardlog.io.memory.bytes=65536";
@@ -75,6 +77,7 @@ impl Broker {
         let mut broker = Broker {
             dir: tempfile::Builder::new()
                 .prefix("shardlog-e2e-")
+                .disable_cleanup(std::env::var_os(KEEP_ENV).is_some())
                 .tempdir()
                 .expect("tempdir"),
             port: free_port(),
@@ -341,6 +344,9 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
+        if std::env::var_os(KEEP_ENV).is_some() {
+            eprintln!("kept broker directory {}", self.dir.path().display());
+        }
         if std::thread::panicking() {
             eprintln!(
                 "--- broker log ({}) ---\n{}--- end of broker log ---",
