@@ -17,7 +17,8 @@ partition from the beginning to its high watermark with assign() and checks:
 verify-only: the same reading and checks without producing (e.g. after a broker restart).
 
 The broker has no consumer groups, transactions or idempotent producer yet, so the consumer has
-no group.id (assign() only, no commits) and the producers set enable.idempotence=false.
+a group.id only
+because the Python client requires one: it uses assign() only and never commits and the producers set enable.idempotence=false.
 
 Prints one line per check and a last line "PASS: ..." or "FAIL: ..."; exits 0 only on PASS.
 Every step is bounded by --timeout (a watchdog ends the process with FAIL when it runs out).
@@ -220,6 +221,9 @@ def consume(args, deadline, checks):
     consumer = Consumer({
         "bootstrap.servers": args.bootstrap,
         "client.id": "roundtrip-verify",
+        # The Python client insists on a group.id; with assign() and no commits librdkafka
+        # joins no group (and sends no FindCoordinator to a broker that does not offer it).
+        "group.id": "shardlog-roundtrip-assign-only",
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "error",
@@ -338,8 +342,9 @@ def main():
     started = time.monotonic()
     summary = f"{args.mode} topic={args.topic} records={args.records} partitions={args.partitions}"
     try:
-        log(f"confluent-kafka {__import__('confluent_kafka').version()[0]}, "
-            f"librdkafka {__import__('confluent_kafka').libversion()[0]}; {summary}")
+        import confluent_kafka
+        log(f"confluent-kafka {confluent_kafka.version()}, "
+            f"librdkafka {confluent_kafka.libversion()[0]}; {summary}")
         reports = None
         if args.mode == "produce-and-verify":
             if ensure_topic(args, deadline, checks):

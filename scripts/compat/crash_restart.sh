@@ -82,7 +82,7 @@ trap 'exit 130' INT TERM
 start_broker() {
     run=$((run + 1))
     blog="$tmp/broker-$run.log"
-    "$bin" --data-dir "$data" --listen "$bootstrap" --advertise "$bootstrap" --shards 2 \
+    NO_COLOR=1 "$bin" --data-dir "$data" --listen "$bootstrap" --advertise "$bootstrap" --shards 2 \
         >"$blog" 2>&1 &
     pid=$!
     for _ in $(seq 1 300); do
@@ -104,7 +104,7 @@ start_broker() {
 }
 
 show_log_tail() {
-    [ -n "${blog:-}" ] && [ -f "$blog" ] && tail -n 15 "$blog" | sed 's/^/    broker: /'
+    [ -n "${blog:-}" ] && [ -f "$blog" ] && tail -n 15 "$blog" | sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^/    broker: /'
 }
 
 # ---- kcat -----------------------------------------------------------------------------------
@@ -145,7 +145,8 @@ kcat_produce() {
 }
 
 kcat_consume() {
-    local what="$1" got="$tmp/kcat-got-$run.txt"
+    local what="$1"
+    local got="$tmp/kcat-got-$run.txt"
     timeout 60 kcat -C -b "$bootstrap" -t "$kcat_topic" -o beginning -e -q \
         >"$got" 2>"$got.err"
     local rc=$?
@@ -159,7 +160,8 @@ kcat_consume() {
 }
 
 roundtrip() {
-    local mode="$1" out="$tmp/roundtrip-$mode.txt"
+    local mode="$1"
+    local out="$tmp/roundtrip-$mode.txt"
     "$python" "$here/confluent_roundtrip.py" --bootstrap "$bootstrap" --topic roundtrip \
         --records "$records" --partitions 8 --mode "$mode" --timeout 300 >"$out" 2>&1
     local rc=$?

@@ -58,13 +58,21 @@ const LISTEN_BACKLOG: i32 = 1024;
 /// A listening socket with SO_REUSEPORT (every shard binds the same address and the kernel
 /// spreads connections) and SO_REUSEADDR (a restart binds despite connections in TIME_WAIT).
 fn bind_listener(addr: std::net::SocketAddr) -> io::Result<socket2::Socket> {
+    let socket = bind_socket(addr)?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket)
+}
+
+/// A bound socket that does not listen: it checks the address and resolves port 0 without
+/// ever accepting a connection (a client reaching a socket that is then closed would see a
+/// reset before the broker is up).
+fn bind_socket(addr: std::net::SocketAddr) -> io::Result<socket2::Socket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.set_cloexec(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
     Ok(socket)
 }
 
@@ -105,7 +113,7 @@ pub fn start(config: Config) -> io::Result<Running> {
     }
     // Bind once here so a bad address is reported before any thread starts, and so `:0`
     // resolves to one port that every shard then binds with SO_REUSEPORT.
-    let probe = bind_listener(config.listen).map_err(|e| {
+    let probe = bind_socket(config.listen).map_err(|e| {
         io::Error::new(
             e.kind(),
             format!(
