@@ -152,21 +152,14 @@ fn trim_to_max_bytes(results: &mut [Option<PartResult>], max_bytes: usize) {
 
 /// Reads every part from its owner, all owners at once.
 async fn read_all(shard: &Rc<Shard>, parts: &[FetchPart]) -> Vec<PartResult> {
-    let mut by_owner: Vec<Vec<FetchPart>> = (0..shard.count).map(|_| Vec::new()).collect();
-    for p in parts {
-        by_owner[shard.owner(&p.topic, p.partition)].push(p.clone());
-    }
-    let mut replies = Vec::new();
-    for (owner, parts) in by_owner.into_iter().enumerate() {
-        if parts.is_empty() {
-            continue;
-        }
-        let (tx, rx) = oneshot::channel();
-        shard
-            .send(owner, ShardRequest::Fetch(OwnerFetch { parts, reply: tx }))
-            .await;
-        replies.push(rx);
-    }
+    let owned = parts
+        .iter()
+        .map(|p| (shard.owner(&p.topic, p.partition), p.clone()));
+    let replies = shard
+        .scatter(owned, |parts, reply| {
+            ShardRequest::Fetch(OwnerFetch { parts, reply })
+        })
+        .await;
     let mut out = Vec::with_capacity(parts.len());
     for r in futures::future::join_all(replies).await {
         out.extend(r.unwrap_or_default());
@@ -176,28 +169,21 @@ async fn read_all(shard: &Rc<Shard>, parts: &[FetchPart]) -> Vec<PartResult> {
 
 /// Returns when any owner reports data on one of `parts`, or after `timeout`.
 async fn wait_any(shard: &Rc<Shard>, parts: &[FetchPart], timeout: Duration) {
-    let mut by_owner: Vec<Vec<(String, i32, i64)>> = (0..shard.count).map(|_| Vec::new()).collect();
-    for p in parts {
-        by_owner[shard.owner(&p.topic, p.partition)].push((p.topic.clone(), p.partition, p.offset));
-    }
-    let mut waits = Vec::new();
-    for (owner, parts) in by_owner.into_iter().enumerate() {
-        if parts.is_empty() {
-            continue;
-        }
-        let (tx, rx) = oneshot::channel();
-        shard
-            .send(
-                owner,
-                ShardRequest::FetchWait(OwnerWait {
-                    parts,
-                    timeout,
-                    reply: tx,
-                }),
-            )
-            .await;
-        waits.push(rx);
-    }
+    let owned = parts.iter().map(|p| {
+        (
+            shard.owner(&p.topic, p.partition),
+            (p.topic.clone(), p.partition, p.offset),
+        )
+    });
+    let waits = shard
+        .scatter(owned, |parts, reply| {
+            ShardRequest::FetchWait(OwnerWait {
+                parts,
+                timeout,
+                reply,
+            })
+        })
+        .await;
     if waits.is_empty() {
         return;
     }

@@ -28,8 +28,7 @@ pub struct OwnerListOffsets {
 pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: ListOffsetsRequest) -> Reply {
     let catalog = shard.catalog();
     let mut layout = Vec::with_capacity(req.topics.len());
-    let mut by_owner: Vec<Vec<(usize, String, i32, i64)>> =
-        (0..shard.count).map(|_| Vec::new()).collect();
+    let mut owned = Vec::new();
     let mut answers: Vec<Result<(i64, i64), ResponseError>> = Vec::new();
     for t in &req.topics {
         let topic = t.name.0.to_string();
@@ -41,11 +40,9 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: ListOffsetsRequest) -> Rep
             match known {
                 Some(n) if p.partition_index >= 0 && p.partition_index < n => {
                     answers.push(Err(ResponseError::UnknownServerError));
-                    by_owner[shard.owner(&topic, p.partition_index)].push((
-                        slot,
-                        topic.clone(),
-                        p.partition_index,
-                        p.timestamp,
+                    owned.push((
+                        shard.owner(&topic, p.partition_index),
+                        (slot, topic.clone(), p.partition_index, p.timestamp),
                     ));
                 }
                 _ => answers.push(Err(ResponseError::UnknownTopicOrPartition)),
@@ -53,20 +50,11 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: ListOffsetsRequest) -> Rep
         }
         layout.push((topic, indexes));
     }
-    let mut replies = Vec::new();
-    for (owner, parts) in by_owner.into_iter().enumerate() {
-        if parts.is_empty() {
-            continue;
-        }
-        let (tx, rx) = oneshot::channel();
-        shard
-            .send(
-                owner,
-                ShardRequest::ListOffsets(OwnerListOffsets { parts, reply: tx }),
-            )
-            .await;
-        replies.push(rx);
-    }
+    let replies = shard
+        .scatter(owned, |parts, reply| {
+            ShardRequest::ListOffsets(OwnerListOffsets { parts, reply })
+        })
+        .await;
     for r in futures::future::join_all(replies).await {
         for (slot, answer) in r.unwrap_or_default() {
             answers[slot] = answer;

@@ -79,7 +79,7 @@ fn batch_error_code(e: &BatchError) -> ResponseError {
 pub async fn start(shard: &Rc<Shard>, ctx: Ctx, req: ProduceRequest) -> ReplyTask {
     let acks = req.acks;
     let catalog = shard.catalog();
-    let mut by_owner: Vec<Vec<OwnerPart>> = (0..shard.count).map(|_| Vec::new()).collect();
+    let mut owned = Vec::new();
     let mut immediate: Vec<PartResult> = Vec::new();
     let shape: Vec<(String, Vec<i32>)> = req
         .topic_data
@@ -106,12 +106,15 @@ pub async fn start(shard: &Rc<Shard>, ctx: Ctx, req: ProduceRequest) -> ReplyTas
             }
             match known {
                 Some(n) if p.index >= 0 && p.index < n => {
-                    by_owner[shard.owner(&topic, p.index)].push(OwnerPart {
-                        slot,
-                        topic: topic.clone(),
-                        partition: p.index,
-                        records: p.records,
-                    });
+                    owned.push((
+                        shard.owner(&topic, p.index),
+                        OwnerPart {
+                            slot,
+                            topic: topic.clone(),
+                            partition: p.index,
+                            records: p.records,
+                        },
+                    ));
                 }
                 _ => immediate.push(PartResult::error(
                     slot,
@@ -121,24 +124,11 @@ pub async fn start(shard: &Rc<Shard>, ctx: Ctx, req: ProduceRequest) -> ReplyTas
             }
         }
     }
-    let mut pending = Vec::new();
-    for (owner, parts) in by_owner.into_iter().enumerate() {
-        if parts.is_empty() {
-            continue;
-        }
-        let (tx, rx) = oneshot::channel();
-        shard
-            .send(
-                owner,
-                ShardRequest::Produce(OwnerProduce {
-                    acks,
-                    parts,
-                    reply: tx,
-                }),
-            )
-            .await;
-        pending.push(rx);
-    }
+    let pending = shard
+        .scatter(owned, |parts, reply| {
+            ShardRequest::Produce(OwnerProduce { acks, parts, reply })
+        })
+        .await;
     spawn(async move {
         let mut results = immediate;
         for rx in pending {

@@ -103,6 +103,30 @@ impl Shard {
         }
     }
 
+    /// Sends one request to each shard owning some of `parts` (given as `(owner, part)`), built
+    /// by `make` from that owner's parts, and returns the reply receivers. Owners are visited in
+    /// shard order, so one caller's successive requests reach each owner in order.
+    pub async fn scatter<P, R>(
+        self: &Rc<Self>,
+        parts: impl IntoIterator<Item = (usize, P)>,
+        mut make: impl FnMut(Vec<P>, oneshot::Sender<R>) -> ShardRequest,
+    ) -> Vec<oneshot::Receiver<R>> {
+        let mut by_owner: Vec<Vec<P>> = (0..self.count).map(|_| Vec::new()).collect();
+        for (owner, part) in parts {
+            by_owner[owner].push(part);
+        }
+        let mut replies = Vec::new();
+        for (owner, parts) in by_owner.into_iter().enumerate() {
+            if parts.is_empty() {
+                continue;
+            }
+            let (tx, rx) = oneshot::channel();
+            self.send(owner, make(parts, tx)).await;
+            replies.push(rx);
+        }
+        replies
+    }
+
     /// Handles a request addressed to this shard. The part that must keep arrival order (queueing
     /// appends) runs before this returns; waiting parts run as tasks.
     pub fn handle(self: &Rc<Self>, req: ShardRequest) {
