@@ -16,9 +16,9 @@ partition from the beginning to its high watermark with assign() and checks:
     offset its delivery report gave.
 verify-only: the same reading and checks without producing (e.g. after a broker restart).
 
-The broker has no consumer groups, transactions or idempotent producer yet, so the consumer has
-a group.id only
-because the Python client requires one: it uses assign() only and never commits and the producers set enable.idempotence=false.
+The broker has no consumer groups, transactions or idempotent producer yet, so the producers set
+enable.idempotence=false and the consumer uses assign() at explicit offsets and never commits; it
+has a group.id only because the Python client refuses to create a consumer without one.
 
 Prints one line per check and a last line "PASS: ..." or "FAIL: ..."; exits 0 only on PASS.
 Every step is bounded by --timeout (a watchdog ends the process with FAIL when it runs out).
@@ -26,7 +26,10 @@ Every step is bounded by --timeout (a watchdog ends the process with FAIL when i
 
 import argparse
 import hashlib
+import logging
 import os
+import socket
+import struct
 import sys
 import threading
 import time
@@ -44,6 +47,29 @@ CODECS = ["gzip", "snappy", "lz4", "zstd"]
 
 def log(msg):
     print(msg, flush=True)
+
+
+class CappedHandler(logging.Handler):
+    """librdkafka's log lines: the first few of each kind are printed, the rest only counted, so
+    a broker that is down does not flood the output with reconnect messages."""
+
+    def __init__(self, cap=5):
+        super().__init__()
+        self.cap = cap
+        self.seen = {}
+
+    def emit(self, record):
+        text = record.getMessage()
+        kind = text.split("]: ", 1)[-1][:60]
+        self.seen[kind] = self.seen.get(kind, 0) + 1
+        if self.seen[kind] <= self.cap:
+            print(f"librdkafka: {text}", file=sys.stderr, flush=True)
+
+
+RDKAFKA_LOGGER = logging.getLogger("librdkafka")
+RDKAFKA_LOGGER.addHandler(CappedHandler())
+RDKAFKA_LOGGER.propagate = False
+RDKAFKA_LOGGER.setLevel(logging.INFO)
 
 
 class Deadline:
@@ -119,7 +145,8 @@ class Checks:
 
 
 def ensure_topic(args, deadline, checks):
-    admin = AdminClient({"bootstrap.servers": args.bootstrap, "socket.timeout.ms": 30000})
+    admin = AdminClient({"bootstrap.servers": args.bootstrap, "socket.timeout.ms": 30000,
+                         "logger": RDKAFKA_LOGGER})
     md = admin.list_topics(timeout=deadline.left(30))
     topic = md.topics.get(args.topic)
     if topic is None or topic.error is not None:
@@ -167,6 +194,7 @@ def produce(args, deadline, checks):
             "linger.ms": 5,
             "message.timeout.ms": int(max(10.0, deadline.left(120)) * 1000),
             "queue.buffering.max.messages": args.records,
+            "logger": RDKAFKA_LOGGER,
         })
 
         def on_delivery(err, msg, n):
@@ -221,14 +249,15 @@ def consume(args, deadline, checks):
     consumer = Consumer({
         "bootstrap.servers": args.bootstrap,
         "client.id": "roundtrip-verify",
-        # The Python client insists on a group.id; with assign() and no commits librdkafka
-        # joins no group (and sends no FindCoordinator to a broker that does not offer it).
+        # The Python client insists on a group.id. With assign() at explicit offsets and no
+        # commits, librdkafka joins no group and needs no coordinator.
         "group.id": "shardlog-roundtrip-assign-only",
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "error",
         "check.crcs": True,
         "fetch.wait.max.ms": 100,
+        "logger": RDKAFKA_LOGGER,
     })
     try:
         marks = {}
@@ -261,6 +290,135 @@ def consume(args, deadline, checks):
         return got, marks
     finally:
         consumer.close()
+
+
+CODEC_IDS = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
+
+
+def varint(buf, pos):
+    """A zigzag varint (Kafka record fields): returns (value, next position)."""
+    shift = result = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return (result >> 1) ^ -(result & 1), pos
+        shift += 7
+
+
+def uncompressed_keys(batch):
+    """The keys of the records of an uncompressed RecordBatch v2."""
+    count = struct.unpack_from(">i", batch, 57)[0]
+    pos, keys = 61, []
+    for _ in range(count):
+        length, pos = varint(batch, pos)
+        end = pos + length
+        q = pos + 1  # attributes
+        _, q = varint(batch, q)  # timestamp delta
+        _, q = varint(batch, q)  # offset delta
+        klen, q = varint(batch, q)
+        keys.append(bytes(batch[q:q + klen]) if klen >= 0 else None)
+        pos = end
+    return keys
+
+
+def raw_fetch_codecs(args, deadline, marks):
+    """Reads every partition with plain Fetch v4 requests on a socket of its own and returns
+    ({codec: records in batches with that codec}, {codec group: records of that group found in
+    uncompressed batches}). librdkafka hides the codec from the application and sends a batch
+    uncompressed when compressing does not make it smaller (a batch of one small record) or
+    when it believes the broker lacks the codec, so this is the only way to see that each
+    producer's codec was used and that the broker serves batches as they were produced."""
+    host, port = args.bootstrap.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=deadline.left(30))
+    counts, plain_by_group = {}, {}
+    correlation = 0
+
+    def recv_exact(n):
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            if not chunk:
+                raise RuntimeError("raw fetch: broker closed the connection")
+            buf += chunk
+        return bytes(buf)
+
+    def request(body):
+        nonlocal correlation
+        correlation += 1
+        client = b"roundtrip-raw"
+        msg = struct.pack(">hhih", 1, 4, correlation, len(client)) + client + body
+        sock.settimeout(max(1.0, deadline.left(30)))
+        sock.sendall(struct.pack(">i", len(msg)) + msg)
+        data = recv_exact(struct.unpack(">i", recv_exact(4))[0])
+        if struct.unpack(">i", data[:4])[0] != correlation:
+            raise RuntimeError("raw fetch: correlation id mismatch")
+        return data[4:]
+
+    topic = args.topic.encode()
+    try:
+        for p in range(args.partitions):
+            offset, high = 0, marks[p][1]
+            while offset < high and not deadline.expired():
+                # Fetch v4: replica -1, max wait 100 ms, min bytes 1, max bytes, read_uncommitted
+                body = struct.pack(">iiiib", -1, 100, 1, 4 << 20, 0)
+                body += struct.pack(">ih", 1, len(topic)) + topic
+                body += struct.pack(">iiqi", 1, p, offset, 4 << 20)
+                r = request(body)
+                pos = 4 + 4  # throttle_time_ms, topic count
+                pos += 2 + struct.unpack_from(">h", r, pos)[0] + 4  # name, partition count
+                _, err, _hw, _lso = struct.unpack_from(">ihqq", r, pos)
+                pos += 22
+                aborted = struct.unpack_from(">i", r, pos)[0]
+                pos += 4 + max(aborted, 0) * 16
+                if err:
+                    raise RuntimeError(f"raw fetch p{p}@{offset}: error code {err}")
+                rlen = struct.unpack_from(">i", r, pos)[0]
+                records = memoryview(r)[pos + 4:pos + 4 + max(rlen, 0)]
+                q, progressed = 0, False
+                while q + 61 <= len(records):
+                    base, blen = struct.unpack_from(">qi", records, q)
+                    if q + 12 + blen > len(records):
+                        break  # a partial batch at the end of the response
+                    attrs = struct.unpack_from(">h", records, q + 21)[0]
+                    last_delta = struct.unpack_from(">i", records, q + 23)[0]
+                    count = struct.unpack_from(">i", records, q + 57)[0]
+                    codec = CODEC_IDS.get(attrs & 7, f"codec{attrs & 7}")
+                    if base + last_delta >= offset:
+                        counts[codec] = counts.get(codec, 0) + count
+                        if codec == "none":
+                            for key in uncompressed_keys(records[q:q + 12 + blen]):
+                                n = int(key[2:]) if key and key.startswith(b"k-") else -1
+                                group = codec_of(n, args.records) if 0 <= n < args.records \
+                                    else "?"
+                                plain_by_group[group] = plain_by_group.get(group, 0) + 1
+                        offset = base + last_delta + 1
+                        progressed = True
+                    q += 12 + blen
+                if not progressed:
+                    raise RuntimeError(f"raw fetch p{p}@{offset}: no complete batch returned")
+    finally:
+        sock.close()
+    return counts, plain_by_group
+
+
+def check_codecs(args, deadline, marks, checks):
+    try:
+        counts, plain = raw_fetch_codecs(args, deadline, marks)
+    except Exception as e:
+        checks.check(False, "raw Fetch v4 of every partition", f"{type(e).__name__}: {e}")
+        return
+    group = args.records // len(CODECS)
+    # Each group's records are in batches of its own codec, but for the few batches librdkafka
+    # left uncompressed because compressing did not shrink them; most must be compressed.
+    bad = [c for c in CODECS
+           if counts.get(c, 0) + plain.get(c, 0) != group or counts.get(c, 0) < group // 2]
+    checks.check(not bad and set(counts) <= set(CODECS) | {"none"},
+                 f"each producer's records are served in batches of its codec "
+                 f"({'/'.join(CODECS)}; uncompressed only where compression did not help)",
+                 f"wrong for {bad}: records by batch codec {counts}, "
+                 f"records in uncompressed batches by producer {plain}")
 
 
 def verify(args, got, marks, reports, checks):
@@ -350,7 +508,7 @@ def main():
             if ensure_topic(args, deadline, checks):
                 reports = produce(args, deadline, checks)
         else:
-            admin = AdminClient({"bootstrap.servers": args.bootstrap})
+            admin = AdminClient({"bootstrap.servers": args.bootstrap, "logger": RDKAFKA_LOGGER})
             t = admin.list_topics(topic=args.topic, timeout=deadline.left(30)).topics.get(
                 args.topic)
             checks.check(t is not None and t.error is None and
@@ -361,6 +519,7 @@ def main():
         if not checks.failures:
             got, marks = consume(args, deadline, checks)
             verify(args, got, marks, reports, checks)
+            check_codecs(args, deadline, marks, checks)
     except Exception as e:  # a client error or a broken expectation: a failure, not a crash
         checks.check(False, "no unexpected exception", f"{type(e).__name__}: {e}")
     if deadline.expired():

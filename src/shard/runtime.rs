@@ -296,8 +296,10 @@ async fn shard_main(
             }
         }
     };
-    futures::pin_mut!(accept);
-    futures::future::select(accept, stop).await;
+    // Boxed so that it (and the listener it owns) is dropped as soon as the stop arrives: new
+    // connections are refused from then on instead of being accepted and dropped mid-drain.
+    let accept = Box::pin(accept);
+    let _ = futures::future::select(accept, stop).await;
 
     // Phase 1: stop reading new requests and let in-flight ones finish.
     shard.stopping.set(true);
