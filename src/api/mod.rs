@@ -80,9 +80,14 @@ impl Ctx {
         } else {
             self.api_key.response_header_version(self.version)
         };
-        let mut buf = BytesMut::with_capacity(64);
-        buf.put_i32(0);
         let header = ResponseHeader::default().with_correlation_id(self.correlation_id);
+        // Sized up front: a fetch response carries megabytes of records, and growing the
+        // buffer by doubling copies them again and again (benches/fetch_response.rs).
+        let size = header
+            .compute_size(header_version)
+            .and_then(|h| body.compute_size(self.version).map(|b| h + b));
+        let mut buf = BytesMut::with_capacity(4 + size.unwrap_or(0));
+        buf.put_i32(0);
         let encoded = header
             .encode(&mut buf, header_version)
             .and_then(|_| body.encode(&mut buf, self.version));

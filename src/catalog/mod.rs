@@ -94,6 +94,7 @@ pub fn log_config(config: &crate::config::Config, topic: &Topic) -> crate::log::
             }),
         max_message_bytes: get("max.message.bytes")
             .map_or(config.message_max_bytes, |v| v.min(i32::MAX as u64) as u32),
+        io_buffer_bytes: crate::log::partition::io_buffer_bytes(config.io_memory_bytes),
     }
 }
 

@@ -22,16 +22,28 @@ use super::group_commit::GroupCommit;
 use super::segment::{self, Scan, Segment};
 use crate::shard::notify::Notify;
 
-/// The most bytes one write of the writer task carries; more queued jobs wait for the next.
-/// Large enough to coalesce many pipelined batches, small enough to bound the aligned buffer.
-pub const WRITE_COALESCE_MAX_BYTES: usize = 8 << 20;
-
 /// Per-topic settings the log applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogConfig {
     pub segment_bytes: u32,
     pub index_interval_bytes: u32,
     pub max_message_bytes: u32,
+    /// The most bytes one coalesced write carries and one read takes at a time: both take
+    /// their aligned buffer from the shard's glommio `io_memory` pool, and a buffer larger than
+    /// the pool falls back to a fresh heap allocation that costs ~20x more to fill (measured by
+    /// benches/append_buffer.rs). See `io_buffer_bytes`.
+    pub io_buffer_bytes: u32,
+}
+
+/// Smallest and largest `LogConfig::io_buffer_bytes`: below 128 KiB writes and reads get
+/// small for the disk; above 8 MiB a single write holds up its partition's later appends.
+pub const IO_BUFFER_MIN_BYTES: usize = 128 << 10;
+pub const IO_BUFFER_MAX_BYTES: usize = 8 << 20;
+
+/// The per-operation buffer for a shard with `io_memory_bytes` of glommio io memory: a quarter
+/// of the pool, so a write and a few reads in flight together still fit in it.
+pub fn io_buffer_bytes(io_memory_bytes: usize) -> u32 {
+    (io_memory_bytes / 4).clamp(IO_BUFFER_MIN_BYTES, IO_BUFFER_MAX_BYTES) as u32
 }
 
 #[derive(Debug)]
@@ -155,7 +167,16 @@ impl PartitionLog {
         for (i, base) in bases.iter().enumerate() {
             let last = i + 1 == bases.len();
             let path = dir.join(segment::log_file_name(*base));
-            segments.push(Segment::open(&path, *base, last, config.index_interval_bytes).await?);
+            segments.push(
+                Segment::open(
+                    &path,
+                    *base,
+                    last,
+                    config.index_interval_bytes,
+                    config.io_buffer_bytes,
+                )
+                .await?,
+            );
         }
         if segments.is_empty() {
             segments.push(Segment::create(&dir, 0).await?);
@@ -254,10 +275,11 @@ impl PartitionLog {
             }
             let mut jobs = Vec::new();
             let mut bytes = 0usize;
+            let coalesce_max = self.config.get().io_buffer_bytes as usize;
             {
                 let mut queue = self.queue.borrow_mut();
                 while let Some(job) = queue.front() {
-                    if !jobs.is_empty() && bytes + job.records.len() > WRITE_COALESCE_MAX_BYTES {
+                    if !jobs.is_empty() && bytes + job.records.len() > coalesce_max {
                         break;
                     }
                     bytes += job.records.len();
@@ -456,21 +478,28 @@ impl PartitionLog {
             };
             let Some((file, from, size)) = seg else { break };
             let mut full = false;
-            segment::scan(&file, from, size, false, |_, header, bytes| {
-                if header.last_offset() < offset {
-                    return Scan::Continue;
-                }
-                if header.base_offset >= high_watermark {
-                    full = true;
-                    return Scan::Stop;
-                }
-                if !out.is_empty() && out.len() + bytes.len() > max_bytes as usize {
-                    full = true;
-                    return Scan::Stop;
-                }
-                out.extend_from_slice(bytes);
-                Scan::Continue
-            })
+            segment::scan(
+                &file,
+                from,
+                size,
+                false,
+                self.config.get().io_buffer_bytes,
+                |_, header, bytes| {
+                    if header.last_offset() < offset {
+                        return Scan::Continue;
+                    }
+                    if header.base_offset >= high_watermark {
+                        full = true;
+                        return Scan::Stop;
+                    }
+                    if !out.is_empty() && out.len() + bytes.len() > max_bytes as usize {
+                        full = true;
+                        return Scan::Stop;
+                    }
+                    out.extend_from_slice(bytes);
+                    Scan::Continue
+                },
+            )
             .await
             .map_err(|e| LogError::Storage(e.to_string()))?;
             if full || out.len() >= max_bytes as usize {
@@ -499,17 +528,24 @@ impl PartitionLog {
         };
         for (file, from, size) in candidates {
             let mut found = None;
-            segment::scan(&file, from, size, false, |_, header, bytes| {
-                if header.max_timestamp < ts {
-                    return Scan::Continue;
-                }
-                found = first_record_at_or_after(bytes, ts);
-                if found.is_some() {
-                    Scan::Stop
-                } else {
-                    Scan::Continue
-                }
-            })
+            segment::scan(
+                &file,
+                from,
+                size,
+                false,
+                self.config.get().io_buffer_bytes,
+                |_, header, bytes| {
+                    if header.max_timestamp < ts {
+                        return Scan::Continue;
+                    }
+                    found = first_record_at_or_after(bytes, ts);
+                    if found.is_some() {
+                        Scan::Stop
+                    } else {
+                        Scan::Continue
+                    }
+                },
+            )
             .await
             .map_err(|e| LogError::Storage(e.to_string()))?;
             if found.is_some() {
@@ -534,15 +570,22 @@ impl PartitionLog {
             return Ok(None);
         };
         let mut found = None;
-        segment::scan(&file, 0, size, false, |_, header, bytes| {
-            if header.max_timestamp == max_ts {
-                found = first_record_at_or_after(bytes, max_ts);
-                if found.is_some() {
-                    return Scan::Stop;
+        segment::scan(
+            &file,
+            0,
+            size,
+            false,
+            self.config.get().io_buffer_bytes,
+            |_, header, bytes| {
+                if header.max_timestamp == max_ts {
+                    found = first_record_at_or_after(bytes, max_ts);
+                    if found.is_some() {
+                        return Scan::Stop;
+                    }
                 }
-            }
-            Scan::Continue
-        })
+                Scan::Continue
+            },
+        )
         .await
         .map_err(|e| LogError::Storage(e.to_string()))?;
         Ok(found)
@@ -612,6 +655,7 @@ mod tests {
             segment_bytes,
             index_interval_bytes: 256,
             max_message_bytes: 1 << 20,
+            io_buffer_bytes: 256 << 10,
         }
     }
 
@@ -864,7 +908,7 @@ mod recovery_fuzz {
                     crate::log::segment::probe_device(&path, 0).await.expect("probe");
                     let commit = GroupCommit::new();
                     glommio::spawn_local(commit.clone().run()).detach();
-                    let log = PartitionLog::open(&path, "t", 0, LogConfig { segment_bytes: 1 << 20, index_interval_bytes: 100, max_message_bytes: 1 << 20 }, commit).await.expect("open");
+                    let log = PartitionLog::open(&path, "t", 0, LogConfig { segment_bytes: 1 << 20, index_interval_bytes: 100, max_message_bytes: 1 << 20, io_buffer_bytes: 256 << 10 }, commit).await.expect("open");
                     let mut served = Vec::new();
                     let mut at = 0;
                     while at < log.high_watermark() {

@@ -17,9 +17,6 @@ use glommio::io::DmaFile;
 use super::batch::{self, BatchHeader, BATCH_HEADER_BYTES, BATCH_LENGTH_PREFIX_BYTES};
 use super::index::SegmentIndex;
 
-/// How much a scan reads at a time. Sized to amortise one read over many small batches while
-/// staying small next to a shard's memory; a batch larger than this is read on its own.
-pub const SCAN_WINDOW_BYTES: usize = 1 << 20;
 /// Extents are reserved ahead of the writes in steps of this size, so the file system does
 /// not allocate block by block as the segment grows.
 pub const PREALLOCATE_STEP_BYTES: u64 = 16 << 20;
@@ -115,6 +112,7 @@ impl Segment {
         base_offset: i64,
         recover: bool,
         interval_bytes: u32,
+        window_bytes: u32,
     ) -> io::Result<Segment> {
         let file = glommio::io::OpenOptions::new()
             .read(true)
@@ -146,7 +144,7 @@ impl Segment {
             tail: Vec::new(),
             preallocated: 0,
         };
-        seg.recover(recover, interval_bytes).await?;
+        seg.recover(recover, interval_bytes, window_bytes).await?;
         Ok(seg)
     }
 
@@ -154,7 +152,12 @@ impl Segment {
     /// start when the index is missing), checking every batch when `check` is set. An index
     /// entry whose batch does not check is stale and dropped, and the scan starts again from
     /// the entry before it.
-    async fn recover(&mut self, check: bool, interval_bytes: u32) -> io::Result<()> {
+    async fn recover(
+        &mut self,
+        check: bool,
+        interval_bytes: u32,
+        window_bytes: u32,
+    ) -> io::Result<()> {
         let physical = self.size;
         loop {
             let entry = self.index.last().unwrap_or(super::index::OffsetEntry {
@@ -172,6 +175,7 @@ impl Segment {
                 entry.position,
                 physical,
                 check,
+                window_bytes,
                 |pos, header, _| {
                     // The base offset is not covered by the CRC, so density is its check: in
                     // the segment being recovered (the active one, which compaction never
@@ -382,11 +386,13 @@ pub fn with_path(e: io::Error, path: &Path) -> io::Error {
 
 /// Walks the batches of `file` in `[from, end)`, handing each complete batch to `visit`.
 /// With `check`, each batch's CRC is verified and a failing one ends the scan as torn.
+/// `window_bytes` is how much one read takes (a batch larger than that is read on its own).
 pub async fn scan<F>(
     file: &DmaFile,
     from: u32,
     end: u32,
     check: bool,
+    window_bytes: u32,
     mut visit: F,
 ) -> io::Result<ScanEnd>
 where
@@ -394,7 +400,7 @@ where
 {
     let mut pos = from;
     while pos < end {
-        let want = ((end - pos) as usize).min(SCAN_WINDOW_BYTES);
+        let want = ((end - pos) as usize).min(window_bytes as usize);
         let window = file.read_at(u64::from(pos), want).await?;
         let mut at = 0usize;
         let mut progressed = false;

@@ -1,0 +1,91 @@
+//! Measures encoding a Fetch v12 response of 8 partitions x 1 MiB of records into a response
+//! frame through `Ctx::reply`, the path every fetch response takes: the records are copied
+//! into the frame, so its bytes/s bounds how fast a shard can serve consumers.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchResponse, ResponseHeader, TopicName};
+use kafka_protocol::protocol::{Encodable, StrBytes};
+use shardlog::api::{Ctx, Reply};
+
+use common::MIB;
+
+const PARTITIONS: i32 = 8;
+const VERSION: i16 = 12;
+
+/// The response `fetch::build_response` builds for 8 partitions that each returned 1 MiB.
+fn response() -> (FetchResponse, usize) {
+    let batch = common::batch_of_size(MIB, 100);
+    let mut records_bytes = 0;
+    let partitions = (0..PARTITIONS)
+        .map(|p| {
+            // A buffer per partition, as separate reads return.
+            let records = Bytes::copy_from_slice(&batch);
+            records_bytes += records.len();
+            PartitionData::default()
+                .with_partition_index(p)
+                .with_error_code(0)
+                .with_high_watermark(1_000_000)
+                .with_last_stable_offset(1_000_000)
+                .with_log_start_offset(0)
+                .with_aborted_transactions(Some(Vec::new()))
+                .with_preferred_read_replica(BrokerId(-1))
+                .with_records(Some(records))
+        })
+        .collect();
+    let resp = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+        .with_topic(TopicName(StrBytes::from_static_str("bench-topic")))
+        .with_partitions(partitions)]);
+    (resp, records_bytes)
+}
+
+/// What `Ctx::reply` does, with the buffer sized up front from `compute_size`: a comparison
+/// to show what the growing 64-byte initial buffer of `Ctx::reply` costs.
+fn reply_presized(ctx: &Ctx, body: &FetchResponse) -> Bytes {
+    let header_version = ctx.api_key.response_header_version(ctx.version);
+    let header = ResponseHeader::default().with_correlation_id(ctx.correlation_id);
+    let size = header.compute_size(header_version).expect("size")
+        + body.compute_size(ctx.version).expect("size");
+    let mut buf = BytesMut::with_capacity(4 + size);
+    buf.put_i32(size as i32);
+    header.encode(&mut buf, header_version).expect("header");
+    body.encode(&mut buf, ctx.version).expect("body");
+    buf.freeze()
+}
+
+fn bench(c: &mut Criterion) {
+    let (resp, records_bytes) = response();
+    let ctx = Ctx {
+        api_key: ApiKey::Fetch,
+        version: VERSION,
+        correlation_id: 7,
+    };
+    let Reply::Frame(frame) = ctx.reply(&resp) else {
+        panic!("the response does not encode");
+    };
+    assert!(frame.len() > records_bytes);
+    assert_eq!(reply_presized(&ctx, &resp), frame, "same frame both ways");
+
+    let mut group = c.benchmark_group("fetch_response");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30);
+    group.throughput(Throughput::Bytes(frame.len() as u64));
+    group.bench_function("ctx_reply_v12_8x1MiB", |b| {
+        b.iter(|| ctx.reply(black_box(&resp)))
+    });
+    group.bench_function("presized_buffer_v12_8x1MiB", |b| {
+        b.iter(|| reply_presized(&ctx, black_box(&resp)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
