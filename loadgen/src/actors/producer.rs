@@ -1,0 +1,610 @@
+//! A producer actor: generates records (as fast as it may, or on a rate schedule), batches them
+//! per partition, and keeps up to `max_in_flight` produce requests in flight per connection.
+//!
+//! One actor has one connection per partition leader (one in all for a single broker). Batches
+//! close at `batch_bytes` (uncompressed estimate) or `linger` after their first record; when a
+//! leader's connection has room, every non-empty batch of its partitions goes out in one request
+//! (one batch per partition, at most `max_request_bytes`), like the Java client's drain.
+//! Records in batches and in flight are bounded by `buffer_bytes`; generation waits past it (on a
+//! rate schedule, late records keep their scheduled time, so the wait shows as latency).
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
+use kafka_protocol::records::Compression;
+
+use crate::analytics::metrics::{Flow, Lat, Meter};
+use crate::scenarios::RunState;
+use crate::utils::batch::{encode_batch, PendingRecord, RecordGen, BATCH_HEADER_BYTES};
+use crate::utils::finish::Finish;
+use crate::utils::kafka::admin::{error_name, topic_name};
+use crate::utils::kafka::conn::ResponseFuture;
+use crate::utils::kafka::{Connection, TopicInfo, Versions};
+use crate::utils::partitioner::{partition_for_key, Sticky};
+use crate::utils::rate::RateLimiter;
+use crate::utils::wait::{with_timeout, ABORT_POLL};
+
+/// Records generated per loop turn at most, before looking at the network again.
+const GENERATE_CHUNK: u64 = 512;
+/// Shortest sleep between turns on a rate schedule (records due meanwhile go out together).
+const MIN_TICK: Duration = Duration::from_micros(200);
+
+/// What every producer of a run shares.
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    pub topic: TopicInfo,
+    pub versions: Versions,
+    pub record_bytes: usize,
+    pub acks: i16,
+    pub batch_bytes: usize,
+    pub linger: Duration,
+    pub compression: Compression,
+    pub keys: Option<u32>,
+    pub buffer_bytes: usize,
+    pub max_in_flight: usize,
+    pub max_request_bytes: usize,
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub finish: Finish,
+}
+
+/// One producer's part of the run.
+#[derive(Debug, Clone)]
+pub struct ProducerSpec {
+    pub id: usize,
+    /// Its share of `--records`.
+    pub records: Option<u64>,
+    /// Its share of `--rate`.
+    pub rate: Option<RateLimiter>,
+}
+
+struct Batch {
+    records: Vec<PendingRecord>,
+    /// Estimated uncompressed bytes.
+    est: usize,
+    payload: usize,
+    created: Instant,
+}
+
+impl Batch {
+    fn new(now: Instant) -> Batch {
+        Batch {
+            records: Vec::new(),
+            est: BATCH_HEADER_BYTES,
+            payload: 0,
+            created: now,
+        }
+    }
+}
+
+#[derive(Default)]
+struct PartitionQueue {
+    sealed: VecDeque<Batch>,
+    open: Option<Batch>,
+}
+
+impl PartitionQueue {
+    fn is_empty(&self) -> bool {
+        self.sealed.is_empty() && self.open.as_ref().is_none_or(|b| b.records.is_empty())
+    }
+}
+
+struct Node {
+    conn: Rc<Connection>,
+    /// Indexes into the topic's partitions led by this node.
+    partitions: Vec<usize>,
+    in_flight: Rc<Cell<usize>>,
+    next_first: usize,
+}
+
+/// What the actor and its response tasks share.
+#[derive(Default)]
+struct Shared {
+    buffered: Cell<usize>,
+    notify: crate::utils::wait::Notify,
+    first_failure: RefCell<Option<String>>,
+}
+
+/// A batch that went out: what is needed to account for it.
+struct SentBatch {
+    partition: i32,
+    sched_ns: Vec<u64>,
+    payload: usize,
+}
+
+pub struct Producer {
+    spec: ProducerSpec,
+    cfg: Arc<ProducerConfig>,
+    run: Arc<RunState>,
+    meter: Rc<Meter>,
+    nodes: Vec<Node>,
+    queues: Vec<PartitionQueue>,
+    sticky: Sticky,
+    gen: RecordGen,
+    shared: Rc<Shared>,
+}
+
+impl Producer {
+    /// Connects to every leader of the topic.
+    pub async fn connect(
+        spec: ProducerSpec,
+        cfg: Arc<ProducerConfig>,
+        run: Arc<RunState>,
+        meter: Rc<Meter>,
+    ) -> Result<Producer> {
+        let mut nodes: Vec<Node> = Vec::new();
+        let leaders = cfg.topic.leaders();
+        for &leader in &leaders {
+            let addr = cfg.topic.leader_addr(leader)?;
+            let conn = Connection::connect(addr, cfg.connect_timeout)
+                .await
+                .with_context(|| format!("producer {}", spec.id))?;
+            nodes.push(Node {
+                conn: Rc::new(conn),
+                partitions: Vec::new(),
+                in_flight: Rc::new(Cell::new(0)),
+                next_first: spec.id,
+            });
+        }
+        for (i, p) in cfg.topic.partitions.iter().enumerate() {
+            let n = leaders.iter().position(|&l| l == p.leader).unwrap();
+            nodes[n].partitions.push(i);
+        }
+        let partitions = cfg.topic.partitions.len();
+        let gen = RecordGen::new(
+            cfg.record_bytes,
+            cfg.keys,
+            run.run_id,
+            run.run_id ^ (spec.id as u64).wrapping_mul(0x9e37_79b9),
+        );
+        Ok(Producer {
+            sticky: Sticky::new(spec.id, partitions),
+            queues: (0..partitions).map(|_| PartitionQueue::default()).collect(),
+            spec,
+            cfg,
+            run,
+            meter,
+            nodes,
+            gen,
+            shared: Rc::new(Shared::default()),
+        })
+    }
+
+    pub async fn run(mut self) {
+        let Some(start) = self.run.wait_start().await else {
+            return;
+        };
+        let meter = self.meter.clone();
+        let m = meter.metrics();
+        let start_ns = m.ns_since_origin(start);
+        let duration = self.cfg.finish.duration();
+        let deadline = duration.map(|d| start + d);
+        // On a schedule with a duration: only the records scheduled inside the window.
+        let scheduled_total = match (&self.spec.rate, duration) {
+            (Some(r), Some(d)) => Some(r.count_before(d.as_nanos() as u64)),
+            _ => None,
+        };
+        let target = match (self.spec.records, scheduled_total) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mut generated: u64 = 0;
+        let mut generating = target != Some(0);
+        loop {
+            if self.run.aborted() {
+                break;
+            }
+            let now = Instant::now();
+            // Closed loop: stop at the deadline. On a schedule, `target` already holds exactly the
+            // records scheduled inside the window (the last ones may be generated just after it).
+            if generating && self.spec.rate.is_none() && deadline.is_some_and(|d| now >= d) {
+                generating = false;
+            }
+            if generating {
+                let mut want = match &self.spec.rate {
+                    Some(r) => r
+                        .due(m.ns_since_origin(now).saturating_sub(start_ns))
+                        .saturating_sub(generated),
+                    None => u64::MAX,
+                };
+                if let Some(t) = target {
+                    want = want.min(t - generated);
+                }
+                let mut n = 0;
+                while n < want.min(GENERATE_CHUNK)
+                    && self.shared.buffered.get() < self.cfg.buffer_bytes
+                {
+                    let sched_ns = match &self.spec.rate {
+                        Some(r) => start_ns + r.scheduled_ns(generated),
+                        None => m.ns_since_origin(Instant::now()),
+                    };
+                    self.append(sched_ns, now);
+                    generated += 1;
+                    n += 1;
+                }
+                self.meter.generated(n);
+                if target.is_some_and(|t| generated >= t) {
+                    generating = false;
+                }
+            }
+
+            // Send what is ready, while connections have room.
+            let now = Instant::now();
+            let flush_all = !generating || self.shared.buffered.get() >= self.cfg.buffer_bytes;
+            for n in 0..self.nodes.len() {
+                while self.nodes[n].in_flight.get() < self.cfg.max_in_flight
+                    && self.node_ready(n, now, flush_all)
+                {
+                    if let Err(e) = self.send(n) {
+                        self.fail(format!("{e:#}"));
+                        break;
+                    }
+                }
+            }
+            if self.run.aborted() {
+                break;
+            }
+            if !generating && self.queues.iter().all(|q| q.is_empty()) && self.in_flight() == 0 {
+                break;
+            }
+
+            // Wait for the next thing to do: a record due, a batch lingered, a response.
+            let now = Instant::now();
+            let mut wake: Option<Instant> = None;
+            let mut busy = false;
+            let room = self.shared.buffered.get() < self.cfg.buffer_bytes;
+            if generating {
+                match &self.spec.rate {
+                    // With the buffer full, only a response can make progress: wait for it.
+                    Some(_) if !room => {}
+                    Some(r) => {
+                        let next = start + Duration::from_nanos(r.scheduled_ns(generated));
+                        wake = Some(next.max(now + MIN_TICK));
+                    }
+                    None => {
+                        busy = room;
+                        // Closed loop: the deadline ends generation.
+                        if let Some(d) = deadline {
+                            wake = Some(d);
+                        }
+                    }
+                }
+            }
+            if !flush_all {
+                for (n, node) in self.nodes.iter().enumerate() {
+                    if node.in_flight.get() >= self.cfg.max_in_flight {
+                        continue;
+                    }
+                    for &p in &self.nodes[n].partitions {
+                        if let Some(b) = &self.queues[p].open {
+                            if !b.records.is_empty() {
+                                let due = b.created + self.cfg.linger;
+                                wake = Some(wake.map_or(due, |w| w.min(due)));
+                            }
+                        }
+                    }
+                }
+            }
+            if busy {
+                glommio::executor().yield_task_queue_now().await;
+                continue;
+            }
+            let wait = wake
+                .map(|w| w.saturating_duration_since(now))
+                .unwrap_or(ABORT_POLL)
+                .min(ABORT_POLL);
+            if wait.is_zero() {
+                glommio::executor().yield_task_queue_now().await;
+            } else {
+                with_timeout(wait, self.shared.notify.notified()).await;
+            }
+        }
+        // Wait (bounded) for responses still in flight unless the run is being cut short.
+        if !self.run.aborted() {
+            while self.in_flight() > 0 && !self.run.aborted() {
+                with_timeout(ABORT_POLL, self.shared.notify.notified()).await;
+            }
+        }
+        if let Some(why) = self.shared.first_failure.borrow().as_ref() {
+            eprintln!("loadgen: producer {}: {why}", self.spec.id);
+        }
+        self.run.producer_done();
+    }
+
+    fn in_flight(&self) -> usize {
+        self.nodes.iter().map(|n| n.in_flight.get()).sum()
+    }
+
+    fn fail(&self, why: String) {
+        self.shared
+            .first_failure
+            .borrow_mut()
+            .get_or_insert(why.clone());
+        self.run.abort(format!("producer {}: {why}", self.spec.id));
+    }
+
+    /// Adds one record (scheduled at `sched_ns`) to its partition's batch.
+    fn append(&mut self, sched_ns: u64, now: Instant) {
+        let key = self.gen.key();
+        let value = self.gen.value(sched_ns);
+        let rec = PendingRecord {
+            key,
+            value,
+            sched_ns,
+        };
+        let size = rec.batch_bytes();
+        let payload = rec.payload_bytes();
+        let keyed = rec.key.is_some();
+        let mut p = match &rec.key {
+            Some(k) => partition_for_key(k, self.queues.len()),
+            None => self.sticky.current(),
+        };
+        // A record that does not fit closes the batch (and, without keys, moves on).
+        if self.queues[p]
+            .open
+            .as_ref()
+            .is_some_and(|b| !b.records.is_empty() && b.est + size > self.cfg.batch_bytes)
+        {
+            self.seal(p);
+            if !keyed {
+                p = self.sticky.current();
+            }
+        }
+        let q = &mut self.queues[p];
+        let b = q.open.get_or_insert_with(|| Batch::new(now));
+        if b.records.is_empty() {
+            b.created = now;
+        }
+        b.records.push(rec);
+        b.est += size;
+        b.payload += payload;
+        self.shared
+            .buffered
+            .set(self.shared.buffered.get() + payload);
+        // Without keys, close a batch as soon as the next record would not fit.
+        if !keyed && b.est + size > self.cfg.batch_bytes {
+            self.seal(p);
+        }
+    }
+
+    fn seal(&mut self, p: usize) {
+        let q = &mut self.queues[p];
+        if let Some(b) = q.open.take() {
+            if !b.records.is_empty() {
+                q.sealed.push_back(b);
+            }
+        }
+        if p == self.sticky.current() {
+            self.sticky.advance();
+        }
+    }
+
+    fn node_ready(&self, n: usize, now: Instant, flush_all: bool) -> bool {
+        self.nodes[n].partitions.iter().any(|&p| {
+            let q = &self.queues[p];
+            !q.sealed.is_empty()
+                || q.open.as_ref().is_some_and(|b| {
+                    !b.records.is_empty() && (flush_all || b.created + self.cfg.linger <= now)
+                })
+        })
+    }
+
+    /// Sends one produce request to node `n` with one batch from each partition that has one.
+    fn send(&mut self, n: usize) -> Result<()> {
+        let parts = self.nodes[n].partitions.clone();
+        let first = self.nodes[n].next_first;
+        self.nodes[n].next_first = first.wrapping_add(1);
+        let mut taken: Vec<(usize, Batch)> = Vec::new();
+        let mut size = 0usize;
+        for k in 0..parts.len() {
+            let p = parts[(first + k) % parts.len()];
+            let q = &self.queues[p];
+            let est = match q.sealed.front() {
+                Some(b) => b.est,
+                None => match &q.open {
+                    Some(b) if !b.records.is_empty() => b.est,
+                    _ => continue,
+                },
+            };
+            if !taken.is_empty() && size + est > self.cfg.max_request_bytes {
+                break;
+            }
+            size += est;
+            let b = if !self.queues[p].sealed.is_empty() {
+                self.queues[p].sealed.pop_front().unwrap()
+            } else {
+                let b = self.queues[p].open.take().unwrap();
+                if p == self.sticky.current() && self.cfg.keys.is_none() {
+                    self.sticky.advance();
+                }
+                b
+            };
+            taken.push((p, b));
+        }
+        if taken.is_empty() {
+            return Ok(());
+        }
+        let origin_wall_ms = self.run.origin_wall_ms;
+        let mut data = Vec::with_capacity(taken.len());
+        let mut sent = Vec::with_capacity(taken.len());
+        for (p, b) in taken {
+            let partition = self.cfg.topic.partitions[p].id;
+            let records = b.records.len() as u64;
+            match encode_batch(&b.records, origin_wall_ms, self.cfg.compression) {
+                Ok(bytes) => {
+                    data.push(
+                        PartitionProduceData::default()
+                            .with_index(partition)
+                            .with_records(Some(bytes)),
+                    );
+                    sent.push(SentBatch {
+                        partition,
+                        sched_ns: b.records.iter().map(|r| r.sched_ns).collect(),
+                        payload: b.payload,
+                    });
+                }
+                Err(e) => {
+                    self.meter.error("EncodeFailed", records);
+                    self.shared
+                        .buffered
+                        .set(self.shared.buffered.get() - b.payload);
+                    self.shared
+                        .first_failure
+                        .borrow_mut()
+                        .get_or_insert(format!("{e:#}"));
+                }
+            }
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let req = ProduceRequest::default()
+            .with_acks(self.cfg.acks)
+            .with_timeout_ms(self.cfg.request_timeout.as_millis().min(i32::MAX as u128) as i32)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic_name(&self.cfg.topic.name))
+                .with_partition_data(data)]);
+        let node = &self.nodes[n];
+        let conn = node.conn.clone();
+        let in_flight = node.in_flight.clone();
+        let version = self.cfg.versions.produce;
+        in_flight.set(in_flight.get() + 1);
+        let task = Completion {
+            shared: self.shared.clone(),
+            meter: self.meter.clone(),
+            run: self.run.clone(),
+            in_flight,
+            sent,
+            producer: self.spec.id,
+        };
+        if self.cfg.acks == 0 {
+            let (written, len) = match conn.send_only(ApiKey::Produce, version, &req) {
+                Ok(v) => v,
+                Err(e) => {
+                    task.failed("ConnectionError", &format!("{e:#}"));
+                    return Err(e);
+                }
+            };
+            self.meter.wire(Flow::Produced, len as u64);
+            let timeout = self.cfg.request_timeout;
+            glommio::spawn_local(async move {
+                match with_timeout(timeout, written).await {
+                    Some(Ok(())) => task.acked(None),
+                    Some(Err(_)) => {
+                        task.failed("ConnectionError", "connection closed while writing")
+                    }
+                    None => task.failed("RequestTimedOut", "write timed out"),
+                }
+            })
+            .detach();
+        } else {
+            let fut = match conn.start(ApiKey::Produce, version, &req) {
+                Ok(f) => f,
+                Err(e) => {
+                    task.failed("ConnectionError", &format!("{e:#}"));
+                    return Err(e);
+                }
+            };
+            self.meter.wire(Flow::Produced, fut.request_bytes as u64);
+            let timeout = self.cfg.request_timeout;
+            glommio::spawn_local(async move {
+                task.complete(conn, fut, timeout).await;
+            })
+            .detach();
+        }
+        Ok(())
+    }
+}
+
+/// Accounts for one produce request when its response (or failure) comes.
+struct Completion {
+    shared: Rc<Shared>,
+    meter: Rc<Meter>,
+    run: Arc<RunState>,
+    in_flight: Rc<Cell<usize>>,
+    sent: Vec<SentBatch>,
+    producer: usize,
+}
+
+impl Completion {
+    async fn complete(self, conn: Rc<Connection>, fut: ResponseFuture, timeout: Duration) {
+        let sent_at = fut.sent_at;
+        match conn.wait::<ProduceResponse>(fut, timeout).await {
+            Ok((resp, _)) => {
+                let now = Instant::now();
+                self.meter.latency_ns(
+                    Lat::Request,
+                    now.saturating_duration_since(sent_at).as_nanos() as u64,
+                );
+                self.acked(Some(&resp));
+            }
+            Err(e) => {
+                let why = format!("{e:#}");
+                let kind = if why.contains("timed out") {
+                    "RequestTimedOut"
+                } else {
+                    "ConnectionError"
+                };
+                self.run.abort(format!("producer {}: {why}", self.producer));
+                self.failed(kind, &why);
+            }
+        }
+    }
+
+    /// Success (with per-partition error codes from `resp`; None for acks=0).
+    fn acked(self, resp: Option<&ProduceResponse>) {
+        let now = Instant::now();
+        let now_ns = self.meter.metrics().ns_since_origin(now);
+        let mut freed = 0;
+        for b in &self.sent {
+            let code = match resp {
+                None => Some(0),
+                Some(r) => r
+                    .responses
+                    .iter()
+                    .flat_map(|t| t.partition_responses.iter())
+                    .find(|p| p.index == b.partition)
+                    .map(|p| p.error_code),
+            };
+            let n = b.sched_ns.len() as u64;
+            match code {
+                Some(0) => {
+                    self.meter
+                        .latencies_since(Lat::Produce, now_ns, b.sched_ns.iter().copied());
+                    self.meter.ok(Flow::Produced, n, b.payload as u64, now);
+                }
+                Some(c) => self.meter.error(&error_name(c), n),
+                None => self.meter.error("MissingPartitionResponse", n),
+            }
+            freed += b.payload;
+        }
+        self.release(freed);
+    }
+
+    fn failed(self, kind: &str, why: &str) {
+        let mut freed = 0;
+        for b in &self.sent {
+            self.meter.error(kind, b.sched_ns.len() as u64);
+            freed += b.payload;
+        }
+        self.shared
+            .first_failure
+            .borrow_mut()
+            .get_or_insert_with(|| why.to_string());
+        self.release(freed);
+    }
+
+    fn release(&self, freed: usize) {
+        self.shared
+            .buffered
+            .set(self.shared.buffered.get().saturating_sub(freed));
+        self.in_flight.set(self.in_flight.get() - 1);
+        self.shared.notify.notify();
+    }
+}

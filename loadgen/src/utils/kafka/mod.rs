@@ -1,0 +1,7 @@
+//! Just enough of a Kafka client: framing, pipelining and the few APIs a load generator needs.
+
+pub mod admin;
+pub mod conn;
+
+pub use admin::{TopicInfo, Versions};
+pub use conn::Connection;
