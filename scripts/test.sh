@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: unit and end-to-end tests (cargo test, with real rdkafka clients over TCP),
-# then the script checks with kcat and confluent-kafka (Python) against a release build,
-# including a kill -9 and restart. Installs what the tests need when it is missing.
+# then the script checks against a release build: loadgen's output read back by kcat, and
+# kcat and confluent-kafka (Python) round trips including a kill -9 and restart. Installs what the tests need when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +18,7 @@ fi
 python3 -c 'import confluent_kafka' 2>/dev/null || python3 -m pip install -q confluent-kafka \
     || python3 -m pip install -q --break-system-packages confluent-kafka
 
-cargo build --release --bin shardlog
+cargo build --release -p shardlog -p loadgen
 cargo test --workspace
+SHARDLOG_BIN=target/release/shardlog LOADGEN_BIN=target/release/loadgen bash scripts/compat/loadgen_kcat.sh
 SHARDLOG_BIN=target/release/shardlog bash scripts/compat/crash_restart.sh
