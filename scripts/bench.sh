@@ -58,6 +58,7 @@ out="$repo/results/$(date -u +%F)-$set_name"
 mkdir -p "$out"
 work=$(mktemp -d /tmp/shardlog-bench.XXXXXX)
 broker_pid=""
+data=""
 cleanup() { [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
@@ -89,7 +90,7 @@ iperf3 -c 127.0.0.1 -p 19599 -t $base_s -J > "$out/iperf3-loopback.json"
 
 start_broker() { # layout, extra args...
     local layout=$1; shift
-    local data="$work/data-$RANDOM"
+    data="$work/data-$RANDOM"
     if [ "$layout" = pinned ]; then
         taskset -c 0 "$broker_bin" --data-dir "$data" --listen 127.0.0.1:$port --shards 1 "$@" 2>"$work/broker.log" &
     else
@@ -99,7 +100,8 @@ start_broker() { # layout, extra args...
     for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && return 0; sleep 0.1; done
     echo "broker did not start" >&2; cat "$work/broker.log" >&2; exit 1
 }
-stop_broker() { kill "$broker_pid"; wait "$broker_pid" || true; broker_pid=""; }
+# Each scenario's data goes with its broker: a full run writes tens of GiB in all.
+stop_broker() { kill "$broker_pid"; wait "$broker_pid" || true; broker_pid=""; rm -rf "$data"; }
 lg() { # layout, args... A scenario the broker cannot keep up with is a result, not an abort:
     # loadgen still writes its JSON (with "ok": false), and the failure is listed.
     local layout=$1; shift
