@@ -81,7 +81,7 @@ pub fn handle(shard: &Shard, ctx: Ctx, req: DescribeConfigsRequest) -> Reply {
             let keys = r.configuration_keys.as_ref();
             let configs = entries
                 .into_iter()
-                .filter(|(k, _, _)| keys.map_or(true, |keys| keys.iter().any(|x| x.as_str() == k)))
+                .filter(|(k, _, _)| keys.is_none_or(|keys| keys.iter().any(|x| x.as_str() == k)))
                 .map(|(k, v, source)| {
                     DescribeConfigsResourceResult::default()
                         .with_name(str_bytes(k))

@@ -68,7 +68,7 @@ impl SegmentIndex {
         if self
             .times
             .last()
-            .map_or(true, |t| max_timestamp > t.timestamp)
+            .is_none_or(|t| max_timestamp > t.timestamp)
         {
             self.times.push(TimeEntry {
                 timestamp: max_timestamp,
@@ -113,9 +113,10 @@ impl SegmentIndex {
     /// Adds a final time entry at roll so the sealed segment's largest timestamp is on disk,
     /// as Kafka does.
     pub fn seal_time(&mut self, max_timestamp: i64, relative_offset: u32) {
-        let newer = self.times.last().map_or(true, |t| {
-            max_timestamp > t.timestamp && relative_offset > t.relative_offset
-        });
+        let newer = self
+            .times
+            .last()
+            .is_none_or(|t| max_timestamp > t.timestamp && relative_offset > t.relative_offset);
         if newer {
             self.times.push(TimeEntry {
                 timestamp: max_timestamp,
@@ -187,9 +188,10 @@ impl SegmentIndex {
                 timestamp: i64::from_be_bytes(ts),
                 relative_offset: u32::from_be_bytes([chunk[8], chunk[9], chunk[10], chunk[11]]),
             };
-            let ordered = index.times.last().map_or(true, |l| {
-                e.timestamp > l.timestamp && e.relative_offset > l.relative_offset
-            });
+            let ordered = index
+                .times
+                .last()
+                .is_none_or(|l| e.timestamp > l.timestamp && e.relative_offset > l.relative_offset);
             if !ordered {
                 break;
             }

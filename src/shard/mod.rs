@@ -163,7 +163,7 @@ impl Shard {
         let gone: Vec<String> = previous
             .topics
             .iter()
-            .filter(|(name, t)| catalog.topic(name).map_or(true, |n| n.id != t.id))
+            .filter(|(name, t)| catalog.topic(name).is_none_or(|n| n.id != t.id))
             .map(|(name, _)| name.clone())
             .collect();
         for name in gone {
