@@ -8,12 +8,9 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use common::{Broker, Msg};
-use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const API_PRODUCE: i16 = 0;
@@ -311,34 +308,15 @@ fn api_versions_unknown_version_answers_v0() {
 }
 
 fn record_batch(n: i64) -> Vec<u8> {
-    let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i,
-            sequence: -1,
-            timestamp: 1_700_000_000_000 + i,
-            key: Some(Bytes::from(format!("key-{i}"))),
-            value: Some(Bytes::from(format!("value-{i}"))),
-            headers: IndexMap::new(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode batch");
-    buf.to_vec()
+    let records = (0..n).map(|i| {
+        let key = Bytes::from(format!("key-{i}"));
+        (
+            Some(key),
+            Some(Bytes::from(format!("value-{i}"))),
+            1_700_000_000_000 + i,
+        )
+    });
+    shardlog::log::batch::encode_batch(records, Compression::None)
 }
 
 /// A Produce v3 request, acks=1, of `records` to partition 0 of `topic`.

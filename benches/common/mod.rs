@@ -2,10 +2,8 @@
 
 #![allow(dead_code)]
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::Compression;
 
 /// Deterministic filler: lowercase letters from a xorshift generator, so compressed batches
 /// shrink about as much as typical text does instead of collapsing to nothing.
@@ -24,34 +22,11 @@ pub fn filler(len: usize, seed: u64) -> Vec<u8> {
 /// One RecordBatch v2 of `count` records with `value_bytes`-byte values, as a producer sends
 /// it (base offset 0, sequence = offset so every record stays in one batch).
 pub fn batch(count: usize, value_bytes: usize, compression: Compression) -> Bytes {
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32,
-            timestamp: 1_700_000_000_000 + i as i64,
-            key: None,
-            value: Some(Bytes::from(filler(value_bytes, i as u64 + 1))),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .expect("encode batch");
-    buf.freeze()
+    let records = (0..count).map(|i| {
+        let value = Bytes::from(filler(value_bytes, i as u64 + 1));
+        (None, Some(value), 1_700_000_000_000 + i as i64)
+    });
+    Bytes::from(shardlog::log::batch::encode_batch(records, compression))
 }
 
 /// An uncompressed batch of `value_bytes`-byte records as close to `target_bytes` as whole

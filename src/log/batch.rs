@@ -241,44 +241,60 @@ pub fn assign_offset(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
     batch[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
 }
 
+/// Encodes `(key, value, timestamp)` records as one v2 batch the way a producer does (base
+/// offset 0, no producer id). The one batch builder of the unit tests, `tests/` and `benches/`.
+#[doc(hidden)]
+pub fn encode_batch(
+    records: impl IntoIterator<Item = (Option<bytes::Bytes>, Option<bytes::Bytes>, i64)>,
+    compression: kafka_protocol::records::Compression,
+) -> Vec<u8> {
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let records: Vec<Record> = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, value, timestamp))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder starts a new batch where offset - sequence changes: keep it constant.
+            sequence: i as i32,
+            timestamp,
+            key,
+            value,
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression,
+    };
+    // Encoding records we built ourselves into memory has no failure mode but a bug.
+    RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encoding a record batch");
+    buf.to_vec()
+}
+
 #[cfg(test)]
 pub mod tests {
     use super::*;
-    use bytes::BytesMut;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use kafka_protocol::records::Compression;
 
     /// Builds one v2 batch of `n` records with the given compression, as a producer would.
     pub fn make_batch(n: usize, value_bytes: usize, compression: Compression) -> Vec<u8> {
-        let records: Vec<Record> = (0..n)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: i as i32,
-                timestamp: 1_000 + i as i64,
-                key: Some(bytes::Bytes::from(format!("k{i}"))),
-                value: Some(bytes::Bytes::from(vec![b'v'; value_bytes])),
-                headers: Default::default(),
-                delete_horizon: false,
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .expect("encode test batch");
-        buf.to_vec()
+        let records = (0..n).map(|i| {
+            let key = bytes::Bytes::from(format!("k{i}"));
+            (
+                Some(key),
+                Some(bytes::Bytes::from(vec![b'v'; value_bytes])),
+                1_000 + i as i64,
+            )
+        });
+        encode_batch(records, compression)
     }
 
     /// A well-formed batch passes and its header reads back the producer's fields.

@@ -861,31 +861,22 @@ mod recovery_fuzz {
             let seg_dir = dir.path().join("t-0");
             std::fs::create_dir_all(&seg_dir).expect("dir");
             // A segment of 12 batches with offsets assigned, as the writer leaves it.
-            let mut file = Vec::new();
+            let mut pristine = Vec::new();
             let mut bounds = Vec::new();
             let mut offset = 0i64;
             for i in 0..12 {
                 let mut b = make_batch(1 + i % 3, 30, if i % 2 == 0 { Compression::None } else { Compression::Lz4 });
                 batch::assign_offset(&mut b, offset, 0);
                 offset += 1 + (i as i64) % 3;
-                file.extend_from_slice(&b);
-                bounds.push(file.len());
+                pristine.extend_from_slice(&b);
+                bounds.push(pristine.len());
             }
+            let mut file = pristine.clone();
             if let Some(c) = cut { file.truncate(c.min(file.len())); }
             for (at, x) in &flips { if *at < file.len() { file[*at] ^= x; } }
             file.extend_from_slice(&garbage);
             // The first byte that differs from the original decides how much must survive.
             let original_len = bounds[11];
-            let mut pristine = Vec::new();
-            {
-                let mut o = 0i64;
-                for i in 0..12 {
-                    let mut b = make_batch(1 + i % 3, 30, if i % 2 == 0 { Compression::None } else { Compression::Lz4 });
-                    batch::assign_offset(&mut b, o, 0);
-                    o += 1 + (i as i64) % 3;
-                    pristine.extend_from_slice(&b);
-                }
-            }
             // The leader epoch (bytes 12..16 of a batch) is outside the CRC: a flip there is
             // not damage recovery can see, so it does not count.
             let starts: Vec<usize> = std::iter::once(0).chain(bounds.iter().copied()).collect();
