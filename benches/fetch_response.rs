@@ -65,6 +65,8 @@ fn bench(c: &mut Criterion) {
         api_key: ApiKey::Fetch,
         version: VERSION,
         correlation_id: 7,
+        client_id: Default::default(),
+        client_host: std::rc::Rc::from(""),
     };
     let Reply::Frame(frame) = ctx.reply(&resp) else {
         panic!("the response does not encode");

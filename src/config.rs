@@ -52,7 +52,7 @@ pub const DEFAULT_SOCKET_REQUEST_MAX_BYTES: u32 = 104_857_600;
 pub const MIN_SOCKET_REQUEST_MAX_BYTES: u32 = 1;
 /// `log.retention.hours` when no retention key is set (Kafka's default, one week).
 pub const DEFAULT_LOG_RETENTION_HOURS: i64 = 168;
-/// Milliseconds in a minute, to turn `log.retention.minutes` into milliseconds.
+/// Milliseconds in a minute, to turn `log.retention.minutes` and `offsets.retention.minutes` into milliseconds.
 pub const MS_PER_MINUTE: i64 = 60_000;
 /// Milliseconds in an hour, to turn `log.retention.hours` into milliseconds.
 pub const MS_PER_HOUR: i64 = 3_600_000;
@@ -70,6 +70,29 @@ pub const CLEANUP_POLICIES: &[&str] = &["delete", "compact"];
 pub const DEFAULT_LOG_FLUSH_INTERVAL_MESSAGES: i64 = i64::MAX;
 /// `shardlog.fsync.on.ack`: acks=1/all wait for fdatasync unless turned off.
 pub const DEFAULT_GROUP_COMMIT: bool = true;
+
+// Consumer-group coordinator defaults (Kafka's), gathered in [`GroupConfig`].
+
+/// `offsets.topic.num.partitions`: partitions of the internal topic `__consumer_offsets` (Kafka's default).
+pub const DEFAULT_OFFSETS_TOPIC_NUM_PARTITIONS: i32 = 50;
+/// Largest `offsets.topic.num.partitions` shardlog accepts (Kafka sets no upper bound).
+pub const MAX_OFFSETS_TOPIC_NUM_PARTITIONS: i32 = 10_000;
+/// `offsets.topic.segment.bytes`: segment size of `__consumer_offsets` (Kafka's default, 100 MiB).
+pub const DEFAULT_OFFSETS_TOPIC_SEGMENT_BYTES: u64 = 104_857_600;
+/// `offsets.retention.minutes`: how long committed offsets of an empty group are kept (Kafka's default, one week).
+pub const DEFAULT_OFFSETS_RETENTION_MINUTES: i64 = 10_080;
+/// Effective offsets retention in milliseconds when `offsets.retention.minutes` is not set.
+pub const DEFAULT_OFFSETS_RETENTION_MS: i64 = DEFAULT_OFFSETS_RETENTION_MINUTES * MS_PER_MINUTE;
+/// `offsets.retention.check.interval.ms`: how often expired offsets are looked for (Kafka's default, ten minutes).
+pub const DEFAULT_OFFSETS_RETENTION_CHECK_INTERVAL_MS: u64 = 600_000;
+/// `group.initial.rebalance.delay.ms`: how long a new group waits for more members before its first rebalance (Kafka's default).
+pub const DEFAULT_GROUP_INITIAL_REBALANCE_DELAY_MS: u64 = 3_000;
+/// `group.min.session.timeout.ms`: smallest session timeout a member may ask for (Kafka's default, six seconds).
+pub const DEFAULT_GROUP_MIN_SESSION_TIMEOUT_MS: i32 = 6_000;
+/// `group.max.session.timeout.ms`: largest session timeout a member may ask for (Kafka's default, 30 minutes).
+pub const DEFAULT_GROUP_MAX_SESSION_TIMEOUT_MS: i32 = 1_800_000;
+/// `group.max.size`: most members in one group (Kafka's default, Int.MAX_VALUE: no limit).
+pub const DEFAULT_GROUP_MAX_SIZE: i32 = i32::MAX;
 
 /// Smallest explicit `shardlog.io.memory.bytes`: glommio rounds anything smaller up to this.
 pub const MIN_IO_MEMORY_BYTES: usize = 64 * 1024;
@@ -180,15 +203,10 @@ pub const COMPAT_KEYS: &[&str] = &[
     "socket.receive.buffer.bytes",
     "num.recovery.threads.per.data.dir",
     "offsets.topic.replication.factor",
-    "offsets.topic.num.partitions",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
     "log.retention.check.interval.ms",
     "log.flush.interval.ms",
-    "group.initial.rebalance.delay.ms",
-    "group.min.session.timeout.ms",
-    "group.max.session.timeout.ms",
-    "offsets.retention.minutes",
     "min.insync.replicas",
     "delete.topic.enable",
     "log.roll.hours",
@@ -246,8 +264,46 @@ pub struct Config {
     pub group_commit: bool,
     /// `shardlog.io.memory.bytes`: glommio io_memory per shard.
     pub io_memory_bytes: usize,
+    /// The consumer-group coordinator's settings (`offsets.*` and `group.*`).
+    pub groups: GroupConfig,
     /// Every key that was set explicitly (file or --override), with its value, for DescribeConfigs.
     pub explicit: BTreeMap<String, String>,
+}
+
+/// The consumer-group coordinator's settings, with Kafka's key names and defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupConfig {
+    /// `offsets.topic.num.partitions`: partitions of the internal topic `__consumer_offsets`.
+    pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.segment.bytes`: segment size of `__consumer_offsets`.
+    pub offsets_topic_segment_bytes: u64,
+    /// `offsets.retention.minutes`, in milliseconds: how long committed offsets of an empty group are kept.
+    pub offsets_retention_ms: i64,
+    /// `offsets.retention.check.interval.ms`: how often expired offsets are looked for.
+    pub offsets_retention_check_interval_ms: u64,
+    /// `group.initial.rebalance.delay.ms`: how long a new group waits for more members before its first rebalance.
+    pub initial_rebalance_delay_ms: u64,
+    /// `group.min.session.timeout.ms`: smallest session timeout a member may ask for.
+    pub min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`: largest session timeout a member may ask for; at least the minimum.
+    pub max_session_timeout_ms: i32,
+    /// `group.max.size`: most members in one group.
+    pub max_size: i32,
+}
+
+impl Default for GroupConfig {
+    fn default() -> GroupConfig {
+        GroupConfig {
+            offsets_topic_num_partitions: DEFAULT_OFFSETS_TOPIC_NUM_PARTITIONS,
+            offsets_topic_segment_bytes: DEFAULT_OFFSETS_TOPIC_SEGMENT_BYTES,
+            offsets_retention_ms: DEFAULT_OFFSETS_RETENTION_MS,
+            offsets_retention_check_interval_ms: DEFAULT_OFFSETS_RETENTION_CHECK_INTERVAL_MS,
+            initial_rebalance_delay_ms: DEFAULT_GROUP_INITIAL_REBALANCE_DELAY_MS,
+            min_session_timeout_ms: DEFAULT_GROUP_MIN_SESSION_TIMEOUT_MS,
+            max_session_timeout_ms: DEFAULT_GROUP_MAX_SESSION_TIMEOUT_MS,
+            max_size: DEFAULT_GROUP_MAX_SIZE,
+        }
+    }
 }
 
 /// One broker config as DescribeConfigs reports it.
@@ -393,6 +449,26 @@ const TYPED_KEYS: &[(&str, Kind)] = &[
         "shardlog.io.memory.bytes",
         int(MIN_IO_MEMORY_BYTES as i64, MAX_IO_MEMORY_BYTES as i64),
     ),
+    (
+        "offsets.topic.num.partitions",
+        int(MIN_ONE, MAX_OFFSETS_TOPIC_NUM_PARTITIONS as i64),
+    ),
+    (
+        "offsets.topic.segment.bytes",
+        int(MIN_LOG_SEGMENT_BYTES as i64, MAX_LOG_SEGMENT_BYTES as i64),
+    ),
+    ("offsets.retention.minutes", int(MIN_ONE, KAFKA_INT_MAX)),
+    (
+        "offsets.retention.check.interval.ms",
+        int(MIN_ONE, KAFKA_LONG_MAX),
+    ),
+    (
+        "group.initial.rebalance.delay.ms",
+        int(MIN_ZERO, KAFKA_INT_MAX),
+    ),
+    ("group.min.session.timeout.ms", int(MIN_ZERO, KAFKA_INT_MAX)),
+    ("group.max.session.timeout.ms", int(MIN_ZERO, KAFKA_INT_MAX)),
+    ("group.max.size", int(MIN_ONE, KAFKA_INT_MAX)),
 ];
 
 /// The check for a [`COMPAT_KEYS`] key: numeric and boolean keys are checked, the rest need only be non-empty.
@@ -404,9 +480,7 @@ fn compat_kind(key: &str) -> Kind {
         "num.network.threads"
         | "num.io.threads"
         | "num.recovery.threads.per.data.dir"
-        | "offsets.topic.num.partitions"
         | "transaction.state.log.min.isr"
-        | "offsets.retention.minutes"
         | "min.insync.replicas"
         | "log.roll.hours" => int(MIN_ONE, KAFKA_INT_MAX),
         "offsets.topic.replication.factor" | "transaction.state.log.replication.factor" => {
@@ -415,10 +489,7 @@ fn compat_kind(key: &str) -> Kind {
         "socket.send.buffer.bytes" | "socket.receive.buffer.bytes" => {
             int(MIN_MINUS_ONE, KAFKA_INT_MAX)
         }
-        "group.initial.rebalance.delay.ms"
-        | "group.min.session.timeout.ms"
-        | "group.max.session.timeout.ms"
-        | "zookeeper.connection.timeout.ms" => int(MIN_ZERO, KAFKA_INT_MAX),
+        "zookeeper.connection.timeout.ms" => int(MIN_ZERO, KAFKA_INT_MAX),
         "log.retention.check.interval.ms" | "log.roll.ms" => int(MIN_ONE, KAFKA_LONG_MAX),
         "log.flush.interval.ms" => int(MIN_ZERO, KAFKA_LONG_MAX),
         "delete.topic.enable"
@@ -1214,6 +1285,7 @@ impl Config {
             log_flush_interval_messages: DEFAULT_LOG_FLUSH_INTERVAL_MESSAGES,
             group_commit: DEFAULT_GROUP_COMMIT,
             io_memory_bytes,
+            groups: GroupConfig::default(),
             explicit: BTreeMap::new(),
         }
     }
@@ -1368,6 +1440,40 @@ impl Config {
             None => DEFAULT_LOG_CLEANUP_POLICY.to_string(),
         };
 
+        // Consumer-group coordinator settings. offsets.retention.minutes is kept in milliseconds.
+        let mut groups = GroupConfig::default();
+        if let Some(v) = settings.int("offsets.topic.num.partitions")? {
+            groups.offsets_topic_num_partitions = v;
+        }
+        if let Some(v) = settings.int("offsets.topic.segment.bytes")? {
+            groups.offsets_topic_segment_bytes = v;
+        }
+        if let Some(minutes) = settings.int::<i64>("offsets.retention.minutes")? {
+            groups.offsets_retention_ms = minutes.saturating_mul(MS_PER_MINUTE);
+        }
+        if let Some(v) = settings.int("offsets.retention.check.interval.ms")? {
+            groups.offsets_retention_check_interval_ms = v;
+        }
+        if let Some(v) = settings.int("group.initial.rebalance.delay.ms")? {
+            groups.initial_rebalance_delay_ms = v;
+        }
+        if let Some(v) = settings.int("group.min.session.timeout.ms")? {
+            groups.min_session_timeout_ms = v;
+        }
+        if let Some(v) = settings.int("group.max.session.timeout.ms")? {
+            groups.max_session_timeout_ms = v;
+        }
+        if let Some(v) = settings.int("group.max.size")? {
+            groups.max_size = v;
+        }
+        // The session-timeout bounds must form a range, or every JoinGroup would be refused.
+        if groups.min_session_timeout_ms > groups.max_session_timeout_ms {
+            return Err(invalid(format!(
+                "group.min.session.timeout.ms {} is greater than group.max.session.timeout.ms {}: the minimum must not exceed the maximum",
+                groups.min_session_timeout_ms, groups.max_session_timeout_ms
+            )));
+        }
+
         let io_memory_bytes = match settings.int::<usize>("shardlog.io.memory.bytes")? {
             Some(bytes) => bytes,
             None => default_io_memory_bytes(shards),
@@ -1384,6 +1490,7 @@ impl Config {
         config.node_id = node_id;
         config.log_retention_ms = log_retention_ms;
         config.log_cleanup_policy = log_cleanup_policy;
+        config.groups = groups;
         if let Some(v) = settings.int("num.partitions")? {
             config.num_partitions = v;
         }
@@ -1536,6 +1643,47 @@ impl Config {
             "shardlog.io.memory.bytes",
             self.io_memory_bytes.to_string(),
             default_io_memory_bytes(self.shards).to_string(),
+        );
+        // Consumer-group coordinator keys; offsets.retention.minutes is reported in minutes, as given.
+        add(
+            "offsets.topic.num.partitions",
+            self.groups.offsets_topic_num_partitions.to_string(),
+            DEFAULT_OFFSETS_TOPIC_NUM_PARTITIONS.to_string(),
+        );
+        add(
+            "offsets.topic.segment.bytes",
+            self.groups.offsets_topic_segment_bytes.to_string(),
+            DEFAULT_OFFSETS_TOPIC_SEGMENT_BYTES.to_string(),
+        );
+        add(
+            "offsets.retention.minutes",
+            (self.groups.offsets_retention_ms / MS_PER_MINUTE).to_string(),
+            DEFAULT_OFFSETS_RETENTION_MINUTES.to_string(),
+        );
+        add(
+            "offsets.retention.check.interval.ms",
+            self.groups.offsets_retention_check_interval_ms.to_string(),
+            DEFAULT_OFFSETS_RETENTION_CHECK_INTERVAL_MS.to_string(),
+        );
+        add(
+            "group.initial.rebalance.delay.ms",
+            self.groups.initial_rebalance_delay_ms.to_string(),
+            DEFAULT_GROUP_INITIAL_REBALANCE_DELAY_MS.to_string(),
+        );
+        add(
+            "group.min.session.timeout.ms",
+            self.groups.min_session_timeout_ms.to_string(),
+            DEFAULT_GROUP_MIN_SESSION_TIMEOUT_MS.to_string(),
+        );
+        add(
+            "group.max.session.timeout.ms",
+            self.groups.max_session_timeout_ms.to_string(),
+            DEFAULT_GROUP_MAX_SESSION_TIMEOUT_MS.to_string(),
+        );
+        add(
+            "group.max.size",
+            self.groups.max_size.to_string(),
+            DEFAULT_GROUP_MAX_SIZE.to_string(),
         );
         // Keys set explicitly but not listed above (compatibility keys, log.dir, log.retention.hours
         // and .minutes) are reported as given.
@@ -1714,12 +1862,22 @@ mod tests {
             config.io_memory_bytes,
             default_io_memory_bytes(config.shards)
         );
+        assert_eq!(config.groups.offsets_topic_num_partitions, 50);
+        assert_eq!(config.groups.offsets_topic_segment_bytes, 104_857_600);
+        assert_eq!(config.groups.offsets_retention_ms, 7 * 24 * 3_600_000);
+        assert_eq!(config.groups.offsets_retention_check_interval_ms, 600_000);
+        assert_eq!(config.groups.initial_rebalance_delay_ms, 3_000);
+        assert_eq!(config.groups.min_session_timeout_ms, 6_000);
+        assert_eq!(config.groups.max_session_timeout_ms, 1_800_000);
+        assert_eq!(config.groups.max_size, i32::MAX);
+        assert_eq!(config.groups, GroupConfig::default());
         assert!(config.explicit.is_empty());
 
         let for_tests = Config::for_tests(PathBuf::from("/tmp/x"));
         assert_eq!(for_tests.listen.port(), 0);
         assert_eq!(for_tests.shards, 2);
         assert_eq!(for_tests.num_partitions, DEFAULT_NUM_PARTITIONS);
+        assert_eq!(for_tests.groups, GroupConfig::default());
     }
 
     #[test]
@@ -1952,6 +2110,119 @@ mod tests {
     }
 
     #[test]
+    fn group_settings() {
+        let path = temp_properties(
+            "offsets.topic.num.partitions=3\n\
+             offsets.topic.segment.bytes=1048576\n\
+             offsets.retention.minutes=60\n\
+             offsets.topic.replication.factor=1\n",
+        );
+        let file = path.to_str().expect("utf-8 path");
+        let config = parse(&[
+            "--config",
+            file,
+            "--override",
+            "offsets.retention.check.interval.ms=1000",
+            "--override",
+            "group.initial.rebalance.delay.ms=0",
+            "--override",
+            "group.min.session.timeout.ms=100",
+            "--override",
+            "group.max.session.timeout.ms=200",
+            "--override",
+            "group.max.size=10",
+        ])
+        .expect("parses");
+        assert_eq!(
+            config.groups,
+            GroupConfig {
+                offsets_topic_num_partitions: 3,
+                offsets_topic_segment_bytes: 1_048_576,
+                offsets_retention_ms: 60 * MS_PER_MINUTE,
+                offsets_retention_check_interval_ms: 1000,
+                initial_rebalance_delay_ms: 0,
+                min_session_timeout_ms: 100,
+                max_session_timeout_ms: 200,
+                max_size: 10,
+            }
+        );
+        // Still a compatibility key: accepted and reported, not typed.
+        assert_eq!(
+            config
+                .explicit
+                .get("offsets.topic.replication.factor")
+                .map(String::as_str),
+            Some("1")
+        );
+        let _ = std::fs::remove_file(path);
+
+        // Equal bounds are a valid range; only min > max is refused.
+        let equal = parse(&[
+            "--override",
+            "group.min.session.timeout.ms=5000",
+            "--override",
+            "group.max.session.timeout.ms=5000",
+        ])
+        .expect("parses");
+        assert_eq!(equal.groups.min_session_timeout_ms, 5000);
+        assert_eq!(equal.groups.max_session_timeout_ms, 5000);
+        assert_eq!(
+            error_of(&[
+                "--override",
+                "group.min.session.timeout.ms=7000",
+                "--override",
+                "group.max.session.timeout.ms=6999",
+            ]),
+            "group.min.session.timeout.ms 7000 is greater than group.max.session.timeout.ms 6999: the minimum must not exceed the maximum"
+        );
+        // Against the other bound's default too.
+        let message = error_of(&["--override", "group.max.session.timeout.ms=1000"]);
+        assert!(
+            message.contains("6000") && message.contains("1000") && !message.contains('\n'),
+            "{message}"
+        );
+
+        assert_eq!(
+            error_of(&["--override", "offsets.topic.num.partitions=0"]),
+            "invalid value '0' for 'offsets.topic.num.partitions' (--override): expected an integer between 1 and 10000"
+        );
+        assert!(
+            error_of(&["--override", "offsets.topic.num.partitions=10001"])
+                .contains("between 1 and 10000")
+        );
+        assert!(error_of(&["--override", "offsets.topic.segment.bytes=13"])
+            .contains("'offsets.topic.segment.bytes'"));
+        assert!(
+            error_of(&["--override", "offsets.topic.segment.bytes=2147483648"])
+                .contains("'offsets.topic.segment.bytes'")
+        );
+        assert_eq!(
+            error_of(&["--override", "offsets.retention.minutes=0"]),
+            "invalid value '0' for 'offsets.retention.minutes' (--override): expected an integer >= 1"
+        );
+        assert!(
+            error_of(&["--override", "offsets.retention.check.interval.ms=0"])
+                .contains("'offsets.retention.check.interval.ms'")
+        );
+        assert!(
+            error_of(&["--override", "group.initial.rebalance.delay.ms=-1"])
+                .contains("expected an integer >= 0")
+        );
+        assert!(
+            error_of(&["--override", "group.min.session.timeout.ms=soon"])
+                .contains("'group.min.session.timeout.ms'")
+        );
+        assert!(
+            error_of(&["--override", "group.max.session.timeout.ms=2147483648"])
+                .contains("'group.max.session.timeout.ms'")
+        );
+        assert_eq!(
+            error_of(&["--override", "group.max.size=0"]),
+            "invalid value '0' for 'group.max.size' (--override): expected an integer >= 1"
+        );
+    }
+
+    #[test]
     fn io_memory_fits_an_8_mib_limit_with_2_shards() {
         let limit = 8 * 1024 * 1024;
         let per_shard = io_memory_for_memlock_limit(Some(limit), 2);
@@ -2002,6 +2273,50 @@ mod tests {
         assert_eq!(
             find("log.retention.ms").map(|e| e.value),
             Some("604800000".to_string())
+        );
+
+        for (name, value) in [
+            ("offsets.topic.num.partitions", "50"),
+            ("offsets.topic.segment.bytes", "104857600"),
+            ("offsets.retention.minutes", "10080"),
+            ("offsets.retention.check.interval.ms", "600000"),
+            ("group.initial.rebalance.delay.ms", "3000"),
+            ("group.min.session.timeout.ms", "6000"),
+            ("group.max.session.timeout.ms", "1800000"),
+            ("group.max.size", "2147483647"),
+        ] {
+            let entry = find(name).expect("group key reported");
+            assert_eq!(
+                (entry.value.as_str(), entry.is_default),
+                (value, true),
+                "{name}"
+            );
+        }
+        let config = parse(&[
+            "--override",
+            "offsets.retention.minutes=90",
+            "--override",
+            "group.max.size=5",
+            "--override",
+            "group.initial.rebalance.delay.ms=3000",
+        ])
+        .expect("parses");
+        let entries = config.broker_config_entries();
+        let find = |name: &str| entries.iter().find(|e| e.name == name).cloned();
+        let retention = find("offsets.retention.minutes").expect("reported");
+        assert_eq!(
+            (retention.value.as_str(), retention.is_default),
+            ("90", false)
+        );
+        let size = find("group.max.size").expect("reported");
+        assert_eq!((size.value.as_str(), size.is_default), ("5", false));
+        // Set explicitly to the default value is still not a default.
+        let delay = find("group.initial.rebalance.delay.ms").expect("reported");
+        assert_eq!((delay.value.as_str(), delay.is_default), ("3000", false));
+        assert!(
+            find("group.max.session.timeout.ms")
+                .expect("reported")
+                .is_default
         );
     }
 

@@ -16,6 +16,7 @@ pub mod alloc_guard;
 pub mod api;
 pub mod catalog;
 pub mod config;
+pub mod group;
 pub mod log;
 pub mod net;
 pub mod shard;

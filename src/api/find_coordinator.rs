@@ -1,44 +1,116 @@
-//! FindCoordinator: until the group and transaction coordinators exist (issue #4 and later),
-//! every key is answered with COORDINATOR_NOT_AVAILABLE, which clients retry.
+//! FindCoordinator: this broker coordinates every group (key type 0), through the shard that
+//! owns the group's `__consumer_offsets` partition. The topic is created on the first request,
+//! with `offsets.topic.num.partitions` partitions, as Kafka does. Transaction coordinators
+//! (key type 1) do not exist yet: COORDINATOR_NOT_AVAILABLE, which clients retry.
 //!
-//! It is advertised anyway because clients infer broker features from it: librdkafka only
-//! compresses with LZ4 when the broker lists FindCoordinator (rdkafka_feature.c), and would
-//! otherwise send LZ4 batches uncompressed without a word.
+//! Advertised from the start because clients infer broker features from it: librdkafka only
+//! compresses with LZ4 when the broker lists FindCoordinator (rdkafka_feature.c).
+
+use std::rc::Rc;
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::{str_bytes, Ctx, Reply, Versions};
+use crate::catalog::change::{self, Change, NewTopic};
+use crate::group::OFFSETS_TOPIC;
+use crate::shard::Shard;
 
 pub const VERSIONS: Versions = Versions { min: 0, max: 6 };
 
-const NOT_YET: &str = "consumer groups and transactions are not implemented yet";
+const KEY_TYPE_GROUP: i8 = 0;
 
-pub fn handle(ctx: Ctx, req: FindCoordinatorRequest) -> Reply {
-    let code = ResponseError::CoordinatorNotAvailable.code();
-    let mut resp = FindCoordinatorResponse::default()
-        .with_node_id(BrokerId(-1))
-        .with_port(-1);
+pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: FindCoordinatorRequest) -> Reply {
+    // v0 has no key type: always a group.
+    let key_type = if ctx.version >= 1 {
+        req.key_type
+    } else {
+        KEY_TYPE_GROUP
+    };
+    let answer = if key_type == KEY_TYPE_GROUP {
+        ensure_offsets_topic(shard).await
+    } else {
+        Err((
+            ResponseError::CoordinatorNotAvailable.code(),
+            "transactions are not implemented yet".to_string(),
+        ))
+    };
+    let node = BrokerId(shard.config.node_id);
+    let host = str_bytes(shard.config.advertise_host.clone());
+    let port = i32::from(shard.config.advertise_port);
+    let coordinator = |key: StrBytes| {
+        let c = Coordinator::default().with_key(key);
+        match &answer {
+            Ok(()) => c.with_node_id(node).with_host(host.clone()).with_port(port),
+            Err((code, msg)) => c
+                .with_node_id(BrokerId(-1))
+                .with_port(-1)
+                .with_error_code(*code)
+                .with_error_message(Some(str_bytes(msg.clone()))),
+        }
+    };
+    let mut resp = FindCoordinatorResponse::default();
     if ctx.version >= 4 {
         // Batched keys (KIP-699): one answer per key.
-        resp.coordinators = req
-            .coordinator_keys
-            .into_iter()
-            .map(|key| {
-                Coordinator::default()
-                    .with_key(key)
-                    .with_node_id(BrokerId(-1))
-                    .with_port(-1)
-                    .with_error_code(code)
-                    .with_error_message(Some(str_bytes(NOT_YET)))
-            })
-            .collect();
+        resp.coordinators = req.coordinator_keys.into_iter().map(coordinator).collect();
     } else {
-        resp.error_code = code;
+        let c = coordinator(req.key);
+        resp.error_code = c.error_code;
+        resp.node_id = c.node_id;
+        resp.host = c.host;
+        resp.port = c.port;
         if ctx.version >= 1 {
-            resp.error_message = Some(str_bytes(NOT_YET));
+            resp.error_message = c.error_message;
         }
     }
     ctx.reply(&resp)
+}
+
+/// Creates `__consumer_offsets` if it does not exist yet.
+async fn ensure_offsets_topic(shard: &Rc<Shard>) -> Result<(), (i16, String)> {
+    if shard.catalog().topic(OFFSETS_TOPIC).is_some() {
+        return Ok(());
+    }
+    let groups = &shard.config.groups;
+    let topic = NewTopic {
+        name: OFFSETS_TOPIC.to_string(),
+        partitions: groups.offsets_topic_num_partitions,
+        configs: [
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            (
+                "segment.bytes".to_string(),
+                groups.offsets_topic_segment_bytes.to_string(),
+            ),
+        ]
+        .into(),
+    };
+    let result = change::request(
+        shard,
+        Change::CreateTopics {
+            topics: vec![topic],
+            validate_only: false,
+        },
+    )
+    .await;
+    match result.into_iter().next() {
+        Some((_, Ok(()))) => {
+            tracing::info!(
+                partitions = groups.offsets_topic_num_partitions,
+                "created {OFFSETS_TOPIC}"
+            );
+            Ok(())
+        }
+        // Another connection created it first.
+        Some((_, Err((code, _)))) if code == ResponseError::TopicAlreadyExists.code() => Ok(()),
+        Some((_, Err((_, msg)))) => {
+            tracing::error!(%msg, "cannot create {OFFSETS_TOPIC}");
+            Err((ResponseError::CoordinatorNotAvailable.code(), msg))
+        }
+        None => Err((
+            ResponseError::CoordinatorNotAvailable.code(),
+            format!("cannot create {OFFSETS_TOPIC}"),
+        )),
+    }
 }

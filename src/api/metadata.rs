@@ -16,9 +16,6 @@ use crate::shard::Shard;
 
 pub const VERSIONS: Versions = Versions { min: 0, max: 12 };
 
-/// Kafka's internal topics, flagged `is_internal` in Metadata.
-pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
-
 /// The cluster id Metadata and DescribeCluster report. Stable for a data directory.
 pub fn cluster_id(shard: &Shard) -> String {
     let digest = crc32c::crc32c(shard.config.data_dir.to_string_lossy().as_bytes());
@@ -50,6 +47,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: MetadataRequest) -> Reply 
             .iter()
             .filter(|n| {
                 !n.is_empty()
+                    && !crate::catalog::is_internal(n)
                     && catalog.topic(n).is_none()
                     && crate::catalog::validate_topic_name(n).is_ok()
             })
@@ -122,7 +120,7 @@ fn topic_entry(catalog: &Catalog, name: &str, node_id: i32, version: i16) -> Met
                 .with_isr_nodes(vec![BrokerId(node_id)])
         })
         .collect();
-    let is_internal = INTERNAL_TOPICS.contains(&name);
+    let is_internal = crate::catalog::is_internal(name);
     let entry = entry
         .with_is_internal(is_internal && version >= 1)
         .with_partitions(partitions);

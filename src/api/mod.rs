@@ -6,14 +6,24 @@
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 
 use std::future::Future;
 use std::rc::Rc;
@@ -36,13 +46,23 @@ pub const SUPPORTED: &[(ApiKey, Versions)] = &[
     (ApiKey::Produce, produce::VERSIONS),
     (ApiKey::Fetch, fetch::VERSIONS),
     (ApiKey::ListOffsets, list_offsets::VERSIONS),
+    (ApiKey::OffsetCommit, offset_commit::VERSIONS),
+    (ApiKey::OffsetFetch, offset_fetch::VERSIONS),
     (ApiKey::FindCoordinator, find_coordinator::VERSIONS),
+    (ApiKey::JoinGroup, join_group::VERSIONS),
+    (ApiKey::Heartbeat, heartbeat::VERSIONS),
+    (ApiKey::LeaveGroup, leave_group::VERSIONS),
+    (ApiKey::SyncGroup, sync_group::VERSIONS),
+    (ApiKey::DescribeGroups, describe_groups::VERSIONS),
+    (ApiKey::ListGroups, list_groups::VERSIONS),
     (ApiKey::Metadata, metadata::VERSIONS),
     (ApiKey::ApiVersions, api_versions::VERSIONS),
     (ApiKey::CreateTopics, create_topics::VERSIONS),
     (ApiKey::DeleteTopics, delete_topics::VERSIONS),
     (ApiKey::DescribeConfigs, describe_configs::VERSIONS),
     (ApiKey::CreatePartitions, create_partitions::VERSIONS),
+    (ApiKey::DeleteGroups, delete_groups::VERSIONS),
+    (ApiKey::OffsetDelete, offset_delete::VERSIONS),
     (ApiKey::DescribeCluster, describe_cluster::VERSIONS),
 ];
 
@@ -68,6 +88,10 @@ pub struct Ctx {
     pub api_key: ApiKey,
     pub version: i16,
     pub correlation_id: i32,
+    /// The request header's client id ("" when null).
+    pub client_id: kafka_protocol::protocol::StrBytes,
+    /// The client's address as Kafka reports it ("/127.0.0.1"); set by `dispatch`.
+    pub client_host: Rc<str>,
 }
 
 impl Ctx {
@@ -130,10 +154,12 @@ pub fn decode_request(mut frame: Bytes) -> Result<Decoded, String> {
     let Some(range) = supported(api_key) else {
         return Err(format!("API {api_key:?} is not supported"));
     };
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         api_key,
         version,
         correlation_id,
+        client_id: Default::default(),
+        client_host: Rc::from(""),
     };
     if version < range.min || version > range.max {
         if api_key == ApiKey::ApiVersions {
@@ -145,8 +171,9 @@ pub fn decode_request(mut frame: Bytes) -> Result<Decoded, String> {
         ));
     }
     let header_version = api_key.request_header_version(version);
-    RequestHeader::decode(&mut frame, header_version)
+    let header = RequestHeader::decode(&mut frame, header_version)
         .map_err(|e| format!("bad {api_key:?} request header: {e}"))?;
+    ctx.client_id = header.client_id.unwrap_or_default();
     let request = RequestKind::decode(api_key, &mut frame, version)
         .map_err(|e| format!("bad {api_key:?} v{version} request: {e}"))?;
     Ok(Decoded::Request(ctx, request))
@@ -154,9 +181,19 @@ pub fn decode_request(mut frame: Bytes) -> Result<Decoded, String> {
 
 /// Decodes one request frame and starts its handler. Runs the in-order part of the request
 /// before returning. `Err` means close the connection, with the reason for the log.
-pub async fn dispatch(shard: &Rc<Shard>, frame: Bytes) -> Result<ReplyTask, String> {
+pub async fn dispatch(
+    shard: &Rc<Shard>,
+    client_host: &Rc<str>,
+    frame: Bytes,
+) -> Result<ReplyTask, String> {
     let (ctx, request) = match decode_request(frame)? {
-        Decoded::Request(ctx, request) => (ctx, request),
+        Decoded::Request(ctx, request) => (
+            Ctx {
+                client_host: client_host.clone(),
+                ..ctx
+            },
+            request,
+        ),
         Decoded::ApiVersionsUnsupported(ctx) => {
             return Ok(spawn(
                 async move { ctx.reply(&api_versions::unsupported()) },
@@ -176,7 +213,37 @@ pub async fn dispatch(shard: &Rc<Shard>, frame: Bytes) -> Result<ReplyTask, Stri
         }
         RequestKind::ApiVersions(req) => spawn(async move { api_versions::handle(ctx, req) }),
         RequestKind::FindCoordinator(req) => {
-            spawn(async move { find_coordinator::handle(ctx, req) })
+            spawn(async move { find_coordinator::handle(&shard, ctx, req).await })
+        }
+        RequestKind::JoinGroup(req) => {
+            spawn(async move { join_group::handle(&shard, ctx, req).await })
+        }
+        RequestKind::SyncGroup(req) => {
+            spawn(async move { sync_group::handle(&shard, ctx, req).await })
+        }
+        RequestKind::Heartbeat(req) => {
+            spawn(async move { heartbeat::handle(&shard, ctx, req).await })
+        }
+        RequestKind::LeaveGroup(req) => {
+            spawn(async move { leave_group::handle(&shard, ctx, req).await })
+        }
+        RequestKind::OffsetCommit(req) => {
+            spawn(async move { offset_commit::handle(&shard, ctx, req).await })
+        }
+        RequestKind::OffsetFetch(req) => {
+            spawn(async move { offset_fetch::handle(&shard, ctx, req).await })
+        }
+        RequestKind::DescribeGroups(req) => {
+            spawn(async move { describe_groups::handle(&shard, ctx, req).await })
+        }
+        RequestKind::ListGroups(req) => {
+            spawn(async move { list_groups::handle(&shard, ctx, req).await })
+        }
+        RequestKind::DeleteGroups(req) => {
+            spawn(async move { delete_groups::handle(&shard, ctx, req).await })
+        }
+        RequestKind::OffsetDelete(req) => {
+            spawn(async move { offset_delete::handle(&shard, ctx, req).await })
         }
         RequestKind::CreateTopics(req) => {
             spawn(async move { create_topics::handle(&shard, ctx, req).await })
@@ -206,6 +273,18 @@ pub fn topic_name(s: &str) -> kafka_protocol::messages::TopicName {
     kafka_protocol::messages::TopicName(kafka_protocol::protocol::StrBytes::from_string(
         s.to_string(),
     ))
+}
+
+/// Groups `(topic, item)` pairs by topic, topics in order of first appearance.
+pub fn by_topic<T>(items: impl IntoIterator<Item = (String, T)>) -> Vec<(String, Vec<T>)> {
+    let mut out: Vec<(String, Vec<T>)> = Vec::new();
+    for (topic, item) in items {
+        match out.iter_mut().find(|(t, _)| *t == topic) {
+            Some((_, v)) => v.push(item),
+            None => out.push((topic, vec![item])),
+        }
+    }
+    out
 }
 
 pub fn str_bytes(s: impl Into<String>) -> kafka_protocol::protocol::StrBytes {

@@ -104,6 +104,15 @@ pub async fn start(shard: &Rc<Shard>, ctx: Ctx, req: ProduceRequest) -> ReplyTas
                 ));
                 continue;
             }
+            if crate::catalog::is_internal(&topic) {
+                // Only the broker writes its internal topics (Kafka answers the same).
+                immediate.push(PartResult::error(
+                    slot,
+                    ResponseError::InvalidTopicException,
+                    "cannot produce to an internal topic",
+                ));
+                continue;
+            }
             match known {
                 Some(n) if p.index >= 0 && p.index < n => {
                     owned.push((

@@ -82,7 +82,12 @@ pub async fn apply(shard: &Rc<Shard>, change: Change) -> ChangeResult {
         }
         Change::DeleteTopics { names } => {
             for name in names {
-                let r = if next.topics.remove(&name).is_some() {
+                let r = if super::is_internal(&name) {
+                    err(
+                        ResponseError::InvalidTopicException,
+                        format!("'{name}' is an internal topic and cannot be deleted"),
+                    )
+                } else if next.topics.remove(&name).is_some() {
                     changed = true;
                     Ok(())
                 } else {
@@ -100,6 +105,10 @@ pub async fn apply(shard: &Rc<Shard>, change: Change) -> ChangeResult {
         } => {
             for (name, count) in topics {
                 let r = match next.topics.get_mut(&name) {
+                    Some(_) if super::is_internal(&name) => err(
+                        ResponseError::InvalidTopicException,
+                        format!("'{name}' is an internal topic; its partition count is fixed"),
+                    ),
                     None => err(
                         ResponseError::UnknownTopicOrPartition,
                         format!("topic '{name}' does not exist"),

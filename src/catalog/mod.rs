@@ -98,6 +98,15 @@ pub fn log_config(config: &crate::config::Config, topic: &Topic) -> crate::log::
     }
 }
 
+/// Kafka's internal topics: flagged `is_internal` in Metadata, written only by the broker,
+/// never auto-created by Metadata, deleted or repartitioned (a group's coordinator is the
+/// hash of its name over the partition count).
+pub const INTERNAL_TOPICS: &[&str] = &[crate::group::OFFSETS_TOPIC, "__transaction_state"];
+
+pub fn is_internal(name: &str) -> bool {
+    INTERNAL_TOPICS.contains(&name)
+}
+
 /// Kafka's rule for topic names: 1 to 249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), String> {
     if name.is_empty() {

@@ -242,12 +242,12 @@ pub fn assign_offset(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
 }
 
 /// Encodes `(key, value, timestamp)` records as one v2 batch the way a producer does (base
-/// offset 0, no producer id). The one batch builder of the unit tests, `tests/` and `benches/`.
-#[doc(hidden)]
-pub fn encode_batch(
+/// offset 0, no producer id): the broker's own records (`__consumer_offsets`), and the one
+/// batch builder of the unit tests, `tests/` and `benches/` (`encode_batch`).
+pub fn try_encode_batch(
     records: impl IntoIterator<Item = (Option<bytes::Bytes>, Option<bytes::Bytes>, i64)>,
     compression: kafka_protocol::records::Compression,
-) -> Vec<u8> {
+) -> Result<Vec<u8>, String> {
     use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
     let records: Vec<Record> = records
         .into_iter()
@@ -274,9 +274,17 @@ pub fn encode_batch(
         version: 2,
         compression,
     };
-    // Encoding records we built ourselves into memory has no failure mode but a bug.
-    RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encoding a record batch");
-    buf.to_vec()
+    RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| e.to_string())?;
+    Ok(buf.to_vec())
+}
+
+/// `try_encode_batch` for tests and benches.
+#[doc(hidden)]
+pub fn encode_batch(
+    records: impl IntoIterator<Item = (Option<bytes::Bytes>, Option<bytes::Bytes>, i64)>,
+    compression: kafka_protocol::records::Compression,
+) -> Vec<u8> {
+    try_encode_batch(records, compression).expect("encoding a record batch")
 }
 
 #[cfg(test)]

@@ -7,4 +7,4 @@ pub mod index;
 pub mod partition;
 pub mod segment;
 
-pub use partition::{LogConfig, LogError, PartitionLog};
+pub use partition::{AppendReceiver, LogConfig, LogError, PartitionLog};

@@ -39,6 +39,12 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    // As Kafka reports a member's host (DescribeGroups): "/" and the IP.
+    let client_host: Rc<str> = stream
+        .peer_addr()
+        .map(|a| format!("/{}", a.ip()))
+        .unwrap_or_default()
+        .into();
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.split();
     let (tx, rx) = local_channel::new_bounded::<api::ReplyTask>(CONNECTION_REQUESTS_IN_FLIGHT_MAX);
@@ -80,7 +86,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             }
             buf.advance(frame::SIZE_PREFIX_BYTES);
             let body = buf.split_to(size).freeze();
-            match api::dispatch(&shard, body).await {
+            match api::dispatch(&shard, &client_host, body).await {
                 Ok(task) => {
                     if tx.send(task).await.is_err() {
                         break 'read;

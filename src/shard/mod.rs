@@ -48,6 +48,13 @@ pub enum ShardRequest {
     ),
     /// From shard 0: the new catalog; open and close partitions to match it, then reply.
     CatalogUpdate(Arc<Catalog>, oneshot::Sender<()>),
+    /// To a group's coordinator (the owner of its `__consumer_offsets` partition).
+    Group {
+        partition: i32,
+        group: String,
+        op: crate::group::Op,
+        reply: oneshot::Sender<crate::group::OpResult>,
+    },
 }
 
 pub struct Shard {
@@ -68,6 +75,8 @@ pub struct Shard {
     /// Connections open on this shard, for the drain at shutdown.
     pub connections: Cell<usize>,
     pub connections_notify: Notify,
+    /// Consumer groups of the `__consumer_offsets` partitions this shard owns.
+    pub groups: crate::group::Coordinator,
 }
 
 impl Shard {
@@ -144,6 +153,12 @@ impl Shard {
                 })
                 .detach();
             }
+            ShardRequest::Group {
+                partition,
+                group,
+                op,
+                reply,
+            } => crate::group::on_owner(self, partition, group, op, reply),
             ShardRequest::CatalogUpdate(catalog, reply) => {
                 let shard = self.clone();
                 glommio::spawn_local(async move {
@@ -199,6 +214,13 @@ impl Shard {
                 .await
                 {
                     Ok(log) => {
+                        if name == crate::group::OFFSETS_TOPIC {
+                            // Groups come back before the partition serves.
+                            if let Err(e) = self.groups.load(&log).await {
+                                tracing::error!(partition = p, error = %e, "cannot load consumer groups; their coordinator stays unavailable");
+                                continue;
+                            }
+                        }
                         self.partitions
                             .borrow_mut()
                             .entry(name.clone())

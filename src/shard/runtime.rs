@@ -246,8 +246,10 @@ async fn shard_main(
         stop_notify: Notify::new(),
         connections: Cell::new(0),
         connections_notify: Notify::new(),
+        groups: Default::default(),
     });
     shard.open_owned_partitions().await;
+    glommio::spawn_local(crate::group::Coordinator::run_timer(shard.clone())).detach();
 
     // Requests from peers, in arrival order: the in-order part runs in the loop, waiting parts
     // in tasks. What is in flight is bounded upstream: each connection has at most
@@ -304,6 +306,7 @@ async fn shard_main(
     // Phase 1: stop reading new requests and let in-flight ones finish.
     shard.stopping.set(true);
     shard.stop_notify.notify_all();
+    shard.groups.shutdown();
     while shard.connections.get() > 0 {
         shard.connections_notify.notified().await;
     }

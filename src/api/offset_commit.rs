@@ -1,0 +1,77 @@
+//! OffsetCommit: a group's consumed positions, written to `__consumer_offsets` and answered
+//! once durable.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+
+use super::{by_topic, topic_name, Ctx, Reply, Versions};
+use crate::group::{self, CommitPartition, Op, Out};
+use crate::shard::Shard;
+
+/// v0 and v1 (ZooKeeper-era) are not decodable by kafka-protocol; Kafka 4 dropped them too.
+pub const VERSIONS: Versions = Versions { min: 2, max: 9 };
+
+pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: OffsetCommitRequest) -> Reply {
+    let group_id = req.group_id.0.to_string();
+    let partitions: Vec<CommitPartition> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| CommitPartition {
+                topic: t.name.0.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if ctx.version >= 6 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            })
+        })
+        .collect();
+    let keys: Vec<(String, i32)> = partitions
+        .iter()
+        .map(|p| (p.topic.clone(), p.partition))
+        .collect();
+    let op = Op::Commit {
+        member_id: req.member_id.to_string(),
+        instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+        generation: req.generation_id_or_member_epoch,
+        partitions,
+    };
+    let results: Vec<(String, i32, i16)> = match group::call(shard, &group_id, op).await {
+        Ok(Out::Partitions(r)) => r,
+        Ok(_) => error_all(
+            &keys,
+            kafka_protocol::ResponseError::UnknownServerError.code(),
+        ),
+        Err(code) => error_all(&keys, code),
+    };
+    let topics = by_topic(results.into_iter().map(|(t, p, c)| (t, (p, c))))
+        .into_iter()
+        .map(|(t, parts)| {
+            OffsetCommitResponseTopic::default()
+                .with_name(topic_name(&t))
+                .with_partitions(
+                    parts
+                        .into_iter()
+                        .map(|(p, c)| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_error_code(c)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    ctx.reply(&OffsetCommitResponse::default().with_topics(topics))
+}
+
+fn error_all(keys: &[(String, i32)], code: i16) -> Vec<(String, i32, i16)> {
+    keys.iter().map(|(t, p)| (t.clone(), *p, code)).collect()
+}

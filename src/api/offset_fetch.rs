@@ -1,0 +1,153 @@
+//! OffsetFetch: a group's committed offsets; -1 (and empty metadata) where nothing was
+//! committed, which is what makes `auto.offset.reset` apply on the client. v8+ asks for
+//! several groups at once.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse};
+use kafka_protocol::ResponseError;
+
+use super::{by_topic, str_bytes, topic_name, Ctx, Reply, Versions};
+use crate::group::state::Committed;
+use crate::group::{self, Op, Out, TopicPartitions};
+use crate::shard::Shard;
+
+pub const VERSIONS: Versions = Versions { min: 1, max: 9 };
+
+/// One partition's answer: offset, leader epoch, metadata, error.
+struct Answer {
+    partition: i32,
+    offset: i64,
+    leader_epoch: i32,
+    metadata: String,
+    error: i16,
+}
+
+pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: OffsetFetchRequest) -> Reply {
+    let v = ctx.version;
+    if v >= 8 {
+        let mut groups = Vec::with_capacity(req.groups.len());
+        for g in req.groups {
+            let topics = g.topics.map(|ts| {
+                ts.into_iter()
+                    .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                    .collect()
+            });
+            let (answers, error) = fetch(shard, &g.group_id.0, topics).await;
+            groups.push(
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id)
+                    .with_error_code(error)
+                    .with_topics(
+                        answers
+                            .into_iter()
+                            .map(|(t, parts)| {
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(topic_name(&t))
+                                    .with_partitions(
+                                        parts
+                                            .into_iter()
+                                            .map(|a| {
+                                                OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(a.partition)
+                                                    .with_committed_offset(a.offset)
+                                                    .with_committed_leader_epoch(a.leader_epoch)
+                                                    .with_metadata(Some(str_bytes(a.metadata)))
+                                                    .with_error_code(a.error)
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect(),
+                    ),
+            );
+        }
+        return ctx.reply(&OffsetFetchResponse::default().with_groups(groups));
+    }
+    let GroupId(group_id) = req.group_id;
+    let topics = req.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes))
+            .collect()
+    });
+    let (answers, error) = fetch(shard, &group_id, topics).await;
+    let mut resp = OffsetFetchResponse::default().with_topics(
+        answers
+            .into_iter()
+            .map(|(t, parts)| {
+                OffsetFetchResponseTopic::default()
+                    .with_name(topic_name(&t))
+                    .with_partitions(
+                        parts
+                            .into_iter()
+                            .map(|a| {
+                                let mut p = OffsetFetchResponsePartition::default()
+                                    .with_partition_index(a.partition)
+                                    .with_committed_offset(a.offset)
+                                    .with_metadata(Some(str_bytes(a.metadata)))
+                                    // v1 has no group-level error: every partition carries it.
+                                    .with_error_code(if v >= 2 {
+                                        a.error
+                                    } else {
+                                        a.error.max(error)
+                                    });
+                                if v >= 5 {
+                                    p.committed_leader_epoch = a.leader_epoch;
+                                }
+                                p
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    );
+    if v >= 2 {
+        resp.error_code = error;
+    }
+    ctx.reply(&resp)
+}
+
+/// The answers for one group, by topic, and the group-level error.
+async fn fetch(
+    shard: &Rc<Shard>,
+    group_id: &str,
+    topics: Option<TopicPartitions>,
+) -> (Vec<(String, Vec<Answer>)>, i16) {
+    let asked: Vec<(String, i32)> = topics
+        .iter()
+        .flatten()
+        .flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p)))
+        .collect();
+    let result = group::call(shard, group_id, Op::FetchOffsets(topics)).await;
+    let (found, error) = match result {
+        Ok(Out::Offsets(found)) => (found, 0),
+        Ok(_) => (Vec::new(), ResponseError::UnknownServerError.code()),
+        Err(code) => (asked.into_iter().map(|(t, p)| (t, p, None)).collect(), code),
+    };
+    let answers = found
+        .into_iter()
+        .map(|(t, p, c): (String, i32, Option<Committed>)| {
+            let a = match c {
+                Some(c) => Answer {
+                    partition: p,
+                    offset: c.offset,
+                    leader_epoch: c.leader_epoch,
+                    metadata: c.metadata,
+                    error: 0,
+                },
+                None => Answer {
+                    partition: p,
+                    offset: -1,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                    error: 0,
+                },
+            };
+            (t, a)
+        });
+    (by_topic(answers), error)
+}
