@@ -1,7 +1,8 @@
 //! Consumer groups end to end with librdkafka (rdkafka crate): members split partitions and
 //! rebalance, commits survive a restart, a fresh group follows auto.offset.reset, static
 //! members come back without a rebalance, and the admin APIs see and delete groups.
-//! Every wait is bounded; nothing asserts on elapsed time.
+//! Every wait is bounded; nothing asserts on elapsed time. `GROUPS_DEBUG=cgrp,protocol` sets
+//! librdkafka's `debug` on the group consumers.
 
 mod common;
 
@@ -40,6 +41,9 @@ fn group_consumer(b: &Broker, group: &str, extra: &[(&str, &str)]) -> BaseConsum
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "200");
+    if let Ok(d) = std::env::var("GROUPS_DEBUG") {
+        c.set("debug", d);
+    }
     for (k, v) in extra {
         c.set(*k, *v);
     }

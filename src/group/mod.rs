@@ -193,8 +193,13 @@ async fn ask(shard: &Rc<Shard>, owner: usize, partition: i32, group: &str, op: O
             },
         )
         .await;
-    rx.await
-        .unwrap_or(Err(code(ResponseError::CoordinatorNotAvailable)))
+    let result = rx
+        .await
+        .unwrap_or(Err(code(ResponseError::CoordinatorNotAvailable)));
+    if let Err(e) = result {
+        tracing::debug!(group, owner, partition, error = e, "group request refused");
+    }
+    result
 }
 
 /// Runs on the coordinator shard: answers `op` in a task (joins and syncs wait for the rest of
@@ -519,8 +524,17 @@ async fn run(shard: &Rc<Shard>, partition: i32, group: &str, op: Op) -> OpResult
         return Ok(Out::Listed(co.list(&states)));
     }
     if shard.partition(OFFSETS_TOPIC, partition).is_none() {
-        // Not owned here (the catalog moved on) or failed to open.
-        return Err(code(ResponseError::CoordinatorNotAvailable));
+        // In the catalog but not open yet: this shard is still opening (and loading) it after
+        // the topic was created or the broker started. Clients retry this error.
+        let known = shard
+            .catalog()
+            .topic(OFFSETS_TOPIC)
+            .is_some_and(|t| partition < t.partitions);
+        return Err(code(if known {
+            ResponseError::CoordinatorLoadInProgress
+        } else {
+            ResponseError::CoordinatorNotAvailable
+        }));
     }
     let now = Instant::now();
     let wall = wall_ms();
