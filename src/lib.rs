@@ -8,6 +8,7 @@
 //! - `api`: one file per Kafka API; the ApiVersions table is built from their version ranges.
 //! - `log`: partition logs: segments, indexes, appends, reads, recovery, group commit.
 //! - `catalog`: topics, their partition counts and configs, persisted and shared by shards.
+//! - `group`: the consumer group coordinator, on the shards owning `__consumer_offsets`.
 //!
 //! A request is decoded on the shard that accepted its connection, split by partition owner,
 //! and sent to the owning shards; their replies are gathered and written back in request order.
