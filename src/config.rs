@@ -93,6 +93,11 @@ pub const DEFAULT_GROUP_MIN_SESSION_TIMEOUT_MS: i32 = 6_000;
 pub const DEFAULT_GROUP_MAX_SESSION_TIMEOUT_MS: i32 = 1_800_000;
 /// `group.max.size`: most members in one group (Kafka's default, Int.MAX_VALUE: no limit).
 pub const DEFAULT_GROUP_MAX_SIZE: i32 = i32::MAX;
+/// `group.consumer.heartbeat.interval.ms`: how often KIP-848 members heartbeat (Kafka's default).
+pub const DEFAULT_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS: i32 = 5_000;
+/// `group.consumer.session.timeout.ms`: a KIP-848 member missing heartbeats this long is
+/// removed (Kafka's default).
+pub const DEFAULT_GROUP_CONSUMER_SESSION_TIMEOUT_MS: i32 = 45_000;
 
 /// Smallest explicit `shardlog.io.memory.bytes`: glommio rounds anything smaller up to this.
 pub const MIN_IO_MEMORY_BYTES: usize = 64 * 1024;
@@ -289,6 +294,10 @@ pub struct GroupConfig {
     pub max_session_timeout_ms: i32,
     /// `group.max.size`: most members in one group.
     pub max_size: i32,
+    /// `group.consumer.heartbeat.interval.ms` (KIP-848 groups).
+    pub consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.session.timeout.ms` (KIP-848 groups).
+    pub consumer_session_timeout_ms: i32,
 }
 
 impl Default for GroupConfig {
@@ -302,6 +311,8 @@ impl Default for GroupConfig {
             min_session_timeout_ms: DEFAULT_GROUP_MIN_SESSION_TIMEOUT_MS,
             max_session_timeout_ms: DEFAULT_GROUP_MAX_SESSION_TIMEOUT_MS,
             max_size: DEFAULT_GROUP_MAX_SIZE,
+            consumer_heartbeat_interval_ms: DEFAULT_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS,
+            consumer_session_timeout_ms: DEFAULT_GROUP_CONSUMER_SESSION_TIMEOUT_MS,
         }
     }
 }
@@ -469,6 +480,14 @@ const TYPED_KEYS: &[(&str, Kind)] = &[
     ("group.min.session.timeout.ms", int(MIN_ZERO, KAFKA_INT_MAX)),
     ("group.max.session.timeout.ms", int(MIN_ZERO, KAFKA_INT_MAX)),
     ("group.max.size", int(MIN_ONE, KAFKA_INT_MAX)),
+    (
+        "group.consumer.heartbeat.interval.ms",
+        int(MIN_ONE, KAFKA_INT_MAX),
+    ),
+    (
+        "group.consumer.session.timeout.ms",
+        int(MIN_ONE, KAFKA_INT_MAX),
+    ),
 ];
 
 /// The check for a [`COMPAT_KEYS`] key: numeric and boolean keys are checked, the rest need only be non-empty.
@@ -1463,6 +1482,12 @@ impl Config {
         if let Some(v) = settings.int("group.max.session.timeout.ms")? {
             groups.max_session_timeout_ms = v;
         }
+        if let Some(v) = settings.int("group.consumer.heartbeat.interval.ms")? {
+            groups.consumer_heartbeat_interval_ms = v;
+        }
+        if let Some(v) = settings.int("group.consumer.session.timeout.ms")? {
+            groups.consumer_session_timeout_ms = v;
+        }
         if let Some(v) = settings.int("group.max.size")? {
             groups.max_size = v;
         }
@@ -1684,6 +1709,16 @@ impl Config {
             "group.max.size",
             self.groups.max_size.to_string(),
             DEFAULT_GROUP_MAX_SIZE.to_string(),
+        );
+        add(
+            "group.consumer.heartbeat.interval.ms",
+            self.groups.consumer_heartbeat_interval_ms.to_string(),
+            DEFAULT_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS.to_string(),
+        );
+        add(
+            "group.consumer.session.timeout.ms",
+            self.groups.consumer_session_timeout_ms.to_string(),
+            DEFAULT_GROUP_CONSUMER_SESSION_TIMEOUT_MS.to_string(),
         );
         // Keys set explicitly but not listed above (compatibility keys, log.dir, log.retention.hours
         // and .minutes) are reported as given.
@@ -2144,6 +2179,7 @@ mod tests {
                 min_session_timeout_ms: 100,
                 max_session_timeout_ms: 200,
                 max_size: 10,
+                ..GroupConfig::default()
             }
         );
         // Still a compatibility key: accepted and reported, not typed.

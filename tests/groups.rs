@@ -326,3 +326,53 @@ fn admin_lists_describes_and_deletes_groups() {
     let probe = group_consumer(&b, "g-admin", &[]);
     assert_eq!(committed(&probe, topic, 1), vec![Offset::Invalid]);
 }
+
+/// KIP-848 (`group.protocol=consumer`): the broker assigns; members converge by heartbeats.
+#[test]
+fn consumer_protocol_members_split_partitions_and_commit() {
+    let b = Broker::start(&["--override", "group.consumer.heartbeat.interval.ms=500"]);
+    let topic = "kip848";
+    b.create_topic(topic, 4);
+    let p = b.producer(&[]);
+    for i in 0..40 {
+        p.send(
+            topic,
+            Some(i % 4),
+            &Msg::kv(format!("k{i}"), format!("v{i}")),
+        );
+    }
+    p.flush_ok(Duration::from_secs(10));
+    let consumer = |b: &Broker| {
+        let mut c = b.client_config();
+        c.set("group.id", "g-848")
+            .set("group.protocol", "consumer")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "200");
+        if let Ok(d) = std::env::var("GROUPS_DEBUG") {
+            c.set("debug", d);
+        }
+        let c: BaseConsumer<Rebalances> = c
+            .create_with_context(Rebalances::default())
+            .expect("create consumer");
+        c.subscribe(&[topic]).expect("subscribe");
+        c
+    };
+    let a = consumer(&b);
+    let got = poll_until(&[&a], "a reads all 40 records", |c, got| {
+        assigned(c[0]).len() == 4 && got[0].len() >= 40
+    });
+    assert_eq!(got[0].len(), 40);
+    a.commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+        .expect("commit with the member epoch");
+    assert_eq!(committed(&a, topic, 4), vec![Offset::Offset(10); 4]);
+    let c2 = consumer(&b);
+    poll_until(&[&a, &c2], "a and c2 own 2 partitions each", |c, _| {
+        let (x, y) = (assigned(c[0]), assigned(c[1]));
+        x.len() == 2 && y.len() == 2 && x.is_disjoint(&y)
+    });
+    drop(c2);
+    poll_until(&[&a], "a owns all 4 partitions again", |c, _| {
+        assigned(c[0]).len() == 4
+    });
+}

@@ -19,7 +19,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: DescribeGroupsRequest) -> 
         let mut d = DescribedGroup::default().with_group_id(id.clone());
         match group::call(shard, &id.0, Op::Describe).await {
             Ok(Out::Described(Some(g))) => {
-                d.group_state = str_bytes(g.state.name());
+                d.group_state = str_bytes(g.state);
                 d.protocol_type = str_bytes(g.protocol_type);
                 d.protocol_data = str_bytes(g.protocol);
                 d.members = g

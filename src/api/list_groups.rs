@@ -1,5 +1,5 @@
-//! ListGroups: every group on the broker, optionally filtered by state (v4+) and type (v5+;
-//! all groups here are "classic").
+//! ListGroups: every group on the broker, optionally filtered by state (v4+) and by type (v5+:
+//! "classic" or "consumer", the KIP-848 protocol).
 
 use std::rc::Rc;
 
@@ -12,37 +12,31 @@ use crate::shard::Shard;
 
 pub const VERSIONS: Versions = Versions { min: 0, max: 5 };
 
-const GROUP_TYPE: &str = "classic";
-
 pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: ListGroupsRequest) -> Reply {
     let v = ctx.version;
-    let types_match = v < 5
-        || req.types_filter.is_empty()
-        || req
-            .types_filter
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case(GROUP_TYPE));
     let states: Vec<String> = if v >= 4 {
         req.states_filter.iter().map(|s| s.to_string()).collect()
     } else {
         Vec::new()
     };
-    let groups = if types_match {
-        group::list_all(shard, states).await
+    let types: Vec<String> = if v >= 5 {
+        req.types_filter.iter().map(|s| s.to_string()).collect()
     } else {
         Vec::new()
     };
-    let groups = groups
+    let groups = group::list_all(shard, states)
+        .await
         .into_iter()
+        .filter(|g| types.is_empty() || types.iter().any(|t| t.eq_ignore_ascii_case(g.group_type)))
         .map(|g| {
             let mut l = ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(g.group_id)))
                 .with_protocol_type(str_bytes(g.protocol_type));
             if v >= 4 {
-                l.group_state = str_bytes(g.state.name());
+                l.group_state = str_bytes(g.state);
             }
             if v >= 5 {
-                l.group_type = str_bytes(GROUP_TYPE);
+                l.group_type = str_bytes(g.group_type);
             }
             l
         })

@@ -19,10 +19,13 @@ pub const LATEST_TIMESTAMP: i64 = -1;
 pub const EARLIEST_TIMESTAMP: i64 = -2;
 pub const MAX_TIMESTAMP: i64 = -3;
 
+/// Per requested slot: (offset, timestamp) or the error.
+pub type OwnerAnswers = Vec<(usize, Result<(i64, i64), ResponseError>)>;
+
 pub struct OwnerListOffsets {
     /// (slot, topic, partition, timestamp)
     pub parts: Vec<(usize, String, i32, i64)>,
-    pub reply: oneshot::Sender<Vec<(usize, Result<(i64, i64), ResponseError>)>>,
+    pub reply: oneshot::Sender<OwnerAnswers>,
 }
 
 pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: ListOffsetsRequest) -> Reply {

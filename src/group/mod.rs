@@ -16,6 +16,7 @@
 //! passed, and every `offsets.retention.check.interval.ms` removes the offsets of groups that
 //! have been empty for `offsets.retention.minutes`.
 
+pub mod consumer;
 pub mod records;
 pub mod state;
 
@@ -106,10 +107,14 @@ pub enum Op {
     DeleteOffsets(TopicPartitions),
     /// Every group this shard coordinates, filtered by state names (any case; empty = all).
     List(Vec<String>),
+    /// KIP-848 ConsumerGroupHeartbeat.
+    ConsumerHeartbeat(consumer::Heartbeat),
+    /// KIP-848 ConsumerGroupDescribe.
+    DescribeConsumer,
 }
 
 pub struct Described {
-    pub state: GroupState,
+    pub state: &'static str,
     pub protocol_type: String,
     pub protocol: String,
     pub members: Vec<DescribedMember>,
@@ -127,7 +132,30 @@ pub struct DescribedMember {
 pub struct Listed {
     pub group_id: String,
     pub protocol_type: String,
-    pub state: GroupState,
+    pub state: &'static str,
+    /// "classic" or "consumer" (KIP-848).
+    pub group_type: &'static str,
+}
+
+/// A KIP-848 group as ConsumerGroupDescribe reports it.
+pub struct DescribedConsumer {
+    pub state: &'static str,
+    pub epoch: i32,
+    pub assignment_epoch: i32,
+    pub members: Vec<DescribedConsumerMember>,
+}
+
+pub struct DescribedConsumerMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub epoch: i32,
+    pub client_id: String,
+    pub client_host: String,
+    pub topics: Vec<String>,
+    pub regex: Option<String>,
+    pub assignment: consumer::Assignment,
+    pub target: consumer::Assignment,
 }
 
 /// A group request's answer.
@@ -144,6 +172,9 @@ pub enum Out {
     /// DescribeGroups: `None` when the group does not exist.
     Described(Option<Described>),
     Listed(Vec<Listed>),
+    ConsumerHeartbeat(consumer::HeartbeatResult),
+    /// ConsumerGroupDescribe: an error code and message when not a KIP-848 group.
+    DescribedConsumer(Result<DescribedConsumer, (i16, String)>),
 }
 
 pub type OpResult = Result<Out, i16>;
@@ -382,7 +413,7 @@ impl Coordinator {
             let mut groups = self.groups.borrow_mut();
             let mut vacant = Vec::new();
             for g in groups.values_mut() {
-                if g.state != GroupState::Empty {
+                if !g.is_empty() {
                     continue;
                 }
                 let since = g.state_timestamp;
@@ -626,6 +657,33 @@ async fn run(shard: &Rc<Shard>, partition: i32, group: &str, op: Op) -> OpResult
         Op::Delete => co.delete(shard, partition, group).await,
         Op::DeleteOffsets(topics) => co.delete_offsets(shard, partition, group, topics).await?,
         Op::List(_) => unreachable!("answered above"),
+        Op::ConsumerHeartbeat(hb) => {
+            let catalog = shard.catalog();
+            let session = Duration::from_millis(
+                shard.config.groups.consumer_session_timeout_ms.max(0) as u64,
+            );
+            let partitions = |t: &str| catalog.topic(t).map(|t| t.partitions);
+            let names = || catalog.topics.keys().cloned().collect::<Vec<_>>();
+            let result = co
+                .with_group(group, true, |g| {
+                    if !g.members.is_empty() || g.state != GroupState::Empty {
+                        return Err((
+                            code(ResponseError::GroupIdNotFound),
+                            format!("group '{group}' is a classic group with members"),
+                        ));
+                    }
+                    g.consumer.get_or_insert_with(Default::default).heartbeat(
+                        hb,
+                        session,
+                        &partitions,
+                        &names,
+                        now,
+                    )
+                })
+                .unwrap_or_else(|| Err((code(ResponseError::UnknownServerError), String::new())));
+            Out::ConsumerHeartbeat(result)
+        }
+        Op::DescribeConsumer => Out::DescribedConsumer(co.describe_consumer(group)),
     };
     Ok(out)
 }
@@ -654,12 +712,20 @@ impl Coordinator {
                 states.is_empty()
                     || states
                         .iter()
-                        .any(|s| s.eq_ignore_ascii_case(g.state.name()))
+                        .any(|s| s.eq_ignore_ascii_case(g.state_name()))
             })
             .map(|g| Listed {
                 group_id: g.id.clone(),
-                protocol_type: g.protocol_type.clone().unwrap_or_default(),
-                state: g.state,
+                protocol_type: match g.consumer {
+                    Some(_) => "consumer".to_string(),
+                    None => g.protocol_type.clone().unwrap_or_default(),
+                },
+                state: g.state_name(),
+                group_type: if g.consumer.is_some() {
+                    "consumer"
+                } else {
+                    "classic"
+                },
             })
             .collect()
     }
@@ -667,11 +733,30 @@ impl Coordinator {
     fn describe(&self, id: &str) -> Option<Described> {
         let groups = self.groups.borrow();
         let g = groups.get(id)?;
+        if let Some(c) = &g.consumer {
+            return Some(Described {
+                state: g.state_name(),
+                protocol_type: "consumer".to_string(),
+                protocol: String::new(),
+                members: c
+                    .members
+                    .values()
+                    .map(|m| DescribedMember {
+                        member_id: m.id.clone(),
+                        instance_id: m.instance_id.clone(),
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        metadata: Bytes::new(),
+                        assignment: Bytes::new(),
+                    })
+                    .collect(),
+            });
+        }
         let protocol = g.protocol.clone().unwrap_or_default();
         // Metadata and assignments only mean something once the group is stable.
         let stable = g.state == GroupState::Stable;
         Some(Described {
-            state: g.state,
+            state: g.state_name(),
             protocol_type: g.protocol_type.clone().unwrap_or_default(),
             protocol: protocol.clone(),
             members: g
@@ -692,6 +777,39 @@ impl Coordinator {
                     } else {
                         Bytes::new()
                     },
+                })
+                .collect(),
+        })
+    }
+
+    fn describe_consumer(&self, id: &str) -> Result<DescribedConsumer, (i16, String)> {
+        let groups = self.groups.borrow();
+        let not_found = || {
+            (
+                code(ResponseError::GroupIdNotFound),
+                format!("group '{id}' is not a consumer (KIP-848) group"),
+            )
+        };
+        let g = groups.get(id).ok_or_else(not_found)?;
+        let c = g.consumer.as_ref().ok_or_else(not_found)?;
+        Ok(DescribedConsumer {
+            state: c.state_name(),
+            epoch: c.epoch,
+            assignment_epoch: c.assignment_epoch,
+            members: c
+                .members
+                .values()
+                .map(|m| DescribedConsumerMember {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    rack_id: m.rack_id.clone(),
+                    epoch: m.epoch,
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    topics: m.topics.clone(),
+                    regex: m.regex.clone(),
+                    assignment: m.assigned.clone(),
+                    target: c.target.get(&m.id).cloned().unwrap_or_default(),
                 })
                 .collect(),
         })
@@ -829,7 +947,7 @@ impl Coordinator {
             let Some(g) = groups.get(group) else {
                 return Out::Code(code(ResponseError::GroupIdNotFound));
             };
-            if g.state != GroupState::Empty {
+            if !g.is_empty() {
                 return Out::Code(code(ResponseError::NonEmptyGroup));
             }
             let Some(g) = groups.remove(group) else {
@@ -874,8 +992,10 @@ impl Coordinator {
             let Some(g) = groups.get_mut(group) else {
                 return Err(code(ResponseError::GroupIdNotFound));
             };
-            let subscribed = if g.state == GroupState::Empty {
+            let subscribed = if g.is_empty() {
                 Vec::new()
+            } else if let Some(c) = g.consumer_members() {
+                c.members.values().flat_map(|m| m.topics.clone()).collect()
             } else if g.protocol_type.as_deref() == Some("consumer") {
                 subscribed_topics(g)
             } else {

@@ -185,6 +185,9 @@ pub struct Group {
     pub offsets: BTreeMap<(String, i32), Committed>,
     /// Membership changed since it was last persisted.
     pub dirty: bool,
+    /// Set when the group uses the KIP-848 protocol (`group.protocol=consumer`); its members
+    /// live there and the classic fields above stay empty.
+    pub consumer: Option<super::consumer::ConsumerGroup>,
 }
 
 impl Group {
@@ -204,6 +207,7 @@ impl Group {
             sync_deadline: None,
             offsets: BTreeMap::new(),
             dirty: false,
+            consumer: None,
         }
     }
 
@@ -403,6 +407,11 @@ impl Group {
         if self.state == GroupState::Dead {
             return fail(reply, ResponseError::CoordinatorNotAvailable);
         }
+        if self.consumer_members().is_some() {
+            // A KIP-848 group with members; Kafka answers the same without online migration.
+            return fail(reply, ResponseError::InconsistentGroupProtocol);
+        }
+        self.consumer = None;
         if !self.accepts(&req.protocol_type, &req.protocols) {
             return fail(reply, ResponseError::InconsistentGroupProtocol);
         }
@@ -855,6 +864,20 @@ impl Group {
         if self.state == GroupState::Dead {
             return code(ResponseError::CoordinatorNotAvailable);
         }
+        if let Some(c) = self.consumer_members() {
+            // KIP-848: the generation field carries the member epoch.
+            if generation < 0 && member_id.is_empty() {
+                return code(ResponseError::UnknownMemberId);
+            }
+            let Some(m) = c.members.get(member_id) else {
+                return code(ResponseError::UnknownMemberId);
+            };
+            return match generation.cmp(&m.epoch) {
+                std::cmp::Ordering::Greater => code(ResponseError::FencedMemberEpoch),
+                std::cmp::Ordering::Less => code(ResponseError::StaleMemberEpoch),
+                std::cmp::Ordering::Equal => 0,
+            };
+        }
         if generation >= 0 || !member_id.is_empty() || instance.is_some() {
             let i = match self.check_member(member_id, instance) {
                 Ok(i) => i,
@@ -876,6 +899,11 @@ impl Group {
 
     /// Expires sessions and pending member ids, and ends join and sync phases whose time is up.
     pub fn tick(&mut self, now: Instant, wall_ms: i64) {
+        if let Some(c) = &mut self.consumer {
+            for id in c.tick(now) {
+                tracing::info!(group = %self.id, member = %id, "member session or revocation timed out; removed");
+            }
+        }
         let before = self.pending.len();
         self.pending.retain(|(_, deadline)| *deadline > now);
         if self.pending.len() != before {
@@ -910,7 +938,28 @@ impl Group {
 
     /// Whether the group holds nothing worth keeping: no members and no offsets.
     pub fn is_vacant(&self) -> bool {
-        self.members.is_empty() && self.pending.is_empty() && self.offsets.is_empty()
+        self.members.is_empty()
+            && self.pending.is_empty()
+            && self.offsets.is_empty()
+            && self.consumer.as_ref().is_none_or(|c| c.members.is_empty())
+    }
+
+    /// Whether the group has no members under either protocol (offsets may remain).
+    pub fn is_empty(&self) -> bool {
+        self.state == GroupState::Empty && self.consumer_members().is_none()
+    }
+
+    /// The KIP-848 part of the group, if it has members.
+    pub fn consumer_members(&self) -> Option<&super::consumer::ConsumerGroup> {
+        self.consumer.as_ref().filter(|c| !c.members.is_empty())
+    }
+
+    /// The state name Kafka reports, for either protocol.
+    pub fn state_name(&self) -> &'static str {
+        match &self.consumer {
+            Some(c) => c.state_name(),
+            None => self.state.name(),
+        }
     }
 
     /// Answers every waiting member with `error` (the coordinator is going away).

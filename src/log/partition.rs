@@ -732,7 +732,7 @@ mod tests {
                 .expect("at end")
                 .records
                 .is_empty());
-            let segments = std::fs::read_dir(&path.join("t-0"))
+            let segments = std::fs::read_dir(path.join("t-0"))
                 .expect("dir")
                 .filter(|e| {
                     e.as_ref()
