@@ -413,18 +413,7 @@ impl Coordinator {
             let mut groups = self.groups.borrow_mut();
             let mut vacant = Vec::new();
             for g in groups.values_mut() {
-                if !g.is_empty() {
-                    continue;
-                }
-                let since = g.state_timestamp;
-                let expired: Vec<(String, i32)> = g
-                    .offsets
-                    .iter()
-                    .filter(|(_, c)| {
-                        since.max(c.commit_timestamp).saturating_add(retention) <= wall
-                    })
-                    .map(|(k, _)| k.clone())
-                    .collect();
+                let expired = g.expired_offsets(retention, wall);
                 for (topic, partition) in expired {
                     g.offsets.remove(&(topic.clone(), partition));
                     tombstones.push(Entry::Offset {

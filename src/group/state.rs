@@ -936,6 +936,20 @@ impl Group {
         }
     }
 
+    /// Offsets to remove under `offsets.retention.minutes`: all those of a group that has had no
+    /// members for `retention_ms` and that were not committed within it either (KIP-211).
+    pub fn expired_offsets(&self, retention_ms: i64, wall_ms: i64) -> Vec<(String, i32)> {
+        if !self.is_empty() {
+            return Vec::new();
+        }
+        let since = self.state_timestamp;
+        self.offsets
+            .iter()
+            .filter(|(_, c)| since.max(c.commit_timestamp).saturating_add(retention_ms) <= wall_ms)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
     /// Whether the group holds nothing worth keeping: no members and no offsets.
     pub fn is_vacant(&self) -> bool {
         self.members.is_empty()
@@ -1297,6 +1311,29 @@ mod tests {
             ready(&mut jy).unwrap().error,
             code(ResponseError::InvalidSessionTimeout)
         );
+    }
+
+    #[test]
+    fn offsets_expire_only_once_the_group_stayed_empty() {
+        let t0 = Instant::now();
+        let mut g = Group::new("g", 1_000);
+        let committed = |ts| Committed {
+            offset: 1,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp: ts,
+        };
+        g.offsets.insert(("t".into(), 0), committed(1_000));
+        g.offsets.insert(("t".into(), 1), committed(5_000));
+        assert!(g.expired_offsets(10_000, 10_999).is_empty());
+        assert_eq!(
+            g.expired_offsets(10_000, 11_000),
+            vec![("t".to_string(), 0)]
+        );
+        // With a member the group keeps everything, however old.
+        let (_a, mut ja) = join_new(&mut g, &["range"], t0);
+        ready(&mut ja).unwrap();
+        assert!(g.expired_offsets(10_000, 1_000_000).is_empty());
     }
 
     #[test]
