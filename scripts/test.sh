@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: unit and end-to-end tests (cargo test, with real rdkafka clients over TCP),
 # then the script checks against a release build: loadgen's output read back by kcat, and
-# kcat and confluent-kafka (Python) round trips including a kill -9 and restart. Installs what the tests need when it is missing.
+# kcat and confluent-kafka (Python) round trips including a kill -9 and restart, and consumer
+# groups with real clients (confluent-kafka, kafka-python, aiokafka, kcat -G): failover,
+# static membership, commits surviving restarts. Installs what the tests need when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,8 +19,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 python3 -c 'import confluent_kafka' 2>/dev/null || python3 -m pip install -q confluent-kafka \
     || python3 -m pip install -q --break-system-packages confluent-kafka
+python3 -c 'import kafka, aiokafka' 2>/dev/null || python3 -m pip install -q kafka-python aiokafka \
+    || python3 -m pip install -q --break-system-packages kafka-python aiokafka
 
 cargo build --release -p shardlog -p loadgen
 cargo test --workspace
 SHARDLOG_BIN=target/release/shardlog LOADGEN_BIN=target/release/loadgen bash scripts/compat/loadgen_kcat.sh
 SHARDLOG_BIN=target/release/shardlog bash scripts/compat/crash_restart.sh
+SHARDLOG_BIN=target/release/shardlog python3 scripts/compat/group_failover.py
+SHARDLOG_BIN=target/release/shardlog python3 scripts/compat/group_failover.py --strategy cooperative-sticky
+SHARDLOG_BIN=target/release/shardlog python3 scripts/compat/group_failover.py --strategy consumer
+SHARDLOG_BIN=target/release/shardlog python3 scripts/compat/group_static.py
+SHARDLOG_BIN=target/release/shardlog python3 scripts/compat/group_clients.py
