@@ -95,6 +95,19 @@ fn committed(c: &BaseConsumer<Rebalances>, topic: &str, partitions: i32) -> Vec<
         .collect()
 }
 
+/// Records `k{i}`/`v{i}` for each `i`, record `i` to partition `i % partitions`, acks=all.
+fn produce_round_robin(b: &Broker, topic: &str, partitions: i32, records: std::ops::Range<i32>) {
+    let p = b.producer(&[("acks", "all")]);
+    for i in records {
+        p.send(
+            topic,
+            Some(i % partitions),
+            &Msg::kv(format!("k{i}"), format!("v{i}")),
+        );
+    }
+    p.flush_ok(Duration::from_secs(10));
+}
+
 #[test]
 fn members_split_partitions_and_take_over_from_a_leaver() {
     let b = broker();
@@ -132,15 +145,7 @@ fn commits_survive_a_restart_and_a_new_member_resumes_from_them() {
     let mut b = broker();
     let topic = "resume";
     b.create_topic(topic, 2);
-    let p = b.producer(&[("acks", "all")]);
-    for i in 0..20 {
-        p.send(
-            topic,
-            Some(i % 2),
-            &Msg::kv(format!("k{i}"), format!("v{i}")),
-        );
-    }
-    p.flush_ok(Duration::from_secs(10));
+    produce_round_robin(&b, topic, 2, 0..20);
     let c = group_consumer(&b, "g-resume", &[]);
     c.subscribe(&[topic]).expect("subscribe");
     assert_eq!(
@@ -159,15 +164,7 @@ fn commits_survive_a_restart_and_a_new_member_resumes_from_them() {
     drop(c);
     b.restart();
     // Ten more records; a new member of the group gets exactly those.
-    let p = b.producer(&[("acks", "all")]);
-    for i in 20..30 {
-        p.send(
-            topic,
-            Some(i % 2),
-            &Msg::kv(format!("k{i}"), format!("v{i}")),
-        );
-    }
-    p.flush_ok(Duration::from_secs(10));
+    produce_round_robin(&b, topic, 2, 20..30);
     let c = group_consumer(&b, "g-resume", &[]);
     c.subscribe(&[topic]).expect("subscribe");
     assert_eq!(
@@ -333,15 +330,7 @@ fn consumer_protocol_members_split_partitions_and_commit() {
     let b = Broker::start(&["--override", "group.consumer.heartbeat.interval.ms=500"]);
     let topic = "kip848";
     b.create_topic(topic, 4);
-    let p = b.producer(&[]);
-    for i in 0..40 {
-        p.send(
-            topic,
-            Some(i % 4),
-            &Msg::kv(format!("k{i}"), format!("v{i}")),
-        );
-    }
-    p.flush_ok(Duration::from_secs(10));
+    produce_round_robin(&b, topic, 4, 0..40);
     let consumer = |b: &Broker| {
         let mut c = b.client_config();
         c.set("group.id", "g-848")

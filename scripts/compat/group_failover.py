@@ -38,7 +38,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Broker, Checks, add_broker_args, log, rdkafka_logger, start_watchdog, \
+from harness import Broker, add_broker_args, log, rdkafka_logger, run_checked, \
     wait_until, with_debug  # noqa: E402
 
 try:
@@ -560,15 +560,7 @@ def main():
     args = ap.parse_args()
     if args.consumer:
         sys.exit(run_consumer(args.bootstrap, args.consumer, args.strategy))
-    checks = Checks("group_failover")
-    start_watchdog(checks, args.timeout)
-    try:
-        main_test(args, checks)
-    except Exception as e:  # a client error or a broken expectation: a failure, not a crash
-        import traceback
-        traceback.print_exc(file=sys.stdout)
-        checks.check(False, "no unexpected exception", f"{type(e).__name__}: {e}")
-        checks.finish()
+    run_checked("group_failover", args, main_test)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Broker, Checks, add_broker_args, log, rdkafka_logger, start_watchdog, \
+from harness import Broker, add_broker_args, log, rdkafka_logger, run_checked, \
     wait_until, with_debug  # noqa: E402
 
 try:
@@ -286,15 +286,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_broker_args(ap)
     args = ap.parse_args()
-    checks = Checks("group_static")
-    start_watchdog(checks, args.timeout)
-    try:
-        main_test(args, checks)
-    except Exception as e:  # a client error or a broken expectation: a failure, not a crash
-        import traceback
-        traceback.print_exc(file=sys.stdout)
-        checks.check(False, "no unexpected exception", f"{type(e).__name__}: {e}")
-        checks.finish()
+    run_checked("group_static", args, main_test)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ checks with a PASS/FAIL summary, a watchdog, and polling with a deadline.
     ap = argparse.ArgumentParser()
     add_broker_args(ap)             # --broker (default $SHARDLOG_BIN, else target/release/shardlog
     args = ap.parse_args()          # under the repo root) and --timeout (default 170 s)
-    checks = Checks("group_x")
-    start_watchdog(checks, args.timeout)
+    run_checked("group_x", args, main_test)   # main_test(args, checks), under the watchdog;
+                                              # an exception is a failure with its traceback
+    # in main_test:
     broker = Broker.from_args(args, checks=checks,
                               overrides={"group.initial.rebalance.delay.ms": 0})
     broker.start()                  # waits until the port accepts connections
@@ -156,6 +157,20 @@ def start_watchdog(checks, seconds):
         checks.finish()
 
     threading.Thread(target=watch, daemon=True).start()
+
+
+def run_checked(name, args, main_test):
+    """Runs `main_test(args, checks)` under the watchdog; an exception (a client error or a
+    broken expectation) is a failure with its traceback, not a crash."""
+    checks = Checks(name)
+    start_watchdog(checks, args.timeout)
+    try:
+        main_test(args, checks)
+    except Exception as e:
+        import traceback
+        traceback.print_exc(file=sys.stdout)
+        checks.check(False, "no unexpected exception", f"{type(e).__name__}: {e}")
+        checks.finish()
 
 
 class Broker:
