@@ -11,6 +11,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
 
 use super::{Ctx, Reply, Versions};
+use crate::log::batch;
 use crate::shard::{Shard, ShardRequest};
 
 pub const VERSIONS: Versions = Versions { min: 4, max: 12 };
@@ -88,7 +89,10 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: FetchRequest) -> Reply {
                         topic: topic.clone(),
                         partition: p.partition,
                         offset: p.fetch_offset,
-                        max_bytes: u32::try_from(p.partition_max_bytes).unwrap_or(0),
+                        // No partition may fill more than the whole response may hold
+                        // (the trim below then fits the sum, as Kafka does).
+                        max_bytes: u32::try_from(p.partition_max_bytes.min(req.max_bytes))
+                            .unwrap_or(0),
                     });
                 }
                 _ => results.push(Some(PartResult::error(
@@ -134,19 +138,24 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: FetchRequest) -> Reply {
     ctx.reply(&build_response(&layout, results, ctx.version))
 }
 
-/// Enforces the response's `max_bytes` in request order: the first partition with data is kept
-/// whole (so a consumer always makes progress); later ones are emptied once the total is over.
+/// Enforces the response's `max_bytes` in request order, as Kafka does (KIP-74): each
+/// partition keeps the whole batches that fit in what is left, and only the first batch of the
+/// first partition with data may exceed the limit (so a consumer always makes progress).
 fn trim_to_max_bytes(results: &mut [Option<PartResult>], max_bytes: usize) {
     let mut total = 0usize;
     for r in results.iter_mut().flatten() {
         if r.records.is_empty() {
             continue;
         }
-        if total > 0 && total + r.records.len() > max_bytes {
-            r.records = Bytes::new();
-            continue;
+        let left = max_bytes.saturating_sub(total);
+        let mut keep = batch::whole_batches_within(&r.records, left);
+        if keep == 0 && total == 0 {
+            keep = batch::BatchHeader::parse(&r.records).map_or(r.records.len(), |h| {
+                (h.total_bytes as usize).min(r.records.len())
+            });
         }
-        total += r.records.len();
+        r.records = r.records.slice(..keep);
+        total += keep;
     }
 }
 
@@ -200,7 +209,10 @@ pub fn on_owner(shard: &Rc<Shard>, req: OwnerFetch) {
         let mut out = Vec::with_capacity(req.parts.len());
         for p in req.parts {
             let Some(log) = shard.partition(&p.topic, p.partition) else {
-                out.push(PartResult::error(p.slot, ResponseError::NotLeaderOrFollower));
+                out.push(PartResult::error(
+                    p.slot,
+                    shard.missing_partition_error(&p.topic, p.partition),
+                ));
                 continue;
             };
             out.push(match log.read(p.offset, p.max_bytes).await {
@@ -294,4 +306,60 @@ fn build_response(
         })
         .collect();
     FetchResponse::default().with_responses(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::records::Compression;
+
+    /// `n` batches of one record with a `value_bytes` value each, as stored.
+    fn batches(n: usize, value_bytes: usize) -> (Bytes, usize) {
+        let mut out = Vec::new();
+        let mut one = 0;
+        for _ in 0..n {
+            let b = batch::encode_batch(
+                [(None, Some(Bytes::from(vec![b'x'; value_bytes])), 0)],
+                Compression::None,
+            );
+            one = b.len();
+            out.extend_from_slice(&b);
+        }
+        (Bytes::from(out), one)
+    }
+
+    fn result(slot: usize, records: Bytes) -> Option<PartResult> {
+        Some(PartResult {
+            slot,
+            error: None,
+            high_watermark: 0,
+            log_start_offset: 0,
+            records,
+        })
+    }
+
+    fn sizes(results: &[Option<PartResult>]) -> Vec<usize> {
+        results.iter().flatten().map(|r| r.records.len()).collect()
+    }
+
+    #[test]
+    fn whole_batches_fit_the_response_limit_in_order() {
+        let (three, one) = batches(3, 100);
+        let mut results = vec![
+            result(0, three.clone()),
+            result(1, three.clone()),
+            result(2, three),
+        ];
+        trim_to_max_bytes(&mut results, 2 * one + one / 2);
+        assert_eq!(sizes(&results), [2 * one, 0, 0]);
+    }
+
+    #[test]
+    fn the_first_batch_goes_out_whole_even_over_the_limit() {
+        let (big, one) = batches(2, 5000);
+        let (small, _) = batches(1, 10);
+        let mut results = vec![result(0, Bytes::new()), result(1, big), result(2, small)];
+        trim_to_max_bytes(&mut results, 100);
+        assert_eq!(sizes(&results), [0, one, 0]);
+    }
 }

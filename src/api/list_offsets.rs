@@ -100,7 +100,7 @@ pub fn on_owner(shard: &Rc<Shard>, req: OwnerListOffsets) {
         let mut out = Vec::with_capacity(req.parts.len());
         for (slot, topic, partition, ts) in req.parts {
             let Some(log) = shard.partition(&topic, partition) else {
-                out.push((slot, Err(ResponseError::NotLeaderOrFollower)));
+                out.push((slot, Err(shard.missing_partition_error(&topic, partition))));
                 continue;
             };
             let answer = match ts {

@@ -205,7 +205,7 @@ pub fn on_owner(shard: &Rc<Shard>, req: OwnerProduce) {
         let Some(log) = shard.partition(&part.topic, part.partition) else {
             results.push(PartResult::error(
                 slot,
-                ResponseError::NotLeaderOrFollower,
+                shard.missing_partition_error(&part.topic, part.partition),
                 "partition is not open on its shard",
             ));
             continue;

@@ -125,6 +125,23 @@ fn be_i64(buf: &[u8], at: usize) -> i64 {
     i64::from_be_bytes(b)
 }
 
+/// The length of the longest run of whole batches at the start of `records` that fits in
+/// `limit` bytes (0 when even the first does not fit).
+pub fn whole_batches_within(records: &[u8], limit: usize) -> usize {
+    let mut used = 0usize;
+    while used < records.len() {
+        let Some(h) = BatchHeader::parse(&records[used..]) else {
+            break;
+        };
+        let next = used + h.total_bytes as usize;
+        if next > limit || next > records.len() {
+            break;
+        }
+        used = next;
+    }
+    used
+}
+
 /// Checks one complete batch read back from disk: the length fits and the CRC matches.
 pub fn check_stored_batch(buf: &[u8]) -> Option<BatchHeader> {
     let header = BatchHeader::parse(buf)?;

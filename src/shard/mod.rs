@@ -97,6 +97,25 @@ impl Shard {
             .cloned()
     }
 
+    /// The error for a partition this shard was asked about but has no log for: gone from the
+    /// catalog (deleted meanwhile) is UNKNOWN_TOPIC_OR_PARTITION, as Kafka answers; still in it
+    /// means the partition is being opened here, NOT_LEADER_OR_FOLLOWER, which clients retry.
+    pub fn missing_partition_error(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> kafka_protocol::ResponseError {
+        let known = self
+            .catalog()
+            .topic(topic)
+            .is_some_and(|t| partition >= 0 && partition < t.partitions);
+        if known {
+            kafka_protocol::ResponseError::NotLeaderOrFollower
+        } else {
+            kafka_protocol::ResponseError::UnknownTopicOrPartition
+        }
+    }
+
     /// Sends `req` to shard `to`, or handles it in place when `to` is this shard. Returns once
     /// the request is queued (remote) or its in-order part has run (local).
     pub async fn send(self: &Rc<Self>, to: usize, req: ShardRequest) {
