@@ -439,6 +439,14 @@ impl ConsumerGroup {
         m.assigned.retain(|_, ps| !ps.is_empty());
     }
 
+    /// The earliest session or revocation deadline.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.members
+            .values()
+            .flat_map(|m| std::iter::once(m.deadline).chain(m.revoke_deadline))
+            .min()
+    }
+
     /// Removes members whose session expired or who did not release partitions in time.
     /// Returns the removed ids.
     pub fn tick(&mut self, now: Instant) -> Vec<String> {

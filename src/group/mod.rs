@@ -12,9 +12,11 @@
 //! replays it (last record wins) before the partition serves, so groups come back as they were
 //! at their last stable point. The topic is created on the first FindCoordinator for a group.
 //!
-//! Time: a per-shard tick (`TICK`) expires sessions, ends join and sync phases whose timeout
-//! passed, and every `offsets.retention.check.interval.ms` removes the offsets of groups that
-//! have been empty for `offsets.retention.minutes`.
+//! Time: a per-shard timer sleeps until the earliest deadline of its groups (a session, a join
+//! or sync phase, a pending member id) and runs them then, to the millisecond as Kafka does;
+//! a request that sets an earlier deadline wakes it. Every
+//! `offsets.retention.check.interval.ms` it also removes the offsets of groups that have been
+//! empty for `offsets.retention.minutes`.
 
 pub mod consumer;
 pub mod records;
@@ -38,8 +40,8 @@ use state::{Committed, Group, GroupState, JoinOutcome, JoinRequest, Limits, Sync
 /// The internal topic holding commits and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-/// How often each shard checks session, join and sync deadlines.
-const TICK: Duration = Duration::from_millis(100);
+/// Longest the timer sleeps when nothing is due (it is woken for anything sooner).
+const TIMER_IDLE: Duration = Duration::from_secs(3600);
 
 /// Longest commit metadata string kept (Kafka's `offset.metadata.max.bytes` default).
 pub const OFFSET_METADATA_MAX_BYTES: usize = 4096;
@@ -186,6 +188,9 @@ pub struct Coordinator {
     /// The broker is stopping: waiting joins and syncs were answered NOT_COORDINATOR.
     stopping: Cell<bool>,
     next_expiry_check: Cell<Option<Instant>>,
+    /// When the timer wakes next, and the way to wake it sooner.
+    timer_at: Cell<Option<Instant>>,
+    timer_wake: crate::shard::notify::Notify,
 }
 
 /// Runs `op` for `group` on its coordinator shard and returns the answer. `Err` is a
@@ -264,6 +269,7 @@ impl Coordinator {
     /// The broker is stopping: answer everyone waiting so connections can drain.
     pub fn shutdown(&self) {
         self.stopping.set(true);
+        self.timer_wake.notify_all();
         for g in self.groups.borrow_mut().values_mut() {
             g.fail_waiters(code(ResponseError::NotCoordinator));
         }
@@ -374,9 +380,9 @@ impl Coordinator {
     pub async fn run_timer(shard: Rc<Shard>) {
         let interval =
             Duration::from_millis(shard.config.groups.offsets_retention_check_interval_ms);
+        let co = &shard.groups;
+        co.next_expiry_check.set(Some(Instant::now() + interval));
         loop {
-            glommio::timer::sleep(TICK).await;
-            let co = &shard.groups;
             if co.stopping.get() {
                 return;
             }
@@ -392,15 +398,37 @@ impl Coordinator {
             for id in dirty {
                 co.persist_group(&shard, &id);
             }
-            match co.next_expiry_check.get() {
-                Some(at) if now < at => {}
-                first => {
-                    if first.is_some() {
-                        co.expire_offsets(&shard, wall).await;
-                    }
-                    co.next_expiry_check.set(Some(now + interval));
-                }
+            if co.next_expiry_check.get().is_some_and(|at| now >= at) {
+                co.expire_offsets(&shard, wall).await;
+                co.next_expiry_check.set(Some(Instant::now() + interval));
             }
+            let next = co
+                .groups
+                .borrow()
+                .values()
+                .filter_map(Group::next_deadline)
+                .chain(co.next_expiry_check.get())
+                .min()
+                .unwrap_or_else(|| Instant::now() + TIMER_IDLE);
+            co.timer_at.set(Some(next));
+            let woken = co.timer_wake.notified();
+            let sleep = glommio::timer::sleep(next.saturating_duration_since(Instant::now()));
+            futures::pin_mut!(woken);
+            futures::pin_mut!(sleep);
+            futures::future::select(woken, sleep).await;
+        }
+    }
+
+    /// Wakes the timer if `group` now has a deadline before the timer's next wake-up.
+    fn schedule(&self, group: &str) {
+        let deadline = self
+            .groups
+            .borrow()
+            .get(group)
+            .and_then(Group::next_deadline);
+        if deadline.is_some_and(|d| self.timer_at.get().is_none_or(|at| d < at)) {
+            self.timer_at.set(deadline);
+            self.timer_wake.notify_all();
         }
     }
 
@@ -564,6 +592,7 @@ async fn run(shard: &Rc<Shard>, partition: i32, group: &str, op: Op) -> OpResult
             let (tx, rx) = oneshot::channel();
             co.with_group(group, true, |g| g.join(req, &limits, now, wall, tx));
             co.persist_group(shard, group);
+            co.schedule(group);
             let outcome = rx
                 .await
                 .map_err(|_| code(ResponseError::CoordinatorNotAvailable))?;
@@ -600,6 +629,7 @@ async fn run(shard: &Rc<Shard>, partition: i32, group: &str, op: Op) -> OpResult
                 }));
             }
             co.persist_group(shard, group);
+            co.schedule(group);
             Out::Sync(
                 rx.await
                     .map_err(|_| code(ResponseError::CoordinatorNotAvailable))?,
@@ -620,6 +650,7 @@ async fn run(shard: &Rc<Shard>, partition: i32, group: &str, op: Op) -> OpResult
                 .with_group(group, false, |g| g.leave(&members, now, wall))
                 .unwrap_or_else(|| vec![code(ResponseError::UnknownMemberId); members.len()]);
             co.persist_group(shard, group);
+            co.schedule(group);
             Out::Codes(codes)
         }
         Op::Commit {
@@ -670,6 +701,7 @@ async fn run(shard: &Rc<Shard>, partition: i32, group: &str, op: Op) -> OpResult
                     )
                 })
                 .unwrap_or_else(|| Err((code(ResponseError::UnknownServerError), String::new())));
+            co.schedule(group);
             Out::ConsumerHeartbeat(result)
         }
         Op::DescribeConsumer => Out::DescribedConsumer(co.describe_consumer(group)),

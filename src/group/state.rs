@@ -950,6 +950,23 @@ impl Group {
             .collect()
     }
 
+    /// The earliest time `tick` has something to do for this group.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let sessions = self
+            .members
+            .iter()
+            .filter(|m| !m.awaiting())
+            .map(|m| m.deadline);
+        let pending = self.pending.iter().map(|(_, d)| *d);
+        let phase = match self.state {
+            GroupState::PreparingRebalance => self.join_deadline,
+            GroupState::CompletingRebalance => self.sync_deadline,
+            _ => None,
+        };
+        let consumer = self.consumer.as_ref().and_then(|c| c.next_deadline());
+        sessions.chain(pending).chain(phase).chain(consumer).min()
+    }
+
     /// Whether the group holds nothing worth keeping: no members and no offsets.
     pub fn is_vacant(&self) -> bool {
         self.members.is_empty()
