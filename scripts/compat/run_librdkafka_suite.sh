@@ -14,11 +14,13 @@
 #   SUITE            the suite script (default ../shared/compat/librdkafka-suite.sh beside the repo)
 #   BOOTSTRAP        default 127.0.0.1:9092
 #   WORK             where broker data and logs go (default /tmp/shardlog-librdkafka)
-#   TEST_TIMEOUT_S   per-test limit, passed on (default 60)
+#   TEST_TIMEOUT_S   per-test limit, passed on (default 120: 0091 takes 64 s of built-in waits,
+#                    0033 58 s of initial rebalance delays, as against Kafka)
 #   RESULTS_FILE     per-test results, passed on (default $WORK/results.csv)
-#   BROKER_ARGS      extra broker arguments (default "--override num.partitions=4": the suite's
-#                    scenarios/default.json assumes auto-created topics have 4 partitions, and
-#                    e.g. 0012 and 0015 produce to partitions 1-3 of auto-created topics)
+#   BROKER_ARGS      extra broker arguments (default: what librdkafka's trivup harness gives
+#                    Kafka: num.partitions=4, since e.g. 0012 and 0015 produce to partitions 1-3
+#                    of auto-created topics; the group settings are Kafka's defaults, spelled
+#                    out so the scenario is written down)
 #
 # The suite's own last line "N passed, M failed, K skipped" is this script's last line too.
 set -uo pipefail
@@ -30,10 +32,10 @@ case "$bin" in /*) ;; *) bin="$repo/$bin" ;; esac
 suite="${SUITE:-$repo/../shared/compat/librdkafka-suite.sh}"
 bootstrap="${BOOTSTRAP:-127.0.0.1:9092}"
 work="${WORK:-/tmp/shardlog-librdkafka}"
-export TEST_TIMEOUT_S="${TEST_TIMEOUT_S:-60}"
+export TEST_TIMEOUT_S="${TEST_TIMEOUT_S:-120}"
 export RESULTS_FILE="${RESULTS_FILE:-$work/results.csv}"
 compat_dir="${COMPAT_DIR:-$HOME/.cache/shardlog-compat}"
-broker_args="${BROKER_ARGS---override num.partitions=4}"
+broker_args="${BROKER_ARGS---override num.partitions=4 --override auto.create.topics.enable=true --override group.initial.rebalance.delay.ms=3000 --override group.min.session.timeout.ms=6000 --override group.max.session.timeout.ms=1800000 --override offsets.topic.num.partitions=50}"
 
 [ -x "$bin" ] || { echo "broker binary $bin is missing" >&2; exit 2; }
 [ -f "$suite" ] || { echo "suite script $suite is missing" >&2; exit 2; }
