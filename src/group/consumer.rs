@@ -159,10 +159,15 @@ impl ConsumerGroup {
             }
         }
         let names = topic_names();
-        let m = self
-            .members
-            .get_mut(&hb.member_id)
-            .expect("joined or checked above");
+        let unknown = || {
+            error(
+                ResponseError::UnknownMemberId,
+                format!("member {} is not in the group", hb.member_id),
+            )
+        };
+        let Some(m) = self.members.get_mut(&hb.member_id) else {
+            return Err(unknown());
+        };
         m.deadline = now + session_timeout;
         if hb.rebalance_timeout_ms >= 0 {
             m.rebalance_timeout_ms = hb.rebalance_timeout_ms;
@@ -196,7 +201,9 @@ impl ConsumerGroup {
         }
         let member_id = hb.member_id.clone();
         self.reconcile(&member_id, hb.owned.as_ref(), now);
-        let m = self.members.get_mut(&member_id).expect("member exists");
+        let Some(m) = self.members.get_mut(&member_id) else {
+            return Err(unknown());
+        };
         let send = m.changed || hb.epoch == 0;
         m.changed = false;
         Ok(HeartbeatOutcome {
@@ -244,9 +251,8 @@ impl ConsumerGroup {
                 .values()
                 .find(|m| m.instance_id.as_ref() == Some(instance))
                 .map(|m| m.id.clone());
-            if let Some(old) = previous {
+            if let Some(old) = previous.and_then(|id| self.members.remove(&id)) {
                 // KIP-345 under KIP-848: the new incarnation takes over epoch and assignment.
-                let old = self.members.remove(&old).expect("found above");
                 if let Some(t) = self.target.remove(&old.id) {
                     self.target.insert(member.id.clone(), t);
                 }
@@ -363,8 +369,8 @@ impl ConsumerGroup {
                     taken[p as usize] = true;
                 }
                 target
-                    .get_mut(*id)
-                    .expect("every member has a target")
+                    .entry((*id).clone())
+                    .or_default()
                     .entry(topic.clone())
                     .or_default()
                     .extend(keep);
@@ -372,8 +378,8 @@ impl ConsumerGroup {
             let mut free = (0..count).filter(|&p| !taken[p as usize]);
             for id in &members {
                 let mine = target
-                    .get_mut(*id)
-                    .expect("every member has a target")
+                    .entry((*id).clone())
+                    .or_default()
                     .entry(topic.clone())
                     .or_default();
                 while mine.len() < quota[id] {
@@ -403,7 +409,9 @@ impl ConsumerGroup {
             .collect();
         let target = self.target.get(id).cloned().unwrap_or_default();
         let assignment_epoch = self.assignment_epoch;
-        let m = self.members.get_mut(id).expect("member exists");
+        let Some(m) = self.members.get_mut(id) else {
+            return;
+        };
         if !m.revoking.is_empty() {
             let released = owned.is_some_and(|owned| {
                 flatten(&m.revoking).all(|(t, p)| !owned.get(&t).is_some_and(|s| s.contains(&p)))
