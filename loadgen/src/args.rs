@@ -24,7 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Produce records as fast as possible (or at --rate) and report throughput and ack latency.
     Produce(ProduceArgs),
-    /// Read a topic (every partition, explicit assignment) and report throughput.
+    /// Read a topic (every partition by explicit assignment, or as a consumer group with --group)
+    /// and report throughput.
     Consume(ConsumeArgs),
     /// Produce at a fixed rate and consume the same records, reporting end-to-end latency.
     E2e(E2eArgs),
@@ -224,8 +225,10 @@ pub struct ConsumeArgs {
     #[command(flatten)]
     #[serde(flatten)]
     pub common: Common,
-    /// Consumer group (not supported yet: the broker has no group coordinator).
-    #[arg(long, value_name = "G")]
+    /// Read as members of consumer group G (KIP-848 protocol: the broker assigns the partitions;
+    /// each starts at the group's committed offset, or per --from when there is none; positions
+    /// are committed every second and at the end).
+    #[arg(long, value_name = "G", value_parser = group_name)]
     pub group: Option<String>,
     #[command(flatten)]
     #[serde(flatten)]
@@ -233,7 +236,8 @@ pub struct ConsumeArgs {
     /// Where to start in each partition.
     #[arg(long, value_enum, default_value = "earliest")]
     pub from: From,
-    /// Consumer actors (partitions are dealt round-robin among them).
+    /// Consumer actors (partitions are dealt round-robin among them; with --group each is a
+    /// group member).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub consumers: u32,
     /// Fetch max_wait_ms.
@@ -293,6 +297,13 @@ fn positive_rate(s: &str) -> Result<f64, String> {
         return Err(format!("'{s}': must be > 0 (and at most 1e9)"));
     }
     Ok(v)
+}
+
+fn group_name(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("a group id cannot be empty".into());
+    }
+    Ok(s.to_string())
 }
 
 fn topic_name(s: &str) -> Result<String, String> {

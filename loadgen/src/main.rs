@@ -28,14 +28,6 @@ fn main() -> ExitCode {
         eprintln!("loadgen: error: {why}");
         return ExitCode::from(2);
     }
-    if let Command::Consume(a) = &cli.command {
-        if a.group.is_some() {
-            // TODO(consumer groups): implement once the broker has a group coordinator (it
-            // answers FindCoordinator with COORDINATOR_NOT_AVAILABLE today).
-            eprintln!("loadgen: consumer groups are not supported yet (omit --group to read every partition by explicit assignment)");
-            return ExitCode::from(2);
-        }
-    }
     let json_path = match &cli.command {
         Command::Produce(a) => a.common.json.clone(),
         Command::Consume(a) => a.common.json.clone(),

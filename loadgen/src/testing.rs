@@ -1,10 +1,13 @@
 //! A fake Kafka broker for unit tests: one node, one topic with a fixed number of partitions,
 //! in memory. It answers ApiVersions, Metadata, CreateTopics, Produce, ListOffsets and Fetch,
 //! checks every produced batch (CRC, decoding) and records what it saw, so the actors can be
-//! tested without a real broker.
+//! tested without a real broker. For consumer groups it answers FindCoordinator,
+//! ConsumerGroupHeartbeat (a simplified KIP-848 coordinator: partitions dealt round-robin to
+//! the members, a partition given to a member only once no other member holds it), OffsetFetch
+//! and OffsetCommit (checking member id and epoch).
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -44,6 +47,37 @@ pub struct Seen {
     pub duplicate_partitions: u64,
     pub acks: Vec<i16>,
     pub fetches: u64,
+    /// Consumer groups: every member id that joined (epoch 0), in order.
+    pub joins: Vec<String>,
+    pub leaves: Vec<String>,
+    pub heartbeats: u64,
+    /// Heartbeats reporting a partition that another member also reported owning.
+    pub double_owned: u64,
+    /// (partition, offset) of every accepted commit.
+    pub commits: Vec<(i32, i64)>,
+    /// Commits refused (unknown member or wrong epoch).
+    pub bad_commits: u64,
+    /// Heartbeats that reported giving partitions up.
+    pub releases: u64,
+}
+
+/// The fake topic's id.
+pub const TOPIC_ID: &str = "6f1c3c1e-2b7a-4c1d-9e8f-0a1b2c3d4e5f";
+
+#[derive(Default)]
+struct FakeMember {
+    epoch: i32,
+    /// What the member last reported owning.
+    owned: BTreeSet<i32>,
+    /// What it was last told.
+    assigned: BTreeSet<i32>,
+}
+
+#[derive(Default)]
+struct FakeGroup {
+    epoch: i32,
+    members: BTreeMap<String, FakeMember>,
+    committed: BTreeMap<i32, i64>,
 }
 
 #[derive(Clone)]
@@ -58,6 +92,7 @@ struct State {
     log: RefCell<BTreeMap<i32, Vec<(i64, Bytes)>>>,
     seen: Arc<Mutex<Seen>>,
     produce_delay: Duration,
+    groups: RefCell<BTreeMap<String, FakeGroup>>,
 }
 
 /// Starts a fake broker on its own executor thread; it runs until the test process ends.
@@ -78,6 +113,7 @@ pub fn start(partitions: i32, produce_delay: Duration) -> FakeBroker {
                 log: RefCell::new(BTreeMap::new()),
                 seen: seen2,
                 produce_delay,
+                groups: RefCell::new(BTreeMap::new()),
             });
             loop {
                 let stream = listener.accept().await.unwrap();
@@ -150,6 +186,10 @@ async fn serve(state: Rc<State>, stream: TcpStream) {
                         (3, 1, 12),
                         (18, 0, 3),
                         (19, 2, 7),
+                        (8, 2, 9),
+                        (9, 1, 9),
+                        (10, 0, 6),
+                        (68, 0, 1),
                     ];
                     let r = ApiVersionsResponse::default().with_api_keys(
                         keys.iter()
@@ -168,6 +208,7 @@ async fn serve(state: Rc<State>, stream: TcpStream) {
                     let name = req.topics.unwrap()[0].name.clone().unwrap();
                     let t = MetadataResponseTopic::default()
                         .with_name(Some(name))
+                        .with_topic_id(TOPIC_ID.parse().unwrap())
                         .with_partitions(
                             (0..state.partitions)
                                 .map(|p| {
@@ -309,6 +350,117 @@ async fn serve(state: Rc<State>, stream: TcpStream) {
                     let _ = tx.try_send((due, task));
                     None
                 }
+                ApiKey::FindCoordinator => {
+                    let req = FindCoordinatorRequest::decode(&mut body, v).unwrap();
+                    assert!(v >= 4, "batched keys");
+                    let r = FindCoordinatorResponse::default().with_coordinators(
+                        req.coordinator_keys
+                            .into_iter()
+                            .map(|k| {
+                                find_coordinator_response::Coordinator::default()
+                                    .with_key(k)
+                                    .with_node_id(BrokerId(0))
+                                    .with_host(StrBytes::from_string(state.addr.0.clone()))
+                                    .with_port(state.addr.1)
+                            })
+                            .collect(),
+                    );
+                    Some(response(cid, hv, v, &r))
+                }
+                ApiKey::ConsumerGroupHeartbeat => {
+                    let req = ConsumerGroupHeartbeatRequest::decode(&mut body, v).unwrap();
+                    let r = group_heartbeat(&state, req);
+                    Some(response(cid, hv, v, &r))
+                }
+                ApiKey::OffsetCommit => {
+                    let req = OffsetCommitRequest::decode(&mut body, v).unwrap();
+                    assert_eq!(v, 9);
+                    let mut groups = state.groups.borrow_mut();
+                    let g = groups.entry(req.group_id.0.to_string()).or_default();
+                    let error = match g.members.get(req.member_id.as_str()) {
+                        None => 25,
+                        Some(m) if m.epoch < req.generation_id_or_member_epoch => 110,
+                        Some(m) if m.epoch > req.generation_id_or_member_epoch => 113,
+                        Some(_) => 0,
+                    };
+                    let mut seen = state.seen.lock().unwrap();
+                    let topics = req
+                        .topics
+                        .iter()
+                        .map(|t| {
+                            offset_commit_response::OffsetCommitResponseTopic::default()
+                                .with_name(t.name.clone())
+                                .with_partitions(
+                                    t.partitions
+                                        .iter()
+                                        .map(|p| {
+                                            if error == 0 {
+                                                g.committed
+                                                    .insert(p.partition_index, p.committed_offset);
+                                                seen.commits
+                                                    .push((p.partition_index, p.committed_offset));
+                                            } else {
+                                                seen.bad_commits += 1;
+                                            }
+                                            offset_commit_response::OffsetCommitResponsePartition::default()
+                                                .with_partition_index(p.partition_index)
+                                                .with_error_code(error)
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect();
+                    Some(response(
+                        cid,
+                        hv,
+                        v,
+                        &OffsetCommitResponse::default().with_topics(topics),
+                    ))
+                }
+                ApiKey::OffsetFetch => {
+                    let req = OffsetFetchRequest::decode(&mut body, v).unwrap();
+                    let groups = state.groups.borrow();
+                    let answers = req
+                        .groups
+                        .iter()
+                        .map(|g| {
+                            let committed = groups.get(g.group_id.0.as_str());
+                            offset_fetch_response::OffsetFetchResponseGroup::default()
+                                .with_group_id(g.group_id.clone())
+                                .with_topics(
+                                    g.topics
+                                        .iter()
+                                        .flatten()
+                                        .map(|t| {
+                                            offset_fetch_response::OffsetFetchResponseTopics::default()
+                                                .with_name(t.name.clone())
+                                                .with_partitions(
+                                                    t.partition_indexes
+                                                        .iter()
+                                                        .map(|&p| {
+                                                            offset_fetch_response::OffsetFetchResponsePartitions::default()
+                                                                .with_partition_index(p)
+                                                                .with_committed_offset(
+                                                                    committed
+                                                                        .and_then(|c| c.committed.get(&p))
+                                                                        .copied()
+                                                                        .unwrap_or(-1),
+                                                                )
+                                                        })
+                                                        .collect(),
+                                                )
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect();
+                    Some(response(
+                        cid,
+                        hv,
+                        v,
+                        &OffsetFetchResponse::default().with_groups(answers),
+                    ))
+                }
                 other => panic!("fake broker: unexpected {other:?}"),
             };
             if let Some(frame) = frame {
@@ -327,6 +479,97 @@ async fn serve(state: Rc<State>, stream: TcpStream) {
     }
     drop(tx);
     let _ = writer_task.await;
+}
+
+/// A ConsumerGroupHeartbeat, simplified KIP-848: every join or leave makes a new group epoch;
+/// a member's target is every partition p with p % members == its rank (member ids sorted), and
+/// it is given the part of its target no other member owns or was told to own.
+fn group_heartbeat(
+    state: &State,
+    req: ConsumerGroupHeartbeatRequest,
+) -> ConsumerGroupHeartbeatResponse {
+    let mut seen = state.seen.lock().unwrap();
+    seen.heartbeats += 1;
+    let mut groups = state.groups.borrow_mut();
+    let g = groups.entry(req.group_id.0.to_string()).or_default();
+    let id = req.member_id.to_string();
+    let fail = |code: i16| {
+        ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(code)
+            .with_heartbeat_interval_ms(50)
+    };
+    match req.member_epoch {
+        0 => {
+            assert!(!id.is_empty(), "v1: the client names itself");
+            assert!(req.subscribed_topic_names.is_some());
+            assert!(req.rebalance_timeout_ms > 0);
+            seen.joins.push(id.clone());
+            g.members.insert(id.clone(), FakeMember::default());
+            g.epoch += 1;
+        }
+        -1 => {
+            seen.leaves.push(id.clone());
+            if g.members.remove(&id).is_some() {
+                g.epoch += 1;
+            }
+            return ConsumerGroupHeartbeatResponse::default()
+                .with_member_id(Some(req.member_id))
+                .with_member_epoch(-1);
+        }
+        e => match g.members.get(&id) {
+            None => return fail(25),
+            Some(m) if m.epoch != e => return fail(110),
+            Some(_) => {}
+        },
+    }
+    if let Some(tps) = &req.topic_partitions {
+        let owned: BTreeSet<i32> = tps
+            .iter()
+            .filter(|tp| tp.topic_id.to_string() == TOPIC_ID)
+            .flat_map(|tp| tp.partitions.iter().copied())
+            .collect();
+        let m = g.members.get_mut(&id).unwrap();
+        if m.owned.difference(&owned).next().is_some() {
+            seen.releases += 1;
+        }
+        m.owned = owned;
+        let m = &g.members[&id];
+        for (other, o) in &g.members {
+            if *other != id && o.owned.intersection(&m.owned).next().is_some() {
+                seen.double_owned += 1;
+            }
+        }
+    }
+    let n = g.members.len() as i32;
+    let rank = g.members.keys().position(|k| *k == id).unwrap() as i32;
+    let held: BTreeSet<i32> = g
+        .members
+        .iter()
+        .filter(|(k, _)| **k != id)
+        .flat_map(|(_, m)| m.owned.iter().chain(m.assigned.iter()).copied())
+        .collect();
+    let target: BTreeSet<i32> = (0..state.partitions)
+        .filter(|p| p % n == rank && !held.contains(p))
+        .collect();
+    let epoch = g.epoch;
+    let m = g.members.get_mut(&id).unwrap();
+    let send = m.assigned != target || req.member_epoch == 0;
+    m.assigned = target.clone();
+    m.epoch = epoch;
+    let mut r = ConsumerGroupHeartbeatResponse::default()
+        .with_member_id(Some(req.member_id))
+        .with_member_epoch(epoch)
+        .with_heartbeat_interval_ms(50);
+    if send {
+        r.assignment = Some(
+            consumer_group_heartbeat_response::Assignment::default().with_topic_partitions(vec![
+                consumer_group_heartbeat_response::TopicPartitions::default()
+                    .with_topic_id(TOPIC_ID.parse().unwrap())
+                    .with_partitions(target.into_iter().collect()),
+            ]),
+        );
+    }
+    r
 }
 
 fn log_end(log: Option<&Vec<(i64, Bytes)>>) -> i64 {
@@ -611,5 +854,170 @@ mod tests {
         );
         let j = r.to_json();
         assert_eq!(j["produce_latency_us"]["count"], 1000);
+    }
+
+    fn consume_group(addr: &str, group: &str, extra: &[&str]) -> crate::analytics::report::Report {
+        let mut args = vec![
+            "consume",
+            "--bootstrap",
+            addr,
+            "--topic",
+            "t",
+            "--group",
+            group,
+            "--fetch-max-wait-ms",
+            "50",
+        ];
+        args.extend_from_slice(extra);
+        let Command::Consume(a) = cli(&args).command else {
+            unreachable!()
+        };
+        scenarios::consume::run(&a).unwrap()
+    }
+
+    fn group_json(r: &crate::analytics::report::Report) -> serde_json::Value {
+        r.extra
+            .iter()
+            .find(|(k, _)| k == "group")
+            .map(|(_, v)| v.clone())
+            .expect("a group line")
+    }
+
+    /// Group members share the partitions, commit what they read, and leave; the next run of the
+    /// group starts at the committed offsets, so nothing is read twice. With --records the
+    /// position committed is right after the last record counted.
+    #[test]
+    fn consume_group_commits_and_resumes() {
+        let fb = start(4, Duration::ZERO);
+        let r = produce(&fb.addr, &["--record-bytes", "100", "--records", "3000"]);
+        assert!(r.ok(), "{}", r.human());
+        // Part of the topic first: exactly 1000 records, committed exactly that far.
+        let c = consume_group(&fb.addr, "g", &["--records", "1000"]);
+        assert!(c.ok(), "{}", c.human());
+        assert_eq!(c.records, 1000);
+        let committed: i64 = fb
+            .seen
+            .lock()
+            .unwrap()
+            .commits
+            .iter()
+            .fold(BTreeMap::new(), |mut m, &(p, o)| {
+                m.insert(p, o);
+                m
+            })
+            .values()
+            .sum();
+        assert_eq!(
+            committed, 1000,
+            "committed right after the last record read"
+        );
+        // Two members read the rest, each its share of the partitions.
+        let c = consume_group(&fb.addr, "g", &["--records", "2000", "--consumers", "2"]);
+        assert!(c.ok(), "{}", c.human());
+        assert_eq!(c.records, 2000);
+        let j = group_json(&c);
+        assert_eq!(j["coordinator"], fb.addr.as_str());
+        assert_eq!(j["commit_errors"], 0);
+        // Nothing old is left for a third run.
+        let c = consume_group(
+            &fb.addr,
+            "g",
+            &["--records", "1", "--stall-timeout-s", "0.5"],
+        );
+        assert_eq!(c.records, 0);
+        assert_eq!(c.shortfall, 1);
+        let seen = fb.seen.lock().unwrap().clone();
+        assert_eq!(seen.joins.len(), 4);
+        let mut joined = seen.joins.clone();
+        joined.sort();
+        joined.dedup();
+        assert_eq!(joined.len(), 4, "every member has its own id");
+        assert_eq!(seen.leaves.len(), 4, "every member left");
+        assert_eq!(seen.bad_commits, 0);
+        assert_eq!(seen.double_owned, 0);
+        let ends: i64 = (0..4)
+            .map(|p| seen.commits.iter().rev().find(|c| c.0 == p).unwrap().1)
+            .sum();
+        assert_eq!(ends, 3000, "the group has committed every record");
+        // Another group starts per --from.
+        let c = consume_group(&fb.addr, "other", &["--records", "3000"]);
+        assert_eq!(c.records, 3000);
+        let c = consume_group(
+            &fb.addr,
+            "latest",
+            &[
+                "--records",
+                "1",
+                "--from",
+                "latest",
+                "--stall-timeout-s",
+                "0.5",
+            ],
+        );
+        assert_eq!(c.records, 0);
+    }
+
+    /// A member that joins while another reads gets half the partitions: the first one commits
+    /// and gives them up (reporting them released), the second starts at the committed offsets;
+    /// together they read every record once.
+    #[test]
+    fn consume_group_rebalances_between_processes() {
+        let fb = start(4, Duration::ZERO);
+        let r = produce(
+            &fb.addr,
+            &[
+                "--record-bytes",
+                "1000",
+                "--records",
+                "6000",
+                "--batch-bytes",
+                "2000",
+            ],
+        );
+        assert!(r.ok(), "{}", r.human());
+        let addr = fb.addr.clone();
+        // Small fetches make the first member take a while, so the second one arrives midway.
+        let small = ["--partition-max-bytes", "1024", "--duration-s", "4"];
+        let a = std::thread::spawn(move || consume_group(&addr, "g", &small));
+        std::thread::sleep(Duration::from_millis(300));
+        let b = consume_group(&fb.addr, "g", &["--duration-s", "3.5"]);
+        let a = a.join().unwrap();
+        assert!(a.ok(), "{}", a.human());
+        assert!(b.ok(), "{}", b.human());
+        assert_eq!(
+            a.records + b.records,
+            6000,
+            "a {} b {}",
+            a.records,
+            b.records
+        );
+        assert!(b.records > 0, "the second member read its share");
+        let seen = fb.seen.lock().unwrap().clone();
+        assert!(seen.releases >= 1, "the first member released partitions");
+        assert_eq!(seen.double_owned, 0);
+        assert_eq!(seen.bad_commits, 0);
+        let (ja, jb) = (group_json(&a), group_json(&b));
+        let pa: BTreeSet<String> = ja["records_by_partition"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        let pb: BTreeSet<String> = jb["records_by_partition"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(
+            pa.len(),
+            4,
+            "the first member started with every partition: {ja}"
+        );
+        assert_eq!(pb.len(), 2, "the second got half: {jb}");
+        // The second started where the first had committed.
+        for (p, starts) in jb["started_at"].as_object().unwrap() {
+            assert!(starts[0].as_i64().unwrap() > 0, "partition {p}: {jb}");
+        }
     }
 }

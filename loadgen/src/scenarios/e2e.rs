@@ -56,6 +56,7 @@ pub fn run(args: &E2eArgs) -> Result<Report> {
         connect_timeout: common.connect_timeout(),
         finish,
         e2e: true,
+        group: None,
     };
     // Producers first, then consumers, round-robin over the executors: with two executors, one
     // producer and one consumer get one each.

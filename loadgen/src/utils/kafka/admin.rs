@@ -24,6 +24,11 @@ pub mod code {
     pub const UNSUPPORTED_VERSION: i16 = 35;
     pub const TOPIC_ALREADY_EXISTS: i16 = 36;
     pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub const NOT_COORDINATOR: i16 = 16;
+    pub const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub const FENCED_MEMBER_EPOCH: i16 = 110;
 }
 
 /// The name of a Kafka error code ("NotLeaderOrFollower", "UNKNOWN(1234)").
@@ -42,7 +47,21 @@ const OURS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListOffsets, 1, 7),
     (ApiKey::Metadata, 1, 12),
     (ApiKey::CreateTopics, 2, 7),
+    // Consumer groups (KIP-848), for consume --group only.
+    (ApiKey::FindCoordinator, 1, 6),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::OffsetCommit, 9, 9),
+    (ApiKey::OffsetFetch, 8, 9),
 ];
+
+/// The versions of the consumer-group APIs (KIP-848 protocol).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct GroupVersions {
+    pub find_coordinator: i16,
+    pub consumer_group_heartbeat: i16,
+    pub offset_commit: i16,
+    pub offset_fetch: i16,
+}
 
 /// The version of each API to use with the cluster: the highest both sides support.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -53,6 +72,10 @@ pub struct Versions {
     pub metadata: i16,
     /// None when the broker does not offer CreateTopics in a version we speak.
     pub create_topics: Option<i16>,
+    /// None when the broker does not offer every consumer-group API in a version we speak
+    /// (not in the report: only `consume --group` uses them, and it reports them itself).
+    #[serde(skip)]
+    pub group: Option<GroupVersions>,
 }
 
 impl Versions {
@@ -84,6 +107,14 @@ impl Versions {
             list_offsets: need(ApiKey::ListOffsets)?,
             metadata: need(ApiKey::Metadata)?,
             create_topics: pick(ApiKey::CreateTopics),
+            group: (|| {
+                Some(GroupVersions {
+                    find_coordinator: pick(ApiKey::FindCoordinator)?,
+                    consumer_group_heartbeat: pick(ApiKey::ConsumerGroupHeartbeat)?,
+                    offset_commit: pick(ApiKey::OffsetCommit)?,
+                    offset_fetch: pick(ApiKey::OffsetFetch)?,
+                })
+            })(),
         })
     }
 }
@@ -136,6 +167,9 @@ pub struct PartitionInfo {
 #[derive(Debug, Clone)]
 pub struct TopicInfo {
     pub name: String,
+    /// The topic id (Metadata v10+; all zeros before), as text: kafka-protocol's `Uuid` fields
+    /// take it with `parse()` and give it back with `to_string()`.
+    pub id: String,
     /// Sorted by partition id.
     pub partitions: Vec<PartitionInfo>,
     /// node id → "host:port"
@@ -212,6 +246,7 @@ fn topic_info(resp: &MetadataResponse, topic: &str) -> Result<Option<TopicInfo>>
         .collect();
     Ok(Some(TopicInfo {
         name: topic.to_string(),
+        id: t.topic_id.to_string(),
         partitions,
         brokers,
     }))

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod conn;
+pub mod group;
 
-pub use admin::{TopicInfo, Versions};
+pub use admin::{GroupVersions, TopicInfo, Versions};
 pub use conn::Connection;
