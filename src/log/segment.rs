@@ -408,6 +408,14 @@ where
         let mut progressed = false;
         while at + BATCH_LENGTH_PREFIX_BYTES <= window.len() {
             let rest = &window[at..];
+            if rest.len() < BATCH_HEADER_BYTES
+                && at > 0
+                && pos as usize + at + BATCH_HEADER_BYTES <= end as usize
+            {
+                // The next header runs past this window: read on from it. (Taking it for a
+                // torn tail made recovery cut acknowledged batches off.)
+                break;
+            }
             let Some(header) = BatchHeader::parse(rest) else {
                 return Ok(ScanEnd {
                     position: pos + at as u32,
