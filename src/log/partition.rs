@@ -889,6 +889,8 @@ mod recovery_fuzz {
             flips in prop::collection::vec((0usize..4000, 1u8..=255), 0..3),
             garbage in prop::collection::vec(any::<u8>(), 0..300),
             index_garbage in prop::collection::vec(any::<u8>(), 0..40),
+            // Small scan windows put batch headers across window boundaries.
+            window in prop::option::of(100u32..3000),
         ) {
             let dir = tempfile::tempdir().expect("tempdir");
             let seg_dir = dir.path().join("t-0");
@@ -932,7 +934,7 @@ mod recovery_fuzz {
                     crate::log::segment::probe_device(&path, 0).await.expect("probe");
                     let commit = GroupCommit::new();
                     glommio::spawn_local(commit.clone().run()).detach();
-                    let log = PartitionLog::open(&path, "t", 0, LogConfig { segment_bytes: 1 << 20, index_interval_bytes: 100, max_message_bytes: 1 << 20, io_buffer_bytes: 256 << 10 }, commit).await.expect("open");
+                    let log = PartitionLog::open(&path, "t", 0, LogConfig { segment_bytes: 1 << 20, index_interval_bytes: 100, max_message_bytes: 1 << 20, io_buffer_bytes: window.unwrap_or(256 << 10) }, commit).await.expect("open");
                     let mut served = Vec::new();
                     let mut at = 0;
                     while at < log.high_watermark() {
