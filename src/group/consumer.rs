@@ -39,6 +39,11 @@ pub struct Member {
     pub rebalance_timeout_ms: i32,
     pub topics: Vec<String>,
     pub regex: Option<String>,
+    /// `regex`, compiled once when it is set.
+    pattern: Option<regex::Regex>,
+    /// The topics the member subscribes to: `topics` and those matching `regex`, resolved at
+    /// its heartbeats (so regex subscriptions follow new topics within a heartbeat interval).
+    subscribed: BTreeSet<String>,
     /// What the member owns now.
     pub assigned: Assignment,
     /// Partitions it was told to give up and has not yet reported released.
@@ -129,9 +134,10 @@ impl ConsumerGroup {
                 assignment: None,
             });
         }
-        if let Some(r) = hb.regex.as_deref() {
-            compile(r)?;
-        }
+        let pattern = match hb.regex.as_deref() {
+            Some(r) => Some(compile(r)?),
+            None => None,
+        };
         // Whatever changes in this heartbeat makes one new group epoch.
         let mut bump = false;
         if hb.epoch == 0 {
@@ -158,7 +164,6 @@ impl ConsumerGroup {
                 ));
             }
         }
-        let names = topic_names();
         let unknown = || {
             error(
                 ResponseError::UnknownMemberId,
@@ -175,20 +180,26 @@ impl ConsumerGroup {
         m.client_id = hb.client_id.clone();
         m.client_host = hb.client_host.clone();
         if let Some(topics) = &hb.topics {
-            let mut topics = topics.clone();
-            topics.sort();
-            topics.dedup();
-            if m.topics != topics {
-                m.topics = topics;
-                bump = true;
-            }
+            m.topics = topics.clone();
         }
         if hb.regex.is_some() && m.regex != hb.regex {
             m.regex = hb.regex.clone();
+            m.pattern = pattern;
+        }
+        let mut subscribed: BTreeSet<String> = m.topics.iter().cloned().collect();
+        if let Some(re) = &m.pattern {
+            subscribed.extend(
+                topic_names()
+                    .into_iter()
+                    .filter(|n| !crate::catalog::is_internal(n) && re.is_match(n)),
+            );
+        }
+        if m.subscribed != subscribed {
+            m.subscribed = subscribed;
             bump = true;
         }
         // Subscribed topics appearing, disappearing or growing change the target too.
-        let counts = self.subscribed_counts(partitions, &names);
+        let counts = self.subscribed_counts(partitions);
         if counts != self.counts {
             self.counts = counts;
             bump = true;
@@ -197,7 +208,7 @@ impl ConsumerGroup {
             self.epoch += 1;
         }
         if self.assignment_epoch < self.epoch {
-            self.compute_target(&names);
+            self.compute_target();
         }
         let member_id = hb.member_id.clone();
         self.reconcile(&member_id, hb.owned.as_ref(), now);
@@ -239,6 +250,8 @@ impl ConsumerGroup {
             rebalance_timeout_ms: hb.rebalance_timeout_ms.max(0),
             topics: Vec::new(),
             regex: None,
+            pattern: None,
+            subscribed: BTreeSet::new(),
             assigned: Assignment::new(),
             revoking: Assignment::new(),
             deadline: now,
@@ -263,6 +276,8 @@ impl ConsumerGroup {
                 member.revoke_deadline = old.revoke_deadline;
                 member.topics = old.topics;
                 member.regex = old.regex;
+                member.pattern = old.pattern;
+                member.subscribed = old.subscribed;
                 self.members.insert(member.id.clone(), member);
                 return Ok(false);
             }
@@ -292,30 +307,11 @@ impl ConsumerGroup {
         }
     }
 
-    fn subscriptions(&self, m: &Member, names: &[String]) -> BTreeSet<String> {
-        let mut topics: BTreeSet<String> = m.topics.iter().cloned().collect();
-        if let Some(re) = m.regex.as_deref().and_then(|r| compile(r).ok()) {
-            topics.extend(
-                names
-                    .iter()
-                    .filter(|n| !crate::catalog::is_internal(n) && re.is_match(n))
-                    .cloned(),
-            );
-        }
-        topics
-    }
-
-    fn subscribed_counts(
-        &self,
-        partitions: &dyn Fn(&str) -> Option<i32>,
-        names: &[String],
-    ) -> BTreeMap<String, i32> {
+    fn subscribed_counts(&self, partitions: &dyn Fn(&str) -> Option<i32>) -> BTreeMap<String, i32> {
         let mut counts = BTreeMap::new();
-        for m in self.members.values() {
-            for t in self.subscriptions(m, names) {
-                if let Some(n) = partitions(&t) {
-                    counts.insert(t, n);
-                }
+        for t in self.members.values().flat_map(|m| &m.subscribed) {
+            if let Some(n) = partitions(t) {
+                counts.insert(t.clone(), n);
             }
         }
         counts
@@ -324,7 +320,7 @@ impl ConsumerGroup {
     /// The target assignment for the current epoch: per topic, its partitions split evenly
     /// among the members subscribing to it, each keeping what it had in the previous target
     /// as far as its share allows (few partitions move on a rebalance).
-    fn compute_target(&mut self, names: &[String]) {
+    fn compute_target(&mut self) {
         let mut target: BTreeMap<String, Assignment> = self
             .members
             .keys()
@@ -334,7 +330,7 @@ impl ConsumerGroup {
             let members: Vec<&String> = self
                 .members
                 .values()
-                .filter(|m| self.subscriptions(m, names).contains(topic))
+                .filter(|m| m.subscribed.contains(topic))
                 .map(|m| &m.id)
                 .collect();
             if members.is_empty() || count <= 0 {
@@ -629,10 +625,10 @@ mod tests {
         for id in ["a", "b", "c"] {
             beat(&mut g, hb(id, 0, None), t0);
         }
-        g.compute_target(&["t".to_string()]);
+        g.compute_target();
         let before = g.target.clone();
         g.remove("c");
-        g.compute_target(&["t".to_string()]);
+        g.compute_target();
         for id in ["a", "b"] {
             let kept = intersect(&before[id], &g.target[id]);
             assert_eq!(count(&kept), 2, "{id} keeps its partitions");
