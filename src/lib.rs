@@ -22,5 +22,9 @@ pub mod log;
 pub mod net;
 pub mod shard;
 
+/// Starts a broker (every shard listening) and returns its handle; `Running::stop` stops it.
+/// The one entry point for `main`, tests and tools that run a broker in process.
+pub use shard::runtime::{start, Running};
+
 #[global_allocator]
 static GLOBAL: alloc_guard::GuardedAlloc = alloc_guard::GuardedAlloc;

@@ -30,7 +30,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let running = match shardlog::shard::runtime::start(config) {
+    let running = match shardlog::start(config) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("shardlog: {e}");
