@@ -7,22 +7,20 @@ use kafka_protocol::messages::consumer_group_describe_response::{
     Assignment, DescribedGroup, Member, TopicPartitions,
 };
 use kafka_protocol::messages::{ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse};
-use kafka_protocol::ResponseError;
 
-use super::{str_bytes, topic_name, Ctx, Reply, Versions};
+use super::{errors, str_bytes, topic_name, Broker, Ctx, Reply, Versions};
 use crate::catalog::Catalog;
-use crate::group::{self, consumer, Op, Out};
-use crate::shard::Shard;
+use crate::group::{client, consumer};
 
 pub const VERSIONS: Versions = Versions { min: 0, max: 1 };
 
-pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: ConsumerGroupDescribeRequest) -> Reply {
-    let catalog = shard.catalog();
+pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: ConsumerGroupDescribeRequest) -> Reply {
+    let catalog = broker.catalog.get();
     let mut groups = Vec::with_capacity(req.group_ids.len());
     for id in req.group_ids {
         let mut d = DescribedGroup::default().with_group_id(id.clone());
-        match group::call(shard, &id.0, Op::DescribeConsumer).await {
-            Ok(Out::DescribedConsumer(Ok(g))) => {
+        match client::describe_consumer(&broker.shard, &catalog, id.0.to_string()).await {
+            Ok(g) => {
                 d.group_state = str_bytes(g.state);
                 d.group_epoch = g.epoch;
                 d.assignment_epoch = g.assignment_epoch;
@@ -47,12 +45,10 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: ConsumerGroupDescribeReque
                     })
                     .collect();
             }
-            Ok(Out::DescribedConsumer(Err((code, msg)))) => {
-                d.error_code = code;
+            Err((e, msg)) => {
+                d.error_code = errors::group(e).code();
                 d.error_message = Some(str_bytes(msg));
             }
-            Ok(_) => d.error_code = ResponseError::UnknownServerError.code(),
-            Err(code) => d.error_code = code,
         }
         groups.push(d);
     }

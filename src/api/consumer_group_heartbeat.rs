@@ -8,29 +8,28 @@ use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, To
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 use kafka_protocol::ResponseError;
 
-use super::{str_bytes, Ctx, Reply, Versions};
+use super::{errors, str_bytes, Broker, Ctx, Reply, Versions};
 use crate::catalog::Catalog;
-use crate::group::consumer::{self, Heartbeat, ASSIGNORS};
-use crate::group::{self, Op, Out};
-use crate::shard::Shard;
+use crate::group::client;
+use crate::group::consumer::{self, Heartbeat, HeartbeatOutcome, ASSIGNORS};
 
 pub const VERSIONS: Versions = Versions { min: 0, max: 1 };
 
-pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: ConsumerGroupHeartbeatRequest) -> Reply {
-    let catalog = shard.catalog();
-    let result = heartbeat(shard, &ctx, &catalog, req).await;
+pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: ConsumerGroupHeartbeatRequest) -> Reply {
+    let catalog = broker.catalog.get();
+    let result = heartbeat(broker, &ctx, &catalog, req).await;
     let mut resp = ConsumerGroupHeartbeatResponse::default();
     match result {
         Ok(o) => {
             resp.member_id = Some(str_bytes(o.member_id));
             resp.member_epoch = o.epoch;
-            resp.heartbeat_interval_ms = shard.config.groups.consumer_heartbeat_interval_ms;
+            resp.heartbeat_interval_ms = broker.shard.config.groups.consumer_heartbeat_interval_ms;
             resp.assignment = o
                 .assignment
                 .map(|a| Assignment::default().with_topic_partitions(to_ids(&catalog, &a)));
         }
         Err((code, message)) => {
-            resp.error_code = code;
+            resp.error_code = code.code();
             resp.error_message = Some(str_bytes(message));
         }
     }
@@ -38,22 +37,19 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: ConsumerGroupHeartbeatRequ
 }
 
 async fn heartbeat(
-    shard: &Rc<Shard>,
+    broker: &Rc<Broker>,
     ctx: &Ctx,
     catalog: &Catalog,
     req: ConsumerGroupHeartbeatRequest,
-) -> consumer::HeartbeatResult {
+) -> Result<HeartbeatOutcome, (ResponseError, String)> {
     let group_id = req.group_id.0.to_string();
     if group_id.is_empty() {
-        return Err((
-            ResponseError::InvalidGroupId.code(),
-            "group id is empty".into(),
-        ));
+        return Err((ResponseError::InvalidGroupId, "group id is empty".into()));
     }
     if let Some(a) = &req.server_assignor {
         if !ASSIGNORS.contains(&a.as_str()) {
             return Err((
-                ResponseError::UnsupportedAssignor.code(),
+                ResponseError::UnsupportedAssignor,
                 format!("server assignor '{a}' is not one of {ASSIGNORS:?}"),
             ));
         }
@@ -89,11 +85,9 @@ async fn heartbeat(
             .map(|r| r.to_string()),
         owned,
     };
-    match group::call(shard, &group_id, Op::ConsumerHeartbeat(hb)).await {
-        Ok(Out::ConsumerHeartbeat(r)) => r,
-        Ok(_) => Err((ResponseError::UnknownServerError.code(), String::new())),
-        Err(code) => Err((code, "the group coordinator is not available".into())),
-    }
+    client::consumer_heartbeat(&broker.shard, catalog, group_id, hb)
+        .await
+        .map_err(|(e, message)| (errors::group(e), message))
 }
 
 /// An assignment by topic id, for the wire; topics deleted meanwhile are left out.

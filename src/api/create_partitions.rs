@@ -6,13 +6,13 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::ResponseError;
 
-use super::{str_bytes, Ctx, Reply, Versions};
+use super::{errors, str_bytes, Broker, Ctx, Reply, Versions};
 use crate::catalog::change::{self, Change};
-use crate::shard::Shard;
 
 pub const VERSIONS: Versions = Versions { min: 0, max: 3 };
 
-pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: CreatePartitionsRequest) -> Reply {
+pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: CreatePartitionsRequest) -> Reply {
+    let shard = &broker.shard;
     let mut results = Vec::with_capacity(req.topics.len());
     let mut asks = Vec::new();
     for t in &req.topics {
@@ -35,21 +35,17 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: CreatePartitionsRequest) -
         results.push(r);
     }
     if !asks.is_empty() {
-        for (name, outcome) in change::request(
-            shard,
-            Change::CreatePartitions {
-                topics: asks,
-                validate_only: req.validate_only,
-            },
-        )
-        .await
-        {
-            if let (Some(slot), Err((code, msg))) = (
-                results.iter_mut().find(|r| r.name.0.as_str() == name),
-                outcome,
-            ) {
-                slot.error_code = code;
-                slot.error_message = Some(str_bytes(msg));
+        let change = Change::CreatePartitions {
+            topics: asks,
+            validate_only: req.validate_only,
+        };
+        let outcome = change::request(shard, change).await;
+        for (name, r) in outcome.unwrap_or_default() {
+            if let (Some(slot), Err(e)) =
+                (results.iter_mut().find(|r| r.name.0.as_str() == name), r)
+            {
+                slot.error_code = errors::change(&e).code();
+                slot.error_message = Some(str_bytes(e.to_string()));
             }
         }
     }

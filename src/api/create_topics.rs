@@ -10,9 +10,9 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::ResponseError;
 
-use super::{str_bytes, Ctx, Reply, Versions};
+use super::{errors, str_bytes, Broker, Ctx, Reply, Versions};
 use crate::catalog::change::{self, Change, NewTopic};
-use crate::shard::Shard;
+use crate::config::Config;
 
 pub const VERSIONS: Versions = Versions { min: 2, max: 7 };
 
@@ -20,7 +20,8 @@ pub const VERSIONS: Versions = Versions { min: 2, max: 7 };
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DEFAULT: i8 = 5;
 
-pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: CreateTopicsRequest) -> Reply {
+pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: CreateTopicsRequest) -> Reply {
+    let shard = &broker.shard;
     let mut results: Vec<CreatableTopicResult> = Vec::with_capacity(req.topics.len());
     let mut topics = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -115,15 +116,12 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: CreateTopicsRequest) -> Re
         });
     }
     if !topics.is_empty() {
-        let outcome = change::request(
-            shard,
-            Change::CreateTopics {
-                topics,
-                validate_only: req.validate_only,
-            },
-        )
-        .await;
-        let catalog = shard.catalog();
+        let change = Change::CreateTopics {
+            topics,
+            validate_only: req.validate_only,
+        };
+        let outcome = change::request(shard, change).await.unwrap_or_default();
+        let catalog = broker.catalog.get();
         for (name, r) in outcome {
             let Some(slot) = results
                 .iter_mut()
@@ -141,12 +139,12 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: CreateTopicsRequest) -> Re
                             .topic(&name)
                             .map(|t| t.configs.clone())
                             .unwrap_or_default();
-                        slot.configs = Some(effective_configs(shard, &overrides));
+                        slot.configs = Some(effective_configs(&shard.config, &overrides));
                     }
                 }
-                Err((code, msg)) => {
-                    slot.error_code = code;
-                    slot.error_message = Some(str_bytes(msg));
+                Err(e) => {
+                    slot.error_code = errors::change(&e).code();
+                    slot.error_message = Some(str_bytes(e.to_string()));
                     slot.num_partitions = -1;
                     slot.replication_factor = -1;
                 }
@@ -163,11 +161,10 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: CreateTopicsRequest) -> Re
 }
 
 fn effective_configs(
-    shard: &Shard,
+    config: &Config,
     overrides: &BTreeMap<String, String>,
 ) -> Vec<CreatableTopicConfigs> {
-    shard
-        .config
+    config
         .topic_config_defaults()
         .into_iter()
         .map(|(k, default)| {

@@ -5,22 +5,18 @@ use std::rc::Rc;
 
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
-use kafka_protocol::ResponseError;
 
-use super::{Ctx, Reply, Versions};
-use crate::group::{self, Op, Out};
-use crate::shard::Shard;
+use super::{errors, Broker, Ctx, Reply, Versions};
+use crate::group::client;
 
 pub const VERSIONS: Versions = Versions { min: 0, max: 2 };
 
-pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: DeleteGroupsRequest) -> Reply {
+pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: DeleteGroupsRequest) -> Reply {
     let mut results = Vec::with_capacity(req.groups_names.len());
+    let catalog = broker.catalog.get();
     for id in req.groups_names {
-        let code = match group::call(shard, &id.0, Op::Delete).await {
-            Ok(Out::Code(c)) => c,
-            Ok(_) => ResponseError::UnknownServerError.code(),
-            Err(c) => c,
-        };
+        let deleted = client::delete(&broker.shard, &catalog, id.0.to_string()).await;
+        let code = errors::group_code(deleted);
         results.push(
             DeletableGroupResult::default()
                 .with_group_id(id)

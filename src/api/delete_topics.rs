@@ -7,14 +7,13 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 use kafka_protocol::ResponseError;
 
-use super::{str_bytes, topic_name, Ctx, Reply, Versions};
+use super::{errors, str_bytes, topic_name, Broker, Ctx, Reply, Versions};
 use crate::catalog::change::{self, Change};
-use crate::shard::Shard;
 
 pub const VERSIONS: Versions = Versions { min: 1, max: 6 };
 
-pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: DeleteTopicsRequest) -> Reply {
-    let catalog = shard.catalog();
+pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: DeleteTopicsRequest) -> Reply {
+    let catalog = broker.catalog.get();
     // v0-5 name topics in `topic_names`; v6 in `topics`, by name or id.
     let mut wanted: Vec<(Option<String>, uuid::Uuid)> = req
         .topic_names
@@ -32,7 +31,9 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: DeleteTopicsRequest) -> Re
     let outcome = if names.is_empty() {
         Vec::new()
     } else {
-        change::request(shard, Change::DeleteTopics { names }).await
+        change::request(&broker.shard, Change::DeleteTopics { names })
+            .await
+            .unwrap_or_default()
     };
     let responses = wanted
         .into_iter()
@@ -64,7 +65,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: DeleteTopicsRequest) -> Re
                 .map(|(_, r)| r.clone())
             {
                 Some(Ok(())) => r,
-                Some(Err((code, msg))) => with_message(r, code, msg),
+                Some(Err(e)) => with_message(r, errors::change(&e).code(), e.to_string()),
                 None => r.with_error_code(ResponseError::UnknownServerError.code()),
             }
         })

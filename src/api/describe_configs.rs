@@ -7,8 +7,7 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::ResponseError;
 
-use super::{str_bytes, Ctx, Reply, Versions};
-use crate::shard::Shard;
+use super::{str_bytes, Broker, Ctx, Reply, Versions};
 
 pub const VERSIONS: Versions = Versions { min: 1, max: 4 };
 
@@ -19,8 +18,9 @@ const SOURCE_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
-pub fn handle(shard: &Shard, ctx: Ctx, req: DescribeConfigsRequest) -> Reply {
-    let catalog = shard.catalog();
+pub fn handle(broker: &Broker, ctx: Ctx, req: DescribeConfigsRequest) -> Reply {
+    let catalog = broker.catalog.get();
+    let shard = &broker.shard;
     let results = req
         .resources
         .iter()

@@ -6,19 +6,19 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::ResponseError;
 
-use super::{str_bytes, Ctx, Reply, Versions};
-use crate::group::{self, Op, Out};
-use crate::shard::Shard;
+use super::{errors, str_bytes, Broker, Ctx, Reply, Versions};
+use crate::group::client;
 
 pub const VERSIONS: Versions = Versions { min: 0, max: 6 };
 
-pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: DescribeGroupsRequest) -> Reply {
+pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: DescribeGroupsRequest) -> Reply {
     let v = ctx.version;
     let mut groups = Vec::with_capacity(req.groups.len());
+    let catalog = broker.catalog.get();
     for id in req.groups {
         let mut d = DescribedGroup::default().with_group_id(id.clone());
-        match group::call(shard, &id.0, Op::Describe).await {
-            Ok(Out::Described(Some(g))) => {
+        match client::describe(&broker.shard, &catalog, id.0.to_string()).await {
+            Ok(Some(g)) => {
                 d.group_state = str_bytes(g.state);
                 d.protocol_type = str_bytes(g.protocol_type);
                 d.protocol_data = str_bytes(g.protocol);
@@ -36,7 +36,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: DescribeGroupsRequest) -> 
                     })
                     .collect();
             }
-            Ok(Out::Described(None)) => {
+            Ok(None) => {
                 // Kafka describes an unknown group as Dead; v6 says so with an error.
                 d.group_state = str_bytes("Dead");
                 if v >= 6 {
@@ -44,8 +44,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: DescribeGroupsRequest) -> 
                     d.error_message = Some(str_bytes(format!("group '{}' not found", id.0)));
                 }
             }
-            Ok(_) => d.error_code = ResponseError::UnknownServerError.code(),
-            Err(code) => d.error_code = code,
+            Err(e) => d.error_code = errors::group(e).code(),
         }
         groups.push(d);
     }

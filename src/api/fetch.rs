@@ -5,14 +5,17 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::channel::oneshot;
+use futures::future::LocalBoxFuture;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
 
-use super::{Ctx, Reply, Versions};
+use super::partitioned::Plan;
+use super::{errors, Broker, Ctx, Reply, Versions};
+use crate::catalog;
 use crate::log::batch;
-use crate::shard::{Shard, ShardRequest};
+use crate::log::ops::{ReadAnswer, ReadPart};
+use crate::log::Partitions;
 
 pub const VERSIONS: Versions = Versions { min: 4, max: 12 };
 
@@ -20,39 +23,17 @@ pub const VERSIONS: Versions = Versions { min: 4, max: 12 };
 /// (and the connection behind it) can be held, and so how long a shutdown drains.
 pub const FETCH_MAX_WAIT_CAP_MS: u64 = 30_000;
 
-#[derive(Clone)]
-pub struct FetchPart {
-    pub slot: usize,
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub max_bytes: u32,
-}
-
-pub struct OwnerFetch {
-    pub parts: Vec<FetchPart>,
-    pub reply: oneshot::Sender<Vec<PartResult>>,
-}
-
-/// Wait until any of `parts` has data past its offset, or `timeout`.
-pub struct OwnerWait {
-    pub parts: Vec<(String, i32, i64)>,
-    pub timeout: Duration,
-    pub reply: oneshot::Sender<()>,
-}
-
-pub struct PartResult {
-    pub slot: usize,
+/// One partition's answer.
+pub struct Answer {
     pub error: Option<ResponseError>,
     pub high_watermark: i64,
     pub log_start_offset: i64,
     pub records: Bytes,
 }
 
-impl PartResult {
-    fn error(slot: usize, e: ResponseError) -> PartResult {
-        PartResult {
-            slot,
+impl Answer {
+    fn error(e: ResponseError) -> Answer {
+        Answer {
             error: Some(e),
             high_watermark: -1,
             log_start_offset: -1,
@@ -61,8 +42,20 @@ impl PartResult {
     }
 }
 
-pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: FetchRequest) -> Reply {
-    let catalog = shard.catalog();
+impl From<ReadAnswer> for Answer {
+    fn from(r: ReadAnswer) -> Answer {
+        Answer {
+            error: r.error.as_ref().map(errors::log),
+            high_watermark: r.high_watermark,
+            log_start_offset: r.log_start_offset,
+            records: r.records,
+        }
+    }
+}
+
+pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: FetchRequest) -> Reply {
+    let catalog = broker.catalog.get();
+    let shard = &broker.shard;
     let wait_ms = u64::try_from(req.max_wait_ms)
         .unwrap_or(0)
         .min(FETCH_MAX_WAIT_CAP_MS);
@@ -70,80 +63,79 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: FetchRequest) -> Reply {
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
     let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
 
-    // Slots in request order; partitions we cannot serve are answered right away.
-    let mut layout: Vec<(String, Vec<i32>)> = Vec::with_capacity(req.topics.len());
-    let mut parts = Vec::new();
-    let mut results: Vec<Option<PartResult>> = Vec::new();
+    // Partitions we cannot serve are answered right away.
+    let mut plan: Plan<ReadPart, Answer> = Plan::new(shard.count);
     for t in &req.topics {
         let topic = t.topic.0.to_string();
-        let known = catalog.topic(&topic).map(|t| t.partitions);
-        let mut indexes = Vec::with_capacity(t.partitions.len());
+        plan.topic(topic.clone());
         for p in &t.partitions {
-            let slot = results.len();
-            indexes.push(p.partition);
-            match known {
-                Some(n) if p.partition >= 0 && p.partition < n => {
-                    results.push(None);
-                    parts.push(FetchPart {
-                        slot,
-                        topic: topic.clone(),
-                        partition: p.partition,
-                        offset: p.fetch_offset,
-                        // No partition may fill more than the whole response may hold
-                        // (the trim below then fits the sum, as Kafka does).
-                        max_bytes: u32::try_from(p.partition_max_bytes.min(req.max_bytes))
-                            .unwrap_or(0),
-                    });
-                }
-                _ => results.push(Some(PartResult::error(
-                    slot,
-                    ResponseError::UnknownTopicOrPartition,
-                ))),
+            if !catalog.has_partition(&topic, p.partition) {
+                plan.answer(
+                    p.partition,
+                    Answer::error(ResponseError::UnknownTopicOrPartition),
+                );
+                continue;
             }
+            let part = ReadPart {
+                topic: topic.clone(),
+                partition: p.partition,
+                offset: p.fetch_offset,
+                // No partition may fill more than the whole response may hold (the trim
+                // below then fits the sum, as Kafka does).
+                max_bytes: u32::try_from(p.partition_max_bytes.min(req.max_bytes)).unwrap_or(0),
+            };
+            plan.route(
+                p.partition,
+                catalog::owner_shard(&topic, p.partition, shard.count),
+                part,
+            );
         }
-        layout.push((topic, indexes));
     }
 
-    loop {
-        let read = read_all(shard, &parts).await;
-        let total: usize = read.iter().map(|r| r.records.len()).sum();
-        let any_error = read.iter().any(|r| r.error.is_some());
+    let answers = loop {
+        let read = plan
+            .scatter_copies(shard, |parts| {
+                move |partitions: &Rc<Partitions>| {
+                    let read = partitions.read(parts);
+                    Box::pin(async move { read.await.into_iter().map(Answer::from).collect() })
+                        as LocalBoxFuture<'static, Vec<Answer>>
+                }
+            })
+            .await
+            .gather()
+            .await;
+        let total: usize = read.iter().map(|(_, r)| r.records.len()).sum();
+        let any_error = read.iter().any(|(_, r)| r.error.is_some());
         let now = Instant::now();
         if total >= min_bytes.max(1)
             || any_error
             || now >= deadline
-            || parts.is_empty()
-            || shard.stopping.get()
+            || plan.nothing_routed()
+            || shard.stopping()
         {
-            for r in read {
-                let slot = r.slot;
-                results[slot] = Some(r);
-            }
-            break;
+            break read;
         }
-        // Nothing (or not enough) yet: wait for an append on any of the partitions, then read again.
-        let waiting: Vec<FetchPart> = parts
-            .iter()
-            .map(|p| {
-                let mut p = p.clone();
-                if let Some(r) = read.iter().find(|r| r.slot == p.slot) {
-                    p.offset = p.offset.max(r.high_watermark);
-                }
-                p
-            })
-            .collect();
-        wait_any(shard, &waiting, deadline - now).await;
-    }
-    trim_to_max_bytes(&mut results, max_bytes);
-    ctx.reply(&build_response(&layout, results, ctx.version))
+        // Nothing (or not enough) yet: wait for an append on any of the partitions, then
+        // read again.
+        wait_any(broker, &plan, &read, deadline - now).await;
+    };
+    let missing = || Answer::error(ResponseError::NotLeaderOrFollower);
+    let mut topics = plan.respond(answers, missing);
+    trim_to_max_bytes(
+        topics
+            .iter_mut()
+            .flat_map(|(_, ps)| ps.iter_mut().map(|(_, a)| a)),
+        max_bytes,
+    );
+    ctx.reply(&build_response(topics, ctx.version))
 }
 
 /// Enforces the response's `max_bytes` in request order, as Kafka does (KIP-74): each
 /// partition keeps the whole batches that fit in what is left, and only the first batch of the
 /// first partition with data may exceed the limit (so a consumer always makes progress).
-fn trim_to_max_bytes(results: &mut [Option<PartResult>], max_bytes: usize) {
+fn trim_to_max_bytes<'a>(answers: impl Iterator<Item = &'a mut Answer>, max_bytes: usize) {
     let mut total = 0usize;
-    for r in results.iter_mut().flatten() {
+    for r in answers {
         if r.records.is_empty() {
             continue;
         }
@@ -159,136 +151,52 @@ fn trim_to_max_bytes(results: &mut [Option<PartResult>], max_bytes: usize) {
     }
 }
 
-/// Reads every part from its owner, all owners at once.
-async fn read_all(shard: &Rc<Shard>, parts: &[FetchPart]) -> Vec<PartResult> {
-    let owned = parts
-        .iter()
-        .map(|p| (shard.owner(&p.topic, p.partition), p.clone()));
-    let replies = shard
-        .scatter(owned, |parts, reply| {
-            ShardRequest::Fetch(OwnerFetch { parts, reply })
-        })
-        .await;
-    let mut out = Vec::with_capacity(parts.len());
-    for r in futures::future::join_all(replies).await {
-        out.extend(r.unwrap_or_default());
+/// Returns when any owner reports data past what `read` found on one of the plan's
+/// partitions, after `timeout`, or when the broker stops. One wait per owner; the first to
+/// answer ends the others (dropping a reply cancels that owner's wait).
+async fn wait_any(
+    broker: &Rc<Broker>,
+    plan: &Plan<ReadPart, Answer>,
+    read: &[(usize, Answer)],
+    timeout: Duration,
+) {
+    let shard = &broker.shard;
+    let mut by_owner: Vec<Vec<(String, i32, i64)>> = vec![Vec::new(); shard.count];
+    for (slot, p) in plan.routed() {
+        let high_watermark = read
+            .iter()
+            .find(|(s, _)| *s == slot)
+            .map_or(-1, |(_, r)| r.high_watermark);
+        let owner = catalog::owner_shard(&p.topic, p.partition, shard.count);
+        by_owner[owner].push((p.topic.clone(), p.partition, p.offset.max(high_watermark)));
     }
-    out
-}
-
-/// Returns when any owner reports data on one of `parts`, or after `timeout`.
-async fn wait_any(shard: &Rc<Shard>, parts: &[FetchPart], timeout: Duration) {
-    let owned = parts.iter().map(|p| {
-        (
-            shard.owner(&p.topic, p.partition),
-            (p.topic.clone(), p.partition, p.offset),
-        )
-    });
-    let waits = shard
-        .scatter(owned, |parts, reply| {
-            ShardRequest::FetchWait(OwnerWait {
-                parts,
-                timeout,
-                reply,
+    let mut waits = Vec::new();
+    for (owner, parts) in by_owner.into_iter().enumerate() {
+        if parts.is_empty() {
+            continue;
+        }
+        let wait = shard
+            .submit_to(owner, move |partitions: &Rc<Partitions>| {
+                partitions.wait_for_data(parts, timeout)
             })
-        })
-        .await;
+            .await;
+        waits.push(wait);
+    }
     if waits.is_empty() {
         return;
     }
-    let stop = shard.stop_notify.notified();
+    let stop = shard.stopped();
     futures::pin_mut!(stop);
-    // Dropping the other receivers cancels the other owners' waits.
     futures::future::select(futures::future::select_all(waits), stop).await;
 }
 
-/// On the owning shard: read each part.
-pub fn on_owner(shard: &Rc<Shard>, req: OwnerFetch) {
-    let shard = shard.clone();
-    glommio::spawn_local(async move {
-        let mut out = Vec::with_capacity(req.parts.len());
-        for p in req.parts {
-            let Some(log) = shard.partition(&p.topic, p.partition) else {
-                out.push(PartResult::error(
-                    p.slot,
-                    shard.missing_partition_error(&p.topic, p.partition),
-                ));
-                continue;
-            };
-            out.push(match log.read(p.offset, p.max_bytes).await {
-                Ok(r) => PartResult {
-                    slot: p.slot,
-                    error: None,
-                    high_watermark: r.high_watermark,
-                    log_start_offset: r.log_start_offset,
-                    records: r.records,
-                },
-                Err(e) => {
-                    if let crate::log::LogError::Storage(why) = &e {
-                        tracing::error!(topic = %p.topic, partition = p.partition, error = %why, "fetch read failed");
-                    }
-                    PartResult {
-                    slot: p.slot,
-                    error: Some(super::produce::log_error_code(&e)),
-                    high_watermark: log.high_watermark(),
-                    log_start_offset: log.log_start_offset(),
-                    records: Bytes::new(),
-                }
-                }
-            });
-        }
-        let _ = req.reply.send(out);
-    })
-    .detach();
-}
-
-/// On the owning shard: wait for data on any of the parts, the timeout, or the requester giving up.
-pub fn wait_on_owner(shard: &Rc<Shard>, req: OwnerWait) {
-    let shard = shard.clone();
-    glommio::spawn_local(async move {
-        let OwnerWait {
-            parts,
-            timeout,
-            mut reply,
-        } = req;
-        let logs: Vec<_> = parts
-            .iter()
-            .filter_map(|(t, p, o)| shard.partition(t, *p).map(|l| (l, *o)))
-            .collect();
-        if logs.is_empty() {
-            let _ = reply.send(());
-            return;
-        }
-        {
-            let waits = futures::future::select_all(
-                logs.iter()
-                    .map(|(l, o)| Box::pin(l.wait_for_data(*o, timeout))),
-            );
-            let cancelled = reply.cancellation();
-            futures::pin_mut!(cancelled);
-            futures::future::select(waits, cancelled).await;
-        }
-        let _ = reply.send(());
-    })
-    .detach();
-}
-
-fn build_response(
-    layout: &[(String, Vec<i32>)],
-    results: Vec<Option<PartResult>>,
-    version: i16,
-) -> FetchResponse {
-    let mut results = results.into_iter();
-    let topics = layout
-        .iter()
-        .map(|(name, indexes)| {
-            let partitions = indexes
-                .iter()
-                .map(|&index| {
-                    let r = results
-                        .next()
-                        .flatten()
-                        .unwrap_or_else(|| PartResult::error(0, ResponseError::UnknownServerError));
+fn build_response(topics: Vec<(String, Vec<(i32, Answer)>)>, version: i16) -> FetchResponse {
+    let topics = topics
+        .into_iter()
+        .map(|(name, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|(index, r)| {
                     PartitionData::default()
                         .with_partition_index(index)
                         .with_error_code(r.error.map_or(0, |e| e.code()))
@@ -301,7 +209,7 @@ fn build_response(
                 })
                 .collect();
             FetchableTopicResponse::default()
-                .with_topic(super::topic_name(name))
+                .with_topic(super::topic_name(&name))
                 .with_partitions(partitions)
         })
         .collect();
@@ -328,38 +236,35 @@ mod tests {
         (Bytes::from(out), one)
     }
 
-    fn result(slot: usize, records: Bytes) -> Option<PartResult> {
-        Some(PartResult {
-            slot,
+    fn result(records: Bytes) -> Answer {
+        Answer {
             error: None,
             high_watermark: 0,
             log_start_offset: 0,
             records,
-        })
+        }
     }
 
-    fn sizes(results: &[Option<PartResult>]) -> Vec<usize> {
-        results.iter().flatten().map(|r| r.records.len()).collect()
+    fn sizes(results: &[Answer]) -> Vec<usize> {
+        results.iter().map(|r| r.records.len()).collect()
     }
 
+    /// Whole batches fill the response limit in request order; later partitions get nothing.
     #[test]
     fn whole_batches_fit_the_response_limit_in_order() {
         let (three, one) = batches(3, 100);
-        let mut results = vec![
-            result(0, three.clone()),
-            result(1, three.clone()),
-            result(2, three),
-        ];
-        trim_to_max_bytes(&mut results, 2 * one + one / 2);
+        let mut results = vec![result(three.clone()), result(three.clone()), result(three)];
+        trim_to_max_bytes(results.iter_mut(), 2 * one + one / 2);
         assert_eq!(sizes(&results), [2 * one, 0, 0]);
     }
 
+    /// The first batch with data goes out whole even when it alone exceeds the limit (KIP-74).
     #[test]
     fn the_first_batch_goes_out_whole_even_over_the_limit() {
         let (big, one) = batches(2, 5000);
         let (small, _) = batches(1, 10);
-        let mut results = vec![result(0, Bytes::new()), result(1, big), result(2, small)];
-        trim_to_max_bytes(&mut results, 100);
+        let mut results = vec![result(Bytes::new()), result(big), result(small)];
+        trim_to_max_bytes(results.iter_mut(), 100);
         assert_eq!(sizes(&results), [0, one, 0]);
     }
 }

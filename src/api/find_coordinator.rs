@@ -13,16 +13,15 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::{str_bytes, Ctx, Reply, Versions};
-use crate::catalog::change::{self, Change, NewTopic};
-use crate::group::OFFSETS_TOPIC;
-use crate::shard::Shard;
+use super::{errors, str_bytes, Broker, Ctx, Reply, Versions};
+use crate::catalog::change::{self, Change, ChangeError, NewTopic};
+use crate::catalog::OFFSETS_TOPIC;
 
 pub const VERSIONS: Versions = Versions { min: 0, max: 6 };
 
 const KEY_TYPE_GROUP: i8 = 0;
 
-pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: FindCoordinatorRequest) -> Reply {
+pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: FindCoordinatorRequest) -> Reply {
     // v0 has no key type: always a group.
     let key_type = if ctx.version >= 1 {
         req.key_type
@@ -30,16 +29,17 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: FindCoordinatorRequest) ->
         KEY_TYPE_GROUP
     };
     let answer = if key_type == KEY_TYPE_GROUP {
-        ensure_offsets_topic(shard).await
+        ensure_offsets_topic(broker).await
     } else {
         Err((
             ResponseError::CoordinatorNotAvailable.code(),
             "transactions are not implemented yet".to_string(),
         ))
     };
-    let node = BrokerId(shard.config.node_id);
-    let host = str_bytes(shard.config.advertise_host.clone());
-    let port = i32::from(shard.config.advertise_port);
+    let config = &broker.shard.config;
+    let node = BrokerId(config.node_id);
+    let host = str_bytes(config.advertise_host.clone());
+    let port = i32::from(config.advertise_port);
     let coordinator = |key: StrBytes| {
         let c = Coordinator::default().with_key(key);
         match &answer {
@@ -69,11 +69,11 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: FindCoordinatorRequest) ->
 }
 
 /// Creates `__consumer_offsets` if it does not exist yet.
-async fn ensure_offsets_topic(shard: &Rc<Shard>) -> Result<(), (i16, String)> {
-    if shard.catalog().topic(OFFSETS_TOPIC).is_some() {
+async fn ensure_offsets_topic(broker: &Rc<Broker>) -> Result<(), (i16, String)> {
+    if broker.catalog.get().topic(OFFSETS_TOPIC).is_some() {
         return Ok(());
     }
-    let groups = &shard.config.groups;
+    let groups = &broker.shard.config.groups;
     let topic = NewTopic {
         name: OFFSETS_TOPIC.to_string(),
         partitions: groups.offsets_topic_num_partitions,
@@ -86,14 +86,13 @@ async fn ensure_offsets_topic(shard: &Rc<Shard>) -> Result<(), (i16, String)> {
         ]
         .into(),
     };
-    let result = change::request(
-        shard,
-        Change::CreateTopics {
-            topics: vec![topic],
-            validate_only: false,
-        },
-    )
-    .await;
+    let change = Change::CreateTopics {
+        topics: vec![topic],
+        validate_only: false,
+    };
+    let result = change::request(&broker.shard, change)
+        .await
+        .unwrap_or_default();
     match result.into_iter().next() {
         Some((_, Ok(()))) => {
             tracing::info!(
@@ -103,10 +102,10 @@ async fn ensure_offsets_topic(shard: &Rc<Shard>) -> Result<(), (i16, String)> {
             Ok(())
         }
         // Another connection created it first.
-        Some((_, Err((code, _)))) if code == ResponseError::TopicAlreadyExists.code() => Ok(()),
-        Some((_, Err((_, msg)))) => {
-            tracing::error!(%msg, "cannot create {OFFSETS_TOPIC}");
-            Err((ResponseError::CoordinatorNotAvailable.code(), msg))
+        Some((_, Err(ChangeError::AlreadyExists(_)))) => Ok(()),
+        Some((_, Err(e))) => {
+            tracing::error!(error = %e, code = ?errors::change(&e), "cannot create {OFFSETS_TOPIC}");
+            Err((ResponseError::CoordinatorNotAvailable.code(), e.to_string()))
         }
         None => Err((
             ResponseError::CoordinatorNotAvailable.code(),

@@ -7,18 +7,17 @@ use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::ResponseError;
 
-use super::{str_bytes, Ctx, Reply, Versions};
+use super::{errors, str_bytes, Broker, Ctx, Reply, Versions};
+use crate::group::client;
 use crate::group::state::{JoinOutcome, JoinRequest};
-use crate::group::{self, Op, Out};
-use crate::shard::Shard;
 
 pub const VERSIONS: Versions = Versions { min: 0, max: 9 };
 
-pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: JoinGroupRequest) -> Reply {
+pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: JoinGroupRequest) -> Reply {
     let group_id = req.group_id.0.to_string();
     let member_id = req.member_id.to_string();
     let outcome = if group_id.is_empty() {
-        JoinOutcome::error(ResponseError::InvalidGroupId.code(), &member_id)
+        Err(ResponseError::InvalidGroupId)
     } else {
         let join = JoinRequest {
             member_id: member_id.clone(),
@@ -40,15 +39,21 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: JoinGroupRequest) -> Reply
                 .collect(),
             require_known_member_id: ctx.version >= 4,
         };
-        match group::call(shard, &group_id, Op::Join(join)).await {
-            Ok(Out::Join(o)) => o,
-            Ok(_) => JoinOutcome::error(ResponseError::UnknownServerError.code(), &member_id),
-            Err(code) => JoinOutcome::error(code, &member_id),
+        let catalog = broker.catalog.get();
+        client::join(&broker.shard, &catalog, group_id, join)
+            .await
+            .map_err(errors::group)
+    };
+    let (outcome, error) = match outcome {
+        Ok(o) => {
+            let error = o.error.map(errors::group);
+            (o, error)
         }
+        Err(e) => (JoinOutcome::failed(&member_id), Some(e)),
     };
     let v = ctx.version;
     let mut resp = JoinGroupResponse::default()
-        .with_error_code(outcome.error)
+        .with_error_code(error.map_or(0, |e| e.code()))
         .with_generation_id(outcome.generation)
         .with_leader(str_bytes(outcome.leader))
         .with_member_id(str_bytes(outcome.member_id))

@@ -7,13 +7,12 @@ use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use kafka_protocol::ResponseError;
 
-use super::{Ctx, Reply, Versions};
-use crate::group::{self, Op, Out};
-use crate::shard::Shard;
+use super::{errors, Broker, Ctx, Reply, Versions};
+use crate::group::client;
 
 pub const VERSIONS: Versions = Versions { min: 0, max: 5 };
 
-pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: LeaveGroupRequest) -> Reply {
+pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: LeaveGroupRequest) -> Reply {
     let group_id = req.group_id.0.to_string();
     let members: Vec<(String, Option<String>)> = if ctx.version >= 3 {
         req.members
@@ -29,30 +28,29 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: LeaveGroupRequest) -> Repl
         vec![(req.member_id.to_string(), None)]
     };
     let result = if group_id.is_empty() {
-        Err(ResponseError::InvalidGroupId.code())
+        Err(ResponseError::InvalidGroupId)
     } else {
-        match group::call(shard, &group_id, Op::Leave(members.clone())).await {
-            Ok(Out::Codes(codes)) => Ok(codes),
-            Ok(_) => Err(ResponseError::UnknownServerError.code()),
-            Err(c) => Err(c),
-        }
+        let catalog = broker.catalog.get();
+        client::leave(&broker.shard, &catalog, group_id, members.clone())
+            .await
+            .map_err(errors::group)
     };
     let mut resp = LeaveGroupResponse::default();
     match result {
-        Err(c) => resp.error_code = c,
-        Ok(codes) if ctx.version >= 3 => {
+        Err(e) => resp.error_code = e.code(),
+        Ok(results) if ctx.version >= 3 => {
             resp.members = members
                 .into_iter()
-                .zip(codes)
-                .map(|((id, instance), c)| {
+                .zip(results)
+                .map(|((id, instance), r)| {
                     MemberResponse::default()
                         .with_member_id(super::str_bytes(id))
                         .with_group_instance_id(instance.map(super::str_bytes))
-                        .with_error_code(c)
+                        .with_error_code(errors::group_code(r))
                 })
                 .collect();
         }
-        Ok(codes) => resp.error_code = codes.first().copied().unwrap_or(0),
+        Ok(results) => resp.error_code = results.into_iter().next().map_or(0, errors::group_code),
     }
     ctx.reply(&resp)
 }

@@ -6,13 +6,12 @@ use std::rc::Rc;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
-use super::{str_bytes, Ctx, Reply, Versions};
-use crate::group;
-use crate::shard::Shard;
+use super::{str_bytes, Broker, Ctx, Reply, Versions};
+use crate::group::client;
 
 pub const VERSIONS: Versions = Versions { min: 0, max: 5 };
 
-pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: ListGroupsRequest) -> Reply {
+pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: ListGroupsRequest) -> Reply {
     let v = ctx.version;
     let states: Vec<String> = if v >= 4 {
         req.states_filter.iter().map(|s| s.to_string()).collect()
@@ -24,7 +23,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: ListGroupsRequest) -> Repl
     } else {
         Vec::new()
     };
-    let groups = group::list_all(shard, states)
+    let groups = client::list_all(&broker.shard, states)
         .await
         .into_iter()
         .filter(|g| types.is_empty() || types.iter().any(|t| t.eq_ignore_ascii_case(g.group_type)))

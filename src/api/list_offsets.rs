@@ -3,15 +3,18 @@
 
 use std::rc::Rc;
 
-use futures::channel::oneshot;
+use futures::future::LocalBoxFuture;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 
-use super::{Ctx, Reply, Versions};
-use crate::shard::{Shard, ShardRequest};
+use super::partitioned::Plan;
+use super::{errors, Broker, Ctx, Reply, Versions};
+use crate::catalog;
+use crate::log::ops::{FoundOffset, OffsetQuery};
+use crate::log::Partitions;
 
 pub const VERSIONS: Versions = Versions { min: 1, max: 7 };
 
@@ -19,65 +22,74 @@ pub const LATEST_TIMESTAMP: i64 = -1;
 pub const EARLIEST_TIMESTAMP: i64 = -2;
 pub const MAX_TIMESTAMP: i64 = -3;
 
-/// Per requested slot: (offset, timestamp) or the error.
-pub type OwnerAnswers = Vec<(usize, Result<(i64, i64), ResponseError>)>;
+/// One partition's answer: offset and timestamp (-1 when none), or the error.
+type Answer = Result<(i64, i64), ResponseError>;
 
-pub struct OwnerListOffsets {
-    /// (slot, topic, partition, timestamp)
-    pub parts: Vec<(usize, String, i32, i64)>,
-    pub reply: oneshot::Sender<OwnerAnswers>,
+/// The query a request's timestamp stands for; `None` for a value Kafka gives no meaning.
+fn query(timestamp: i64) -> Option<OffsetQuery> {
+    match timestamp {
+        LATEST_TIMESTAMP => Some(OffsetQuery::Latest),
+        EARLIEST_TIMESTAMP => Some(OffsetQuery::Earliest),
+        MAX_TIMESTAMP => Some(OffsetQuery::MaxTimestamp),
+        ts if ts >= 0 => Some(OffsetQuery::Timestamp(ts)),
+        _ => None,
+    }
 }
 
-pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: ListOffsetsRequest) -> Reply {
-    let catalog = shard.catalog();
-    let mut layout = Vec::with_capacity(req.topics.len());
-    let mut owned = Vec::new();
-    let mut answers: Vec<Result<(i64, i64), ResponseError>> = Vec::new();
+/// No record that recent: Kafka answers offset -1, timestamp -1.
+fn answer(found: Option<FoundOffset>) -> (i64, i64) {
+    found.map_or((-1, -1), |f| (f.offset, f.timestamp.unwrap_or(-1)))
+}
+
+pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: ListOffsetsRequest) -> Reply {
+    let catalog = broker.catalog.get();
+    let shard = &broker.shard;
+    let mut plan: Plan<(String, i32, OffsetQuery), Answer> = Plan::new(shard.count);
     for t in &req.topics {
         let topic = t.name.0.to_string();
-        let known = catalog.topic(&topic).map(|t| t.partitions);
-        let mut indexes = Vec::with_capacity(t.partitions.len());
+        plan.topic(topic.clone());
         for p in &t.partitions {
-            let slot = answers.len();
-            indexes.push(p.partition_index);
-            match known {
-                Some(n) if p.partition_index >= 0 && p.partition_index < n => {
-                    answers.push(Err(ResponseError::UnknownServerError));
-                    owned.push((
-                        shard.owner(&topic, p.partition_index),
-                        (slot, topic.clone(), p.partition_index, p.timestamp),
-                    ));
+            let index = p.partition_index;
+            match query(p.timestamp) {
+                _ if !catalog.has_partition(&topic, index) => {
+                    plan.answer(index, Err(ResponseError::UnknownTopicOrPartition))
                 }
-                _ => answers.push(Err(ResponseError::UnknownTopicOrPartition)),
+                None => plan.answer(index, Err(ResponseError::UnsupportedVersion)),
+                Some(q) => {
+                    let owner = catalog::owner_shard(&topic, index, shard.count);
+                    plan.route(index, owner, (topic.clone(), index, q));
+                }
             }
         }
-        layout.push((topic, indexes));
     }
-    let replies = shard
-        .scatter(owned, |parts, reply| {
-            ShardRequest::ListOffsets(OwnerListOffsets { parts, reply })
+    let answers = plan
+        .scatter(shard, |parts| {
+            move |partitions: &Rc<Partitions>| {
+                let offsets = partitions.offsets(parts);
+                Box::pin(async move {
+                    let answers = offsets.await.into_iter();
+                    answers
+                        .map(|r| r.map(answer).map_err(|e| errors::log(&e)))
+                        .collect()
+                }) as LocalBoxFuture<'static, Vec<Answer>>
+            }
         })
+        .await
+        .gather()
         .await;
-    for r in futures::future::join_all(replies).await {
-        for (slot, answer) in r.unwrap_or_default() {
-            answers[slot] = answer;
-        }
-    }
-    let mut answers = answers.into_iter();
-    let topics = layout
+    let missing = || Err(ResponseError::NotLeaderOrFollower);
+    let topics = plan
+        .respond(answers, missing)
         .into_iter()
-        .map(|(name, indexes)| {
-            let partitions = indexes
+        .map(|(name, partitions)| {
+            let partitions = partitions
                 .into_iter()
-                .map(|index| {
+                .map(|(index, a)| {
                     let mut p = ListOffsetsPartitionResponse::default().with_partition_index(index);
                     if ctx.version >= 4 {
                         p.leader_epoch = 0;
                     }
-                    match answers
-                        .next()
-                        .unwrap_or(Err(ResponseError::UnknownServerError))
-                    {
+                    match a {
                         Ok((offset, timestamp)) => p.with_offset(offset).with_timestamp(timestamp),
                         Err(e) => p
                             .with_error_code(e.code())
@@ -92,36 +104,4 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: ListOffsetsRequest) -> Rep
         })
         .collect();
     ctx.reply(&ListOffsetsResponse::default().with_topics(topics))
-}
-
-pub fn on_owner(shard: &Rc<Shard>, req: OwnerListOffsets) {
-    let shard = shard.clone();
-    glommio::spawn_local(async move {
-        let mut out = Vec::with_capacity(req.parts.len());
-        for (slot, topic, partition, ts) in req.parts {
-            let Some(log) = shard.partition(&topic, partition) else {
-                out.push((slot, Err(shard.missing_partition_error(&topic, partition))));
-                continue;
-            };
-            let answer = match ts {
-                LATEST_TIMESTAMP => Ok((log.high_watermark(), -1)),
-                EARLIEST_TIMESTAMP => Ok((log.log_start_offset(), -1)),
-                MAX_TIMESTAMP => log
-                    .offset_of_max_timestamp()
-                    .await
-                    .map(|found| found.unwrap_or((-1, -1)))
-                    .map_err(|e| super::produce::log_error_code(&e)),
-                ts if ts >= 0 => log
-                    .offset_for_timestamp(ts)
-                    .await
-                    // No record that recent: Kafka answers offset -1, timestamp -1.
-                    .map(|found| found.unwrap_or((-1, -1)))
-                    .map_err(|e| super::produce::log_error_code(&e)),
-                _ => Err(ResponseError::UnsupportedVersion),
-            };
-            out.push((slot, answer));
-        }
-        let _ = req.reply.send(out);
-    })
-    .detach();
 }

@@ -9,21 +9,22 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use kafka_protocol::ResponseError;
 
-use super::{str_bytes, topic_name, Ctx, Reply, Versions};
+use super::{str_bytes, topic_name, Broker, Ctx, Reply, Versions};
 use crate::catalog::change::{self, Change, NewTopic};
 use crate::catalog::Catalog;
-use crate::shard::Shard;
+use crate::config::Config;
 
 pub const VERSIONS: Versions = Versions { min: 0, max: 12 };
 
 /// The cluster id Metadata and DescribeCluster report. Stable for a data directory.
-pub fn cluster_id(shard: &Shard) -> String {
-    let digest = crc32c::crc32c(shard.config.data_dir.to_string_lossy().as_bytes());
+pub fn cluster_id(config: &Config) -> String {
+    let digest = crc32c::crc32c(config.data_dir.to_string_lossy().as_bytes());
     format!("shardlog-{digest:08x}")
 }
 
-pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: MetadataRequest) -> Reply {
-    let mut catalog = shard.catalog();
+pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: MetadataRequest) -> Reply {
+    let shard = &broker.shard;
+    let mut catalog = broker.catalog.get();
     // v0 has no null topic list: an empty list means all topics there.
     let wanted: Option<Vec<String>> = match req.topics {
         None => None,
@@ -58,21 +59,17 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: MetadataRequest) -> Reply 
             })
             .collect();
         if !missing.is_empty() {
-            for (name, result) in change::request(
-                shard,
-                Change::CreateTopics {
-                    topics: missing,
-                    validate_only: false,
-                },
-            )
-            .await
-            {
+            let change = Change::CreateTopics {
+                topics: missing,
+                validate_only: false,
+            };
+            for (name, result) in change::request(shard, change).await.unwrap_or_default() {
                 match result {
                     Ok(()) => tracing::info!(topic = %name, "auto-created topic"),
-                    Err((_, why)) => tracing::debug!(topic = %name, %why, "auto-create skipped"),
+                    Err(why) => tracing::debug!(topic = %name, %why, "auto-create skipped"),
                 }
             }
-            catalog = shard.catalog();
+            catalog = broker.catalog.get();
         }
     }
     let names: Vec<String> = wanted.unwrap_or_else(|| catalog.topics.keys().cloned().collect());
@@ -88,7 +85,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: MetadataRequest) -> Reply 
     let resp = MetadataResponse::default()
         .with_brokers(vec![broker])
         .with_cluster_id(if ctx.version >= 2 {
-            Some(str_bytes(cluster_id(shard)))
+            Some(str_bytes(cluster_id(c)))
         } else {
             None
         })

@@ -2,6 +2,10 @@
 //! This module decodes the request header and body, routes to the handler, and encodes the
 //! response with the right header. ApiVersions is answered from `SUPPORTED`, built from the
 //! handlers' own ranges, so each range is stated once.
+//!
+//! This is the only layer that knows wire versions and Kafka error codes: handlers call the
+//! layers below with their own types and map their errors in one place (`errors`).
+//! Per-partition APIs share one plan, scatter and gather helper (`partitioned`).
 
 pub mod api_versions;
 pub mod consumer_group_describe;
@@ -13,6 +17,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod errors;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -24,6 +29,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod partitioned;
 pub mod produce;
 pub mod sync_group;
 
@@ -34,7 +40,15 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
+use crate::catalog::Replica;
 use crate::shard::Shard;
+
+/// What handlers reach from the shard that took a request: the transport (and through it the
+/// shards that own partitions and groups) and this shard's copy of the catalog.
+pub struct Broker {
+    pub shard: Rc<Shard>,
+    pub catalog: Rc<Replica>,
+}
 
 /// A supported version range, inclusive.
 #[derive(Debug, Clone, Copy)]
@@ -194,7 +208,7 @@ pub fn decode_request(mut frame: Bytes) -> Result<Decoded, String> {
 /// Decodes one request frame and starts its handler. Runs the in-order part of the request
 /// before returning. `Err` means close the connection, with the reason for the log.
 pub async fn dispatch(
-    shard: &Rc<Shard>,
+    broker: &Rc<Broker>,
     client_host: &Rc<str>,
     frame: Bytes,
 ) -> Result<ReplyTask, String> {
@@ -213,70 +227,62 @@ pub async fn dispatch(
         }
     };
     let api_key = ctx.api_key;
-    let shard = shard.clone();
+    let b = broker.clone();
     Ok(match request {
-        RequestKind::Produce(req) => produce::start(&shard, ctx, req).await,
-        RequestKind::Fetch(req) => spawn(async move { fetch::handle(&shard, ctx, req).await }),
+        RequestKind::Produce(req) => produce::start(&b, ctx, req).await,
+        RequestKind::Fetch(req) => spawn(async move { fetch::handle(&b, ctx, req).await }),
         RequestKind::ListOffsets(req) => {
-            spawn(async move { list_offsets::handle(&shard, ctx, req).await })
+            spawn(async move { list_offsets::handle(&b, ctx, req).await })
         }
-        RequestKind::Metadata(req) => {
-            spawn(async move { metadata::handle(&shard, ctx, req).await })
-        }
+        RequestKind::Metadata(req) => spawn(async move { metadata::handle(&b, ctx, req).await }),
         RequestKind::ApiVersions(req) => spawn(async move { api_versions::handle(ctx, req) }),
         RequestKind::FindCoordinator(req) => {
-            spawn(async move { find_coordinator::handle(&shard, ctx, req).await })
+            spawn(async move { find_coordinator::handle(&b, ctx, req).await })
         }
-        RequestKind::JoinGroup(req) => {
-            spawn(async move { join_group::handle(&shard, ctx, req).await })
-        }
-        RequestKind::SyncGroup(req) => {
-            spawn(async move { sync_group::handle(&shard, ctx, req).await })
-        }
-        RequestKind::Heartbeat(req) => {
-            spawn(async move { heartbeat::handle(&shard, ctx, req).await })
-        }
+        RequestKind::JoinGroup(req) => spawn(async move { join_group::handle(&b, ctx, req).await }),
+        RequestKind::SyncGroup(req) => spawn(async move { sync_group::handle(&b, ctx, req).await }),
+        RequestKind::Heartbeat(req) => spawn(async move { heartbeat::handle(&b, ctx, req).await }),
         RequestKind::LeaveGroup(req) => {
-            spawn(async move { leave_group::handle(&shard, ctx, req).await })
+            spawn(async move { leave_group::handle(&b, ctx, req).await })
         }
         RequestKind::OffsetCommit(req) => {
-            spawn(async move { offset_commit::handle(&shard, ctx, req).await })
+            spawn(async move { offset_commit::handle(&b, ctx, req).await })
         }
         RequestKind::OffsetFetch(req) => {
-            spawn(async move { offset_fetch::handle(&shard, ctx, req).await })
+            spawn(async move { offset_fetch::handle(&b, ctx, req).await })
         }
         RequestKind::DescribeGroups(req) => {
-            spawn(async move { describe_groups::handle(&shard, ctx, req).await })
+            spawn(async move { describe_groups::handle(&b, ctx, req).await })
         }
         RequestKind::ListGroups(req) => {
-            spawn(async move { list_groups::handle(&shard, ctx, req).await })
+            spawn(async move { list_groups::handle(&b, ctx, req).await })
         }
         RequestKind::DeleteGroups(req) => {
-            spawn(async move { delete_groups::handle(&shard, ctx, req).await })
+            spawn(async move { delete_groups::handle(&b, ctx, req).await })
         }
         RequestKind::ConsumerGroupHeartbeat(req) => {
-            spawn(async move { consumer_group_heartbeat::handle(&shard, ctx, req).await })
+            spawn(async move { consumer_group_heartbeat::handle(&b, ctx, req).await })
         }
         RequestKind::ConsumerGroupDescribe(req) => {
-            spawn(async move { consumer_group_describe::handle(&shard, ctx, req).await })
+            spawn(async move { consumer_group_describe::handle(&b, ctx, req).await })
         }
         RequestKind::OffsetDelete(req) => {
-            spawn(async move { offset_delete::handle(&shard, ctx, req).await })
+            spawn(async move { offset_delete::handle(&b, ctx, req).await })
         }
         RequestKind::CreateTopics(req) => {
-            spawn(async move { create_topics::handle(&shard, ctx, req).await })
+            spawn(async move { create_topics::handle(&b, ctx, req).await })
         }
         RequestKind::DeleteTopics(req) => {
-            spawn(async move { delete_topics::handle(&shard, ctx, req).await })
+            spawn(async move { delete_topics::handle(&b, ctx, req).await })
         }
         RequestKind::DescribeConfigs(req) => {
-            spawn(async move { describe_configs::handle(&shard, ctx, req) })
+            spawn(async move { describe_configs::handle(&b, ctx, req) })
         }
         RequestKind::CreatePartitions(req) => {
-            spawn(async move { create_partitions::handle(&shard, ctx, req).await })
+            spawn(async move { create_partitions::handle(&b, ctx, req).await })
         }
         RequestKind::DescribeCluster(req) => {
-            spawn(async move { describe_cluster::handle(&shard, ctx, req) })
+            spawn(async move { describe_cluster::handle(&b, ctx, req) })
         }
         _ => return Err(format!("API {api_key:?} has no handler")),
     })

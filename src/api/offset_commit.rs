@@ -8,14 +8,14 @@ use kafka_protocol::messages::offset_commit_response::{
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
-use super::{by_topic, topic_name, Ctx, Reply, Versions};
-use crate::group::{self, CommitPartition, Op, Out};
-use crate::shard::Shard;
+use super::{by_topic, errors, topic_name, Broker, Ctx, Reply, Versions};
+use crate::group::client;
+use crate::group::ops::{CommitPartition, MemberRef};
 
 /// v0 and v1 (ZooKeeper-era) are not decodable by kafka-protocol; Kafka 4 dropped them too.
 pub const VERSIONS: Versions = Versions { min: 2, max: 9 };
 
-pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: OffsetCommitRequest) -> Reply {
+pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: OffsetCommitRequest) -> Reply {
     let group_id = req.group_id.0.to_string();
     let partitions: Vec<CommitPartition> = req
         .topics
@@ -38,20 +38,20 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: OffsetCommitRequest) -> Re
         .iter()
         .map(|p| (p.topic.clone(), p.partition))
         .collect();
-    let op = Op::Commit {
+    let member = MemberRef {
         member_id: req.member_id.to_string(),
         instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
         generation: req.generation_id_or_member_epoch,
-        partitions,
     };
-    let results: Vec<(String, i32, i16)> = match group::call(shard, &group_id, op).await {
-        Ok(Out::Partitions(r)) => r,
-        Ok(_) => error_all(
-            &keys,
-            kafka_protocol::ResponseError::UnknownServerError.code(),
-        ),
-        Err(code) => error_all(&keys, code),
-    };
+    let catalog = broker.catalog.get();
+    let results: Vec<(String, i32, i16)> =
+        match client::commit(&broker.shard, &catalog, group_id, member, partitions).await {
+            Ok(r) => r
+                .into_iter()
+                .map(|(t, p, r)| (t, p, errors::group_code(r)))
+                .collect(),
+            Err(e) => error_all(&keys, errors::group(e).code()),
+        };
     let topics = by_topic(results.into_iter().map(|(t, p, c)| (t, (p, c))))
         .into_iter()
         .map(|(t, parts)| {

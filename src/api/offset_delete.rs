@@ -7,15 +7,13 @@ use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
-use kafka_protocol::ResponseError;
 
-use super::{by_topic, topic_name, Ctx, Reply, Versions};
-use crate::group::{self, Op, Out};
-use crate::shard::Shard;
+use super::{by_topic, errors, topic_name, Broker, Ctx, Reply, Versions};
+use crate::group::client;
 
 pub const VERSIONS: Versions = Versions { min: 0, max: 0 };
 
-pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: OffsetDeleteRequest) -> Reply {
+pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: OffsetDeleteRequest) -> Reply {
     let topics = req
         .topics
         .iter()
@@ -27,9 +25,12 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: OffsetDeleteRequest) -> Re
         })
         .collect();
     let mut resp = OffsetDeleteResponse::default();
-    match group::call(shard, &req.group_id.0, Op::DeleteOffsets(topics)).await {
-        Ok(Out::Partitions(results)) => {
-            resp.topics = by_topic(results.into_iter().map(|(t, p, c)| (t, (p, c))))
+    let catalog = broker.catalog.get();
+    let group_id = req.group_id.0.to_string();
+    match client::delete_offsets(&broker.shard, &catalog, group_id, topics).await {
+        Ok(results) => {
+            let results = results.into_iter();
+            resp.topics = by_topic(results.map(|(t, p, r)| (t, (p, errors::group_code(r)))))
                 .into_iter()
                 .map(|(t, parts)| {
                     OffsetDeleteResponseTopic::default()
@@ -47,8 +48,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: OffsetDeleteRequest) -> Re
                 })
                 .collect();
         }
-        Ok(_) => resp.error_code = ResponseError::UnknownServerError.code(),
-        Err(c) => resp.error_code = c,
+        Err(e) => resp.error_code = errors::group(e).code(),
     }
     ctx.reply(&resp)
 }

@@ -9,12 +9,11 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse};
-use kafka_protocol::ResponseError;
 
-use super::{by_topic, str_bytes, topic_name, Ctx, Reply, Versions};
+use super::{by_topic, errors, str_bytes, topic_name, Broker, Ctx, Reply, Versions};
+use crate::group::client;
+use crate::group::ops::TopicPartitions;
 use crate::group::state::Committed;
-use crate::group::{self, Op, Out, TopicPartitions};
-use crate::shard::Shard;
 
 pub const VERSIONS: Versions = Versions { min: 1, max: 9 };
 
@@ -27,7 +26,7 @@ struct Answer {
     error: i16,
 }
 
-pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: OffsetFetchRequest) -> Reply {
+pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: OffsetFetchRequest) -> Reply {
     let v = ctx.version;
     if v >= 8 {
         let mut groups = Vec::with_capacity(req.groups.len());
@@ -37,7 +36,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: OffsetFetchRequest) -> Rep
                     .map(|t| (t.name.0.to_string(), t.partition_indexes))
                     .collect()
             });
-            let (answers, error) = fetch(shard, &g.group_id.0, topics).await;
+            let (answers, error) = fetch(broker, &g.group_id.0, topics).await;
             groups.push(
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)
@@ -74,7 +73,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: OffsetFetchRequest) -> Rep
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    let (answers, error) = fetch(shard, &group_id, topics).await;
+    let (answers, error) = fetch(broker, &group_id, topics).await;
     let mut resp = OffsetFetchResponse::default().with_topics(
         answers
             .into_iter()
@@ -113,7 +112,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: OffsetFetchRequest) -> Rep
 
 /// The answers for one group, by topic, and the group-level error.
 async fn fetch(
-    shard: &Rc<Shard>,
+    broker: &Rc<Broker>,
     group_id: &str,
     topics: Option<TopicPartitions>,
 ) -> (Vec<(String, Vec<Answer>)>, i16) {
@@ -122,11 +121,14 @@ async fn fetch(
         .flatten()
         .flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p)))
         .collect();
-    let result = group::call(shard, group_id, Op::FetchOffsets(topics)).await;
+    let catalog = broker.catalog.get();
+    let result = client::fetch_offsets(&broker.shard, &catalog, group_id.to_string(), topics).await;
     let (found, error) = match result {
-        Ok(Out::Offsets(found)) => (found, 0),
-        Ok(_) => (Vec::new(), ResponseError::UnknownServerError.code()),
-        Err(code) => (asked.into_iter().map(|(t, p)| (t, p, None)).collect(), code),
+        Ok(found) => (found, 0),
+        Err(e) => (
+            asked.into_iter().map(|(t, p)| (t, p, None)).collect(),
+            errors::group(e).code(),
+        ),
     };
     let answers = found
         .into_iter()

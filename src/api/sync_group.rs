@@ -5,19 +5,19 @@ use std::rc::Rc;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::ResponseError;
 
-use super::{str_bytes, Ctx, Reply, Versions};
+use super::{errors, str_bytes, Broker, Ctx, Reply, Versions};
+use crate::group::client;
+use crate::group::ops::SyncRequest;
 use crate::group::state::SyncOutcome;
-use crate::group::{self, Op, Out};
-use crate::shard::Shard;
 
 pub const VERSIONS: Versions = Versions { min: 0, max: 5 };
 
-pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: SyncGroupRequest) -> Reply {
+pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: SyncGroupRequest) -> Reply {
     let group_id = req.group_id.0.to_string();
     let outcome = if group_id.is_empty() {
-        SyncOutcome::error(ResponseError::InvalidGroupId.code())
+        Err(ResponseError::InvalidGroupId)
     } else {
-        let op = Op::Sync {
+        let sync = SyncRequest {
             member_id: req.member_id.to_string(),
             instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
             generation: req.generation_id,
@@ -29,14 +29,20 @@ pub async fn handle(shard: &Rc<Shard>, ctx: Ctx, req: SyncGroupRequest) -> Reply
                 .map(|a| (a.member_id.to_string(), a.assignment))
                 .collect(),
         };
-        match group::call(shard, &group_id, op).await {
-            Ok(Out::Sync(o)) => o,
-            Ok(_) => SyncOutcome::error(ResponseError::UnknownServerError.code()),
-            Err(code) => SyncOutcome::error(code),
+        let catalog = broker.catalog.get();
+        client::sync(&broker.shard, &catalog, group_id, sync)
+            .await
+            .map_err(errors::group)
+    };
+    let (outcome, error) = match outcome {
+        Ok(o) => {
+            let error = o.error.map(errors::group);
+            (o, error)
         }
+        Err(e) => (SyncOutcome::default(), Some(e)),
     };
     let mut resp = SyncGroupResponse::default()
-        .with_error_code(outcome.error)
+        .with_error_code(error.map_or(0, |e| e.code()))
         .with_assignment(outcome.assignment);
     if ctx.version >= 5 {
         resp.protocol_type = outcome.protocol_type.map(str_bytes);

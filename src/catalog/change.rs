@@ -1,17 +1,15 @@
-//! Topic changes (create, delete, add partitions): validated and applied on shard 0, persisted,
-//! then installed on every shard before the requester is answered, so the next request on any
-//! connection sees them.
+//! Topic changes (create, delete, add partitions): validated and applied on the control shard,
+//! persisted, then installed on every shard before the requester is answered, so the next
+//! request on any connection sees them.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use futures::channel::oneshot;
-use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use super::{validate_topic_name, Catalog, Topic, PARTITIONS_PER_TOPIC_MAX};
-use crate::shard::{Shard, ShardRequest};
+use super::{validate_topic_name, Catalog, Replica, Topic, PARTITIONS_PER_TOPIC_MAX};
+use crate::shard::{Shard, Unreachable};
 
 /// The shard that applies catalog changes.
 pub const CONTROL_SHARD: usize = 0;
@@ -36,27 +34,109 @@ pub enum Change {
     },
 }
 
-/// Per topic, in request order: `Ok` or a Kafka error code with a message.
-pub type ChangeResult = Vec<(String, Result<(), (i16, String)>)>;
-
-fn err(e: ResponseError, msg: impl Into<String>) -> Result<(), (i16, String)> {
-    Err((e.code(), msg.into()))
+/// Why a topic change was refused. Each carries a message for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeError {
+    /// A bad topic name, or a name that collides with an existing one.
+    InvalidName(String),
+    AlreadyExists(String),
+    /// Internal topics cannot be deleted or repartitioned.
+    Internal(String),
+    UnknownTopic(String),
+    InvalidPartitions(String),
+    InvalidConfig(String),
+    /// The catalog could not be persisted; nothing changed.
+    Storage(String),
 }
 
-/// Sends a change to the control shard and waits for its result.
-pub async fn request(shard: &Rc<Shard>, change: Change) -> ChangeResult {
-    let (tx, rx) = oneshot::channel();
+impl std::fmt::Display for ChangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChangeError::InvalidName(m)
+            | ChangeError::AlreadyExists(m)
+            | ChangeError::Internal(m)
+            | ChangeError::UnknownTopic(m)
+            | ChangeError::InvalidPartitions(m)
+            | ChangeError::InvalidConfig(m)
+            | ChangeError::Storage(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Per topic, in request order.
+pub type ChangeResult = Vec<(String, Result<(), ChangeError>)>;
+
+/// Sends a change to the control shard and waits until every shard has installed it.
+pub async fn request(shard: &Rc<Shard>, change: Change) -> Result<ChangeResult, Unreachable> {
     shard
-        .send(CONTROL_SHARD, ShardRequest::CatalogChange(change, tx))
-        .await;
-    rx.await.unwrap_or_default()
+        .invoke_on(CONTROL_SHARD, move |control: &Rc<Control>| {
+            Box::pin(control.clone().apply(change))
+        })
+        .await
 }
 
-/// Runs on the control shard: validates, persists, and installs the change everywhere.
-pub async fn apply(shard: &Rc<Shard>, change: Change) -> ChangeResult {
-    let _permit = shard.control_lock.acquire_permit(1).await;
-    let current = shard.catalog();
-    let mut next: Catalog = (*current).clone();
+/// The control plane of the catalog: on `CONTROL_SHARD`, applies one change at a time.
+pub struct Control {
+    shard: Rc<Shard>,
+    replica: Rc<Replica>,
+    /// Serialises changes.
+    lock: glommio::sync::Semaphore,
+}
+
+impl Control {
+    pub fn new(shard: Rc<Shard>, replica: Rc<Replica>) -> Rc<Control> {
+        Rc::new(Control {
+            shard,
+            replica,
+            lock: glommio::sync::Semaphore::new(1),
+        })
+    }
+
+    /// Validates, persists, and installs the change on every shard.
+    async fn apply(self: Rc<Self>, change: Change) -> ChangeResult {
+        let _permit = self.lock.acquire_permit(1).await;
+        let (next, results) = plan(&self.replica.get(), change);
+        let Some(next) = next else {
+            return results;
+        };
+        let data_dir = self.shard.config.data_dir.clone();
+        let saved = {
+            let next = next.clone();
+            glommio::executor()
+                .spawn_blocking(move || next.save(&data_dir))
+                .await
+        };
+        if let Err(e) = saved {
+            tracing::error!(error = %e, "cannot persist the topic catalog; change not applied");
+            let why = format!("catalog not saved: {e}");
+            return results
+                .into_iter()
+                .map(|(n, r)| (n, r.and(Err(ChangeError::Storage(why.clone())))))
+                .collect();
+        }
+        let mut installed = Vec::with_capacity(self.shard.count);
+        for to in 0..self.shard.count {
+            let next = next.clone();
+            installed.push(
+                self.shard
+                    .submit_to(to, move |replica: &Rc<Replica>| {
+                        let replica = replica.clone();
+                        Box::pin(async move { replica.install(next).await })
+                    })
+                    .await,
+            );
+        }
+        for done in installed {
+            // A shard that is stopping installs nothing more; its catalog is on disk.
+            let _ = done.await;
+        }
+        results
+    }
+}
+
+/// The catalog after `change`, when anything changed, and the result per topic.
+fn plan(current: &Catalog, change: Change) -> (Option<Arc<Catalog>>, ChangeResult) {
+    let mut next: Catalog = current.clone();
     let mut results = ChangeResult::new();
     let mut changed = false;
     match change {
@@ -83,18 +163,16 @@ pub async fn apply(shard: &Rc<Shard>, change: Change) -> ChangeResult {
         Change::DeleteTopics { names } => {
             for name in names {
                 let r = if super::is_internal(&name) {
-                    err(
-                        ResponseError::InvalidTopicException,
-                        format!("'{name}' is an internal topic and cannot be deleted"),
-                    )
+                    Err(ChangeError::Internal(format!(
+                        "'{name}' is an internal topic and cannot be deleted"
+                    )))
                 } else if next.topics.remove(&name).is_some() {
                     changed = true;
                     Ok(())
                 } else {
-                    err(
-                        ResponseError::UnknownTopicOrPartition,
-                        format!("topic '{name}' does not exist"),
-                    )
+                    Err(ChangeError::UnknownTopic(format!(
+                        "topic '{name}' does not exist"
+                    )))
                 };
                 results.push((name, r));
             }
@@ -105,25 +183,23 @@ pub async fn apply(shard: &Rc<Shard>, change: Change) -> ChangeResult {
         } => {
             for (name, count) in topics {
                 let r = match next.topics.get_mut(&name) {
-                    Some(_) if super::is_internal(&name) => err(
-                        ResponseError::InvalidTopicException,
-                        format!("'{name}' is an internal topic; its partition count is fixed"),
-                    ),
-                    None => err(
-                        ResponseError::UnknownTopicOrPartition,
-                        format!("topic '{name}' does not exist"),
-                    ),
-                    Some(t) if count <= t.partitions => err(
-                        ResponseError::InvalidPartitions,
-                        format!(
+                    Some(_) if super::is_internal(&name) => Err(ChangeError::Internal(format!(
+                        "'{name}' is an internal topic; its partition count is fixed"
+                    ))),
+                    None => Err(ChangeError::UnknownTopic(format!(
+                        "topic '{name}' does not exist"
+                    ))),
+                    Some(t) if count <= t.partitions => {
+                        Err(ChangeError::InvalidPartitions(format!(
                             "topic '{name}' has {} partitions; the new count must be larger",
                             t.partitions
-                        ),
-                    ),
-                    Some(_) if count > PARTITIONS_PER_TOPIC_MAX => err(
-                        ResponseError::InvalidPartitions,
-                        format!("at most {PARTITIONS_PER_TOPIC_MAX} partitions per topic"),
-                    ),
+                        )))
+                    }
+                    Some(_) if count > PARTITIONS_PER_TOPIC_MAX => {
+                        Err(ChangeError::InvalidPartitions(format!(
+                            "at most {PARTITIONS_PER_TOPIC_MAX} partitions per topic"
+                        )))
+                    }
                     Some(t) => {
                         if !validate_only {
                             t.partitions = count;
@@ -136,51 +212,18 @@ pub async fn apply(shard: &Rc<Shard>, change: Change) -> ChangeResult {
             }
         }
     }
-    if !changed {
-        return results;
-    }
-    if let Err(e) = next.save(&shard.config.data_dir) {
-        tracing::error!(error = %e, "cannot persist the topic catalog; change not applied");
-        return results
-            .into_iter()
-            .map(|(n, r)| {
-                (
-                    n,
-                    r.and_then(|_| {
-                        err(
-                            ResponseError::KafkaStorageError,
-                            format!("catalog not saved: {e}"),
-                        )
-                    }),
-                )
-            })
-            .collect();
-    }
-    let next = Arc::new(next);
-    let mut acks = Vec::with_capacity(shard.count);
-    for to in (0..shard.count).filter(|&s| s != shard.id) {
-        let (tx, rx) = oneshot::channel();
-        shard
-            .send(to, ShardRequest::CatalogUpdate(next.clone(), tx))
-            .await;
-        acks.push(rx);
-    }
-    shard.install_catalog(next).await;
-    for ack in acks {
-        let _ = ack.await;
-    }
-    results
+    (changed.then(|| Arc::new(next)), results)
 }
 
-fn validate_new_topic(catalog: &Catalog, t: &NewTopic) -> Result<(), (i16, String)> {
+fn validate_new_topic(catalog: &Catalog, t: &NewTopic) -> Result<(), ChangeError> {
     if let Err(why) = validate_topic_name(&t.name) {
-        return err(ResponseError::InvalidTopicException, why);
+        return Err(ChangeError::InvalidName(why));
     }
     if catalog.topics.contains_key(&t.name) {
-        return err(
-            ResponseError::TopicAlreadyExists,
-            format!("topic '{}' already exists", t.name),
-        );
+        return Err(ChangeError::AlreadyExists(format!(
+            "topic '{}' already exists",
+            t.name
+        )));
     }
     // Kafka refuses names that collide once '.' and '_' are treated alike (metric names).
     let folded = t.name.replace('.', "_");
@@ -189,23 +232,20 @@ fn validate_new_topic(catalog: &Catalog, t: &NewTopic) -> Result<(), (i16, Strin
         .keys()
         .find(|n| n.replace('.', "_") == folded)
     {
-        return err(
-            ResponseError::InvalidTopicException,
-            format!("topic '{}' collides with existing topic '{other}'", t.name),
-        );
+        return Err(ChangeError::InvalidName(format!(
+            "topic '{}' collides with existing topic '{other}'",
+            t.name
+        )));
     }
     if t.partitions < 1 || t.partitions > PARTITIONS_PER_TOPIC_MAX {
-        return err(
-            ResponseError::InvalidPartitions,
-            format!(
-                "partition count must be between 1 and {PARTITIONS_PER_TOPIC_MAX}, got {}",
-                t.partitions
-            ),
-        );
+        return Err(ChangeError::InvalidPartitions(format!(
+            "partition count must be between 1 and {PARTITIONS_PER_TOPIC_MAX}, got {}",
+            t.partitions
+        )));
     }
     for (k, v) in &t.configs {
         if let Err(why) = crate::config::validate_topic_config(k, v) {
-            return err(ResponseError::InvalidConfig, why);
+            return Err(ChangeError::InvalidConfig(why));
         }
     }
     Ok(())

@@ -1,6 +1,8 @@
-//! The topic catalog: every topic's id, partition count and configs. Each shard holds an
-//! immutable snapshot (`Arc<Catalog>`); shard 0 applies changes, persists them, and hands the
-//! new snapshot to the other shards.
+//! The topic catalog: every topic's id, partition count and configs, and which shard owns each
+//! partition (`placement`). Each shard holds an immutable snapshot (`Replica`); the control
+//! shard applies changes, persists them, and installs the new snapshot on every shard
+//! (`change`). Layers that keep per-partition state (the log, the group coordinator) subscribe
+//! to the replica and follow its changes.
 //!
 //! # On disk
 //! `<data dir>/catalog.json`, replaced atomically (write `catalog.json.tmp`, fsync, rename,
@@ -11,6 +13,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub mod change;
+pub mod placement;
+pub mod replica;
+
+pub use placement::owner_shard;
+pub use replica::Replica;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -40,6 +47,12 @@ impl Catalog {
         self.topics.get(name)
     }
 
+    /// True when `topic` exists and has a partition `partition`.
+    pub fn has_partition(&self, topic: &str, partition: i32) -> bool {
+        self.topic(topic)
+            .is_some_and(|t| partition >= 0 && partition < t.partitions)
+    }
+
     pub fn topic_by_id(&self, id: Uuid) -> Option<(&str, &Topic)> {
         self.topics
             .iter()
@@ -64,8 +77,8 @@ impl Catalog {
         }
     }
 
-    /// Persists the catalog atomically. Blocking: called on the control-plane shard only, for
-    /// topic changes, which are rare and small.
+    /// Persists the catalog atomically. Blocking: the control shard runs it on its executor's
+    /// blocking pool (`change`), never on the reactor.
     pub fn save(&self, data_dir: &Path) -> io::Result<()> {
         use std::io::Write;
         let path = data_dir.join(CATALOG_FILE);
@@ -81,27 +94,15 @@ impl Catalog {
     }
 }
 
-/// The log settings of one topic: its overrides, else the broker's defaults.
-pub fn log_config(config: &crate::config::Config, topic: &Topic) -> crate::log::LogConfig {
-    let get = |key: &str| topic.configs.get(key).and_then(|v| v.parse::<u64>().ok());
-    crate::log::LogConfig {
-        segment_bytes: get("segment.bytes")
-            .unwrap_or(config.log_segment_bytes)
-            .min(i32::MAX as u64) as u32,
-        index_interval_bytes: get("index.interval.bytes")
-            .map_or(config.log_index_interval_bytes, |v| {
-                v.min(u64::from(u32::MAX)) as u32
-            }),
-        max_message_bytes: get("max.message.bytes")
-            .map_or(config.message_max_bytes, |v| v.min(i32::MAX as u64) as u32),
-        io_buffer_bytes: crate::log::partition::io_buffer_bytes(config.io_memory_bytes),
-    }
-}
-
 /// Kafka's internal topics: flagged `is_internal` in Metadata, written only by the broker,
 /// never auto-created by Metadata, deleted or repartitioned (a group's coordinator is the
 /// hash of its name over the partition count).
-pub const INTERNAL_TOPICS: &[&str] = &[crate::group::OFFSETS_TOPIC, "__transaction_state"];
+pub const INTERNAL_TOPICS: &[&str] = &[OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC];
+
+/// The internal topic holding consumer groups' commits and metadata.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// The internal topic holding transaction coordinators' state.
+pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 
 pub fn is_internal(name: &str) -> bool {
     INTERNAL_TOPICS.contains(&name)

@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use kafka_protocol::ResponseError;
+use super::Error;
 
 /// Partitions by topic name.
 pub type Assignment = BTreeMap<String, BTreeSet<i32>>;
@@ -88,10 +88,13 @@ pub struct HeartbeatOutcome {
     pub assignment: Option<Assignment>,
 }
 
-pub type HeartbeatResult = Result<HeartbeatOutcome, (i16, String)>;
+/// A refusal and its message for the client.
+pub type Refusal = (Error, String);
 
-fn error(e: ResponseError, msg: impl Into<String>) -> (i16, String) {
-    (e.code(), msg.into())
+pub type HeartbeatResult = Result<HeartbeatOutcome, Refusal>;
+
+fn error(e: Error, msg: impl Into<String>) -> Refusal {
+    (e, msg.into())
 }
 
 impl ConsumerGroup {
@@ -126,7 +129,7 @@ impl ConsumerGroup {
             // Leaving (-2: a static member leaving for now; it is gone either way).
             let id = self
                 .find(&hb.member_id, hb.instance_id.as_deref())
-                .ok_or_else(|| error(ResponseError::UnknownMemberId, "not a member"))?;
+                .ok_or_else(|| error(Error::UnknownMemberId, "not a member"))?;
             self.remove(&id);
             return Ok(HeartbeatOutcome {
                 member_id: id,
@@ -145,28 +148,25 @@ impl ConsumerGroup {
         } else {
             let Some(m) = self.members.get(&hb.member_id) else {
                 return Err(error(
-                    ResponseError::UnknownMemberId,
+                    Error::UnknownMemberId,
                     format!("member {} is not in the group", hb.member_id),
                 ));
             };
             if let Some(instance) = &hb.instance_id {
                 if m.instance_id.as_ref() != Some(instance) {
-                    return Err(error(
-                        ResponseError::FencedInstanceId,
-                        "instance id mismatch",
-                    ));
+                    return Err(error(Error::FencedInstanceId, "instance id mismatch"));
                 }
             }
             if hb.epoch > m.epoch || (hb.epoch < m.epoch && hb.epoch != m.previous_epoch) {
                 return Err(error(
-                    ResponseError::FencedMemberEpoch,
+                    Error::FencedMemberEpoch,
                     format!("epoch {} is not the member's epoch {}", hb.epoch, m.epoch),
                 ));
             }
         }
         let unknown = || {
             error(
-                ResponseError::UnknownMemberId,
+                Error::UnknownMemberId,
                 format!("member {} is not in the group", hb.member_id),
             )
         };
@@ -226,16 +226,13 @@ impl ConsumerGroup {
 
     /// Epoch 0: a new member, a member starting over, or a static member's new incarnation.
     /// Returns whether the group changed (a static member's return does not change it).
-    fn join(&mut self, hb: &Heartbeat, now: Instant) -> Result<bool, (i16, String)> {
+    fn join(&mut self, hb: &Heartbeat, now: Instant) -> Result<bool, Refusal> {
         if hb.member_id.is_empty() {
-            return Err(error(
-                ResponseError::InvalidRequest,
-                "member id is required",
-            ));
+            return Err(error(Error::InvalidRequest, "member id is required"));
         }
         if hb.topics.is_none() && hb.regex.is_none() {
             return Err(error(
-                ResponseError::InvalidRequest,
+                Error::InvalidRequest,
                 "a joining member must give its subscription",
             ));
         }
@@ -467,9 +464,9 @@ impl ConsumerGroup {
     }
 }
 
-fn compile(r: &str) -> Result<regex::Regex, (i16, String)> {
+fn compile(r: &str) -> Result<regex::Regex, Refusal> {
     regex::Regex::new(&format!("^(?:{r})$"))
-        .map_err(|e| error(ResponseError::InvalidRegularExpression, e.to_string()))
+        .map_err(|e| error(Error::InvalidRegularExpression, e.to_string()))
 }
 
 fn flatten(a: &Assignment) -> impl Iterator<Item = (String, i32)> + '_ {
@@ -571,11 +568,11 @@ mod tests {
         let err = g
             .heartbeat(hb("a", 7, None), SESSION, &|_| Some(6), &Vec::new, t0)
             .unwrap_err();
-        assert_eq!(err.0, ResponseError::FencedMemberEpoch.code());
+        assert_eq!(err.0, Error::FencedMemberEpoch);
         let err = g
             .heartbeat(hb("zz", 1, None), SESSION, &|_| Some(6), &Vec::new, t0)
             .unwrap_err();
-        assert_eq!(err.0, ResponseError::UnknownMemberId.code());
+        assert_eq!(err.0, Error::UnknownMemberId);
         assert_eq!(g.tick(t0 + SESSION), vec!["a".to_string()]);
         assert!(g.members.is_empty());
     }

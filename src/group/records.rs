@@ -29,6 +29,25 @@ pub enum Entry {
     },
 }
 
+impl Entry {
+    /// The record that removes a group's committed offset of a partition.
+    pub fn offset_tombstone(group: &str, topic: String, partition: i32) -> Entry {
+        Entry::Offset {
+            group: group.to_string(),
+            topic,
+            partition,
+            value: None,
+        }
+    }
+
+    /// The group the record is about.
+    pub fn group(&self) -> &str {
+        match self {
+            Entry::Offset { group, .. } | Entry::Group { group, .. } => group,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetValue {
     pub offset: i64,

@@ -15,16 +15,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use super::records::{GroupValue, MemberValue, OffsetValue};
+use super::Error;
 use bytes::Bytes;
 use futures::channel::oneshot;
-use kafka_protocol::ResponseError;
-
-use super::records::{GroupValue, MemberValue};
-
-/// Error codes used here.
-fn code(e: ResponseError) -> i16 {
-    e.code()
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
@@ -75,7 +69,7 @@ pub struct JoinRequest {
 /// The answer to a JoinGroup.
 #[derive(Debug, Clone, Default)]
 pub struct JoinOutcome {
-    pub error: i16,
+    pub error: Option<Error>,
     pub generation: i32,
     pub protocol_type: Option<String>,
     pub protocol: Option<String>,
@@ -88,9 +82,16 @@ pub struct JoinOutcome {
 }
 
 impl JoinOutcome {
-    pub fn error(error: i16, member_id: &str) -> JoinOutcome {
+    pub fn error(error: Error, member_id: &str) -> JoinOutcome {
         JoinOutcome {
-            error,
+            error: Some(error),
+            ..JoinOutcome::failed(member_id)
+        }
+    }
+
+    /// The rest of an answer that carries only an error: no generation, no members.
+    pub fn failed(member_id: &str) -> JoinOutcome {
+        JoinOutcome {
             generation: -1,
             member_id: member_id.to_string(),
             ..JoinOutcome::default()
@@ -101,16 +102,16 @@ impl JoinOutcome {
 /// The answer to a SyncGroup.
 #[derive(Debug, Clone, Default)]
 pub struct SyncOutcome {
-    pub error: i16,
+    pub error: Option<Error>,
     pub protocol_type: Option<String>,
     pub protocol: Option<String>,
     pub assignment: Bytes,
 }
 
 impl SyncOutcome {
-    pub fn error(error: i16) -> SyncOutcome {
+    pub fn error(error: Error) -> SyncOutcome {
         SyncOutcome {
-            error,
+            error: Some(error),
             ..SyncOutcome::default()
         }
     }
@@ -161,6 +162,17 @@ pub struct Committed {
     pub leader_epoch: i32,
     pub metadata: String,
     pub commit_timestamp: i64,
+}
+
+impl From<OffsetValue> for Committed {
+    fn from(v: OffsetValue) -> Committed {
+        Committed {
+            offset: v.offset,
+            leader_epoch: v.leader_epoch,
+            metadata: v.metadata,
+            commit_timestamp: v.commit_timestamp,
+        }
+    }
 }
 
 pub struct Group {
@@ -288,17 +300,16 @@ impl Group {
 
     /// Finds `member_id`, checking a static member's instance id: UNKNOWN_MEMBER_ID when it is
     /// not a member, FENCED_INSTANCE_ID when the instance now belongs to another member id.
-    fn check_member(&self, member_id: &str, instance: Option<&str>) -> Result<usize, i16> {
+    fn check_member(&self, member_id: &str, instance: Option<&str>) -> Result<usize, Error> {
         if let Some(instance) = instance {
             if let Some(i) = self.static_index(instance) {
                 if self.members[i].id != member_id {
-                    return Err(code(ResponseError::FencedInstanceId));
+                    return Err(Error::FencedInstanceId);
                 }
                 return Ok(i);
             }
         }
-        self.member_index(member_id)
-            .ok_or(code(ResponseError::UnknownMemberId))
+        self.member_index(member_id).ok_or(Error::UnknownMemberId)
     }
 
     pub fn is_leader(&self, id: &str) -> bool {
@@ -370,7 +381,7 @@ impl Group {
         let is_leader = self.is_leader(id);
         let protocol = self.protocol.clone().unwrap_or_default();
         JoinOutcome {
-            error: 0,
+            error: None,
             generation: self.generation,
             protocol_type: self.protocol_type.clone(),
             protocol: self.protocol.clone(),
@@ -396,24 +407,24 @@ impl Group {
         wall_ms: i64,
         reply: oneshot::Sender<JoinOutcome>,
     ) {
-        let fail = |reply: oneshot::Sender<JoinOutcome>, e: ResponseError| {
-            let _ = reply.send(JoinOutcome::error(code(e), &req.member_id));
+        let fail = |reply: oneshot::Sender<JoinOutcome>, e: Error| {
+            let _ = reply.send(JoinOutcome::error(e, &req.member_id));
         };
         if req.session_timeout_ms < limits.min_session_timeout_ms
             || req.session_timeout_ms > limits.max_session_timeout_ms
         {
-            return fail(reply, ResponseError::InvalidSessionTimeout);
+            return fail(reply, Error::InvalidSessionTimeout);
         }
         if self.state == GroupState::Dead {
-            return fail(reply, ResponseError::CoordinatorNotAvailable);
+            return fail(reply, Error::CoordinatorNotAvailable);
         }
         if self.consumer_members().is_some() {
             // A KIP-848 group with members; Kafka answers the same without online migration.
-            return fail(reply, ResponseError::InconsistentGroupProtocol);
+            return fail(reply, Error::InconsistentGroupProtocol);
         }
         self.consumer = None;
         if !self.accepts(&req.protocol_type, &req.protocols) {
-            return fail(reply, ResponseError::InconsistentGroupProtocol);
+            return fail(reply, Error::InconsistentGroupProtocol);
         }
         if req.member_id.is_empty() {
             let prefix = req.instance_id.as_deref().unwrap_or(&req.client_id);
@@ -424,18 +435,15 @@ impl Group {
                 }
             } else if req.require_known_member_id {
                 if self.full(limits) {
-                    return fail(reply, ResponseError::GroupMaxSizeReached);
+                    return fail(reply, Error::GroupMaxSizeReached);
                 }
                 self.pending
                     .push((new_id.clone(), now + ms(req.session_timeout_ms)));
-                let _ = reply.send(JoinOutcome::error(
-                    code(ResponseError::MemberIdRequired),
-                    &new_id,
-                ));
+                let _ = reply.send(JoinOutcome::error(Error::MemberIdRequired, &new_id));
                 return;
             }
             if self.full(limits) {
-                return fail(reply, ResponseError::GroupMaxSizeReached);
+                return fail(reply, Error::GroupMaxSizeReached);
             }
             return self.add_member(new_id, req, limits, now, wall_ms, reply);
         }
@@ -471,7 +479,7 @@ impl Group {
                 }
             }
             GroupState::Empty | GroupState::Dead => {
-                fail(reply, ResponseError::UnknownMemberId);
+                fail(reply, Error::UnknownMemberId);
             }
         }
     }
@@ -493,10 +501,7 @@ impl Group {
         if let Some(reply) = reply {
             if let Some(old) = m.join.replace(reply) {
                 // The same member joined again before its first join was answered.
-                let _ = old.send(JoinOutcome::error(
-                    code(ResponseError::UnknownMemberId),
-                    &req.member_id,
-                ));
+                let _ = old.send(JoinOutcome::error(Error::UnknownMemberId, &req.member_id));
             }
         }
         m.touch(now);
@@ -555,7 +560,7 @@ impl Group {
         wall_ms: i64,
         reply: oneshot::Sender<JoinOutcome>,
     ) {
-        let fenced = code(ResponseError::FencedInstanceId);
+        let fenced = Error::FencedInstanceId;
         let old_id = std::mem::replace(&mut self.members[i].id, new_id.clone());
         if let Some(j) = self.members[i].join.take() {
             let _ = j.send(JoinOutcome::error(fenced, &old_id));
@@ -599,7 +604,7 @@ impl Group {
             for m in &mut self.members {
                 m.assignment = Bytes::new();
                 if let Some(s) = m.sync.take() {
-                    let _ = s.send(SyncOutcome::error(code(ResponseError::RebalanceInProgress)));
+                    let _ = s.send(SyncOutcome::error(Error::RebalanceInProgress));
                 }
             }
         }
@@ -691,7 +696,7 @@ impl Group {
             return;
         };
         let m = self.members.remove(i);
-        let unknown = code(ResponseError::UnknownMemberId);
+        let unknown = Error::UnknownMemberId;
         if let Some(j) = m.join {
             let _ = j.send(JoinOutcome::error(unknown, &m.id));
         }
@@ -728,29 +733,27 @@ impl Group {
         wall_ms: i64,
         reply: oneshot::Sender<SyncOutcome>,
     ) {
-        let fail = |reply: oneshot::Sender<SyncOutcome>, e: i16| {
+        let fail = |reply: oneshot::Sender<SyncOutcome>, e: Error| {
             let _ = reply.send(SyncOutcome::error(e));
         };
         if self.state == GroupState::Dead {
-            return fail(reply, code(ResponseError::CoordinatorNotAvailable));
+            return fail(reply, Error::CoordinatorNotAvailable);
         }
         let i = match self.check_member(member_id, instance) {
             Ok(i) => i,
             Err(e) => return fail(reply, e),
         };
         if generation != self.generation {
-            return fail(reply, code(ResponseError::IllegalGeneration));
+            return fail(reply, Error::IllegalGeneration);
         }
         if protocol_type.is_some_and(|t| Some(t) != self.protocol_type.as_deref())
             || protocol.is_some_and(|p| Some(p) != self.protocol.as_deref())
         {
-            return fail(reply, code(ResponseError::InconsistentGroupProtocol));
+            return fail(reply, Error::InconsistentGroupProtocol);
         }
         match self.state {
-            GroupState::Empty | GroupState::Dead => {
-                fail(reply, code(ResponseError::UnknownMemberId))
-            }
-            GroupState::PreparingRebalance => fail(reply, code(ResponseError::RebalanceInProgress)),
+            GroupState::Empty | GroupState::Dead => fail(reply, Error::UnknownMemberId),
+            GroupState::PreparingRebalance => fail(reply, Error::RebalanceInProgress),
             GroupState::Stable => {
                 self.members[i].touch(now);
                 let _ = reply.send(self.sync_outcome(i));
@@ -780,7 +783,7 @@ impl Group {
 
     fn sync_outcome(&self, i: usize) -> SyncOutcome {
         SyncOutcome {
-            error: 0,
+            error: None,
             protocol_type: self.protocol_type.clone(),
             protocol: self.protocol.clone(),
             assignment: self.members[i].assignment.clone(),
@@ -793,62 +796,55 @@ impl Group {
         instance: Option<&str>,
         generation: i32,
         now: Instant,
-    ) -> i16 {
+    ) -> Result<(), Error> {
         match self.state {
-            GroupState::Dead => return code(ResponseError::CoordinatorNotAvailable),
-            GroupState::Empty => return code(ResponseError::UnknownMemberId),
+            GroupState::Dead => return Err(Error::CoordinatorNotAvailable),
+            GroupState::Empty => return Err(Error::UnknownMemberId),
             _ => {}
         }
-        let i = match self.check_member(member_id, instance) {
-            Ok(i) => i,
-            Err(e) => return e,
-        };
+        let i = self.check_member(member_id, instance)?;
         if generation != self.generation {
-            return code(ResponseError::IllegalGeneration);
+            return Err(Error::IllegalGeneration);
         }
         self.members[i].touch(now);
         if self.state == GroupState::PreparingRebalance {
-            code(ResponseError::RebalanceInProgress)
+            Err(Error::RebalanceInProgress)
         } else {
-            0
+            Ok(())
         }
     }
 
-    /// LeaveGroup for each `(member id, instance id)`; one error code each.
+    /// LeaveGroup for each `(member id, instance id)`; one result each.
     pub fn leave(
         &mut self,
         members: &[(String, Option<String>)],
         now: Instant,
         wall_ms: i64,
-    ) -> Vec<i16> {
+    ) -> Vec<Result<(), Error>> {
         members
             .iter()
             .map(|(member_id, instance)| {
                 if self.state == GroupState::Dead {
-                    return code(ResponseError::CoordinatorNotAvailable);
+                    return Err(Error::CoordinatorNotAvailable);
                 }
                 if let Some(p) = self.pending.iter().position(|(id, _)| id == member_id) {
                     self.pending.remove(p);
                     self.try_complete_join(now, wall_ms);
-                    return 0;
+                    return Ok(());
                 }
                 let found = if member_id.is_empty() {
                     instance
                         .as_deref()
                         .and_then(|inst| self.static_index(inst))
-                        .ok_or(code(ResponseError::UnknownMemberId))
+                        .ok_or(Error::UnknownMemberId)
                 } else {
                     self.check_member(member_id, instance.as_deref())
                 };
-                match found {
-                    Ok(i) => {
-                        let id = self.members[i].id.clone();
-                        tracing::debug!(group = %self.id, member = %id, "member left");
-                        self.remove_member(&id, now, wall_ms);
-                        0
-                    }
-                    Err(e) => e,
-                }
+                let i = found?;
+                let id = self.members[i].id.clone();
+                tracing::debug!(group = %self.id, member = %id, "member left");
+                self.remove_member(&id, now, wall_ms);
+                Ok(())
             })
             .collect()
     }
@@ -860,41 +856,38 @@ impl Group {
         instance: Option<&str>,
         generation: i32,
         now: Instant,
-    ) -> i16 {
+    ) -> Result<(), Error> {
         if self.state == GroupState::Dead {
-            return code(ResponseError::CoordinatorNotAvailable);
+            return Err(Error::CoordinatorNotAvailable);
         }
         if let Some(c) = self.consumer_members() {
             // KIP-848: the generation field carries the member epoch.
             if generation < 0 && member_id.is_empty() {
-                return code(ResponseError::UnknownMemberId);
+                return Err(Error::UnknownMemberId);
             }
             let Some(m) = c.members.get(member_id) else {
-                return code(ResponseError::UnknownMemberId);
+                return Err(Error::UnknownMemberId);
             };
             return match generation.cmp(&m.epoch) {
-                std::cmp::Ordering::Greater => code(ResponseError::FencedMemberEpoch),
-                std::cmp::Ordering::Less => code(ResponseError::StaleMemberEpoch),
-                std::cmp::Ordering::Equal => 0,
+                std::cmp::Ordering::Greater => Err(Error::FencedMemberEpoch),
+                std::cmp::Ordering::Less => Err(Error::StaleMemberEpoch),
+                std::cmp::Ordering::Equal => Ok(()),
             };
         }
         if generation >= 0 || !member_id.is_empty() || instance.is_some() {
-            let i = match self.check_member(member_id, instance) {
-                Ok(i) => i,
-                Err(e) => return e,
-            };
+            let i = self.check_member(member_id, instance)?;
             if generation != self.generation {
-                return code(ResponseError::IllegalGeneration);
+                return Err(Error::IllegalGeneration);
             }
             self.members[i].touch(now);
         } else if self.state != GroupState::Empty {
             // Commits from outside the group are only taken while it has no members.
-            return code(ResponseError::UnknownMemberId);
+            return Err(Error::UnknownMemberId);
         }
         if self.state == GroupState::CompletingRebalance {
-            return code(ResponseError::RebalanceInProgress);
+            return Err(Error::RebalanceInProgress);
         }
-        0
+        Ok(())
     }
 
     /// Expires sessions and pending member ids, and ends join and sync phases whose time is up.
@@ -994,7 +987,7 @@ impl Group {
     }
 
     /// Answers every waiting member with `error` (the coordinator is going away).
-    pub fn fail_waiters(&mut self, error: i16) {
+    pub fn fail_waiters(&mut self, error: Error) {
         for m in &mut self.members {
             if let Some(j) = m.join.take() {
                 let _ = j.send(JoinOutcome::error(error, &m.id));
@@ -1009,8 +1002,6 @@ impl Group {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const NONE: i16 = 0;
 
     fn limits(delay_ms: u64) -> Limits {
         Limits {
@@ -1056,7 +1047,7 @@ mod tests {
     ) -> (String, oneshot::Receiver<JoinOutcome>) {
         let mut rx = join(g, req("", None, protocols), now);
         let first = ready(&mut rx).expect("answered at once");
-        assert_eq!(first.error, code(ResponseError::MemberIdRequired));
+        assert_eq!(first.error, Some(Error::MemberIdRequired));
         let id = first.member_id.clone();
         (id.clone(), join(g, req(&id, None, protocols), now))
     }
@@ -1082,7 +1073,7 @@ mod tests {
         let oa = ready(&mut ja).unwrap();
         assert_eq!(
             (oa.error, oa.generation, oa.leader.as_str()),
-            (NONE, 1, a.as_str())
+            (None, 1, a.as_str())
         );
         assert_eq!(oa.members.len(), 1);
         // A second member joins: rebalance; the first learns from its heartbeat.
@@ -1091,7 +1082,7 @@ mod tests {
         assert_eq!(g.state, GroupState::PreparingRebalance);
         assert_eq!(
             g.heartbeat(&a, None, 1, t0),
-            code(ResponseError::RebalanceInProgress)
+            Err(Error::RebalanceInProgress)
         );
         let mut ja = join(&mut g, req(&a, None, &["range"]), t0);
         let (oa, ob) = (ready(&mut ja).unwrap(), ready(&mut jb).unwrap());
@@ -1120,20 +1111,14 @@ mod tests {
         assert_eq!(ready(&mut sb).unwrap().assignment, Bytes::from_static(b"B"));
         assert_eq!(g.state, GroupState::Stable);
         assert!(g.dirty);
-        assert_eq!(g.heartbeat(&b, None, 2, t0), NONE);
-        assert_eq!(
-            g.heartbeat(&b, None, 1, t0),
-            code(ResponseError::IllegalGeneration)
-        );
+        assert_eq!(g.heartbeat(&b, None, 2, t0), Ok(()));
+        assert_eq!(g.heartbeat(&b, None, 1, t0), Err(Error::IllegalGeneration));
         // b leaves: a alone rebalances into generation 3.
-        assert_eq!(g.leave(&[(b.clone(), None)], t0, 0), vec![NONE]);
+        assert_eq!(g.leave(&[(b.clone(), None)], t0, 0), vec![Ok(())]);
         assert_eq!(g.state, GroupState::PreparingRebalance);
         let mut ja = join(&mut g, req(&a, None, &["range"]), t0);
         assert_eq!(ready(&mut ja).unwrap().generation, 3);
-        assert_eq!(
-            g.heartbeat(&b, None, 3, t0),
-            code(ResponseError::UnknownMemberId)
-        );
+        assert_eq!(g.heartbeat(&b, None, 3, t0), Err(Error::UnknownMemberId));
     }
 
     #[test]
@@ -1152,7 +1137,7 @@ mod tests {
         ready(&mut sb).unwrap();
         // a keeps heartbeating, b goes silent.
         let t1 = t0 + Duration::from_secs(8);
-        assert_eq!(g.heartbeat(&a, None, 2, t1), NONE);
+        assert_eq!(g.heartbeat(&a, None, 2, t1), Ok(()));
         let t2 = t0 + Duration::from_secs(11);
         g.tick(t2, 0);
         assert_eq!(g.members.len(), 1);
@@ -1172,18 +1157,21 @@ mod tests {
         let (_b, mut jb) = join_new(&mut g, &["range"], t0);
         // a keeps heartbeating (REBALANCE_IN_PROGRESS) but never rejoins.
         let t1 = t0 + Duration::from_secs(9);
-        g.heartbeat(&a, None, 1, t1);
+        assert_eq!(
+            g.heartbeat(&a, None, 1, t1),
+            Err(Error::RebalanceInProgress)
+        );
         g.tick(t1, 0);
         assert!(ready(&mut jb).is_none());
         let t2 = t0 + Duration::from_secs(31);
-        g.heartbeat(&a, None, 1, t2 - Duration::from_secs(1));
+        assert_eq!(
+            g.heartbeat(&a, None, 1, t2 - Duration::from_secs(1)),
+            Err(Error::RebalanceInProgress)
+        );
         g.tick(t2, 0);
         let ob = ready(&mut jb).unwrap();
-        assert_eq!((ob.error, ob.generation, ob.members.len()), (NONE, 2, 1));
-        assert_eq!(
-            g.heartbeat(&a, None, 1, t2),
-            code(ResponseError::UnknownMemberId)
-        );
+        assert_eq!((ob.error, ob.generation, ob.members.len()), (None, 2, 1));
+        assert_eq!(g.heartbeat(&a, None, 1, t2), Err(Error::UnknownMemberId));
     }
 
     #[test]
@@ -1210,7 +1198,7 @@ mod tests {
         assert!(rxs.iter_mut().all(|rx| ready(rx).is_none()));
         g.tick(t0 + Duration::from_millis(3200), 0);
         let outs: Vec<_> = rxs.iter_mut().map(|rx| ready(rx).unwrap()).collect();
-        assert!(outs.iter().all(|o| o.generation == 1 && o.error == NONE));
+        assert!(outs.iter().all(|o| o.generation == 1 && o.error.is_none()));
         assert_eq!(
             outs.iter().filter(|o| !o.members.is_empty()).count(),
             1,
@@ -1224,7 +1212,7 @@ mod tests {
         let mut g = Group::new("g", 0);
         let mut ja = join(&mut g, req("", Some("i-a"), &["range"]), t0);
         let a = ready(&mut ja).unwrap();
-        assert_eq!(a.error, NONE, "static members skip MEMBER_ID_REQUIRED");
+        assert_eq!(a.error, None, "static members skip MEMBER_ID_REQUIRED");
         let (b, mut jb) = join_new(&mut g, &["range"], t0);
         let mut ja = join(&mut g, req(&a.member_id, Some("i-a"), &["range"]), t0);
         let (oa, _ob) = (ready(&mut ja).unwrap(), ready(&mut jb).unwrap());
@@ -1249,13 +1237,13 @@ mod tests {
             t0 + Duration::from_secs(2),
         );
         let oa2 = ready(&mut ja2).unwrap();
-        assert_eq!(oa2.error, NONE);
+        assert_eq!(oa2.error, None);
         assert_ne!(oa2.member_id, oa.member_id);
         assert_eq!(oa2.generation, generation, "no rebalance");
         assert_eq!(g.state, GroupState::Stable);
         assert_eq!(
             g.heartbeat(&b, None, generation, t0),
-            NONE,
+            Ok(()),
             "the other member is undisturbed"
         );
         let (tx, mut s2) = oneshot::channel();
@@ -1274,7 +1262,7 @@ mod tests {
         // The old incarnation is fenced.
         assert_eq!(
             g.heartbeat(&oa.member_id, Some("i-a"), generation, t0),
-            code(ResponseError::FencedInstanceId)
+            Err(Error::FencedInstanceId)
         );
     }
 
@@ -1284,29 +1272,29 @@ mod tests {
         let mut g = Group::new("g", 0);
         assert_eq!(
             g.check_commit("", None, -1, t0),
-            NONE,
+            Ok(()),
             "simple commit to an empty group"
         );
         let (a, mut ja) = join_new(&mut g, &["range"], t0);
         ready(&mut ja).unwrap();
         assert_eq!(
             g.check_commit(&a, None, 1, t0),
-            code(ResponseError::RebalanceInProgress)
+            Err(Error::RebalanceInProgress)
         );
         let mut sa = sync(&mut g, &a, 1, vec![], t0);
         ready(&mut sa).unwrap();
-        assert_eq!(g.check_commit(&a, None, 1, t0), NONE);
+        assert_eq!(g.check_commit(&a, None, 1, t0), Ok(()));
         assert_eq!(
             g.check_commit(&a, None, 0, t0),
-            code(ResponseError::IllegalGeneration)
+            Err(Error::IllegalGeneration)
         );
         assert_eq!(
             g.check_commit("x", None, 1, t0),
-            code(ResponseError::UnknownMemberId)
+            Err(Error::UnknownMemberId)
         );
         assert_eq!(
             g.check_commit("", None, -1, t0),
-            code(ResponseError::UnknownMemberId)
+            Err(Error::UnknownMemberId)
         );
     }
 
@@ -1319,14 +1307,14 @@ mod tests {
         let mut jx = join(&mut g, req("", None, &["sticky"]), t0);
         assert_eq!(
             ready(&mut jx).unwrap().error,
-            code(ResponseError::InconsistentGroupProtocol)
+            Some(Error::InconsistentGroupProtocol)
         );
         let mut r = req("", None, &["range"]);
         r.session_timeout_ms = 10;
         let mut jy = join(&mut g, r, t0);
         assert_eq!(
             ready(&mut jy).unwrap().error,
-            code(ResponseError::InvalidSessionTimeout)
+            Some(Error::InvalidSessionTimeout)
         );
     }
 

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use glommio::io::DmaFile;
 
-use crate::shard::notify::Notify;
+use crate::util::Notify;
 
 pub struct GroupCommit {
     /// Files written since the last sync round began. Few per shard (one per active segment).

@@ -1,10 +1,17 @@
 //! The partition log: segments of RecordBatch v2 bytes, their indexes, appends through one
-//! writer per partition, reads, recovery at start, and group commit.
+//! writer per partition, reads, recovery at start, and group commit; and the shard's
+//! partition service (`partitions`) with the operations other layers run on a partition's
+//! owner (`ops`).
 
 pub mod batch;
+pub mod error;
 pub mod group_commit;
 pub mod index;
+pub mod ops;
 pub mod partition;
+pub mod partitions;
 pub mod segment;
 
-pub use partition::{AppendReceiver, LogConfig, LogError, PartitionLog};
+pub use error::LogError;
+pub use partition::{AppendReceiver, LogConfig, PartitionLog};
+pub use partitions::Partitions;

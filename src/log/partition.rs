@@ -18,9 +18,10 @@ use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
 
 use super::batch::{self, BatchHeader};
+use super::error::LogError;
 use super::group_commit::GroupCommit;
 use super::segment::{self, Scan, Segment};
-use crate::shard::notify::Notify;
+use crate::util::{blocking, Notify};
 
 /// Per-topic settings the log applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,26 +45,6 @@ pub const IO_BUFFER_MAX_BYTES: usize = 8 << 20;
 /// of the pool, so a write and a few reads in flight together still fit in it.
 pub fn io_buffer_bytes(io_memory_bytes: usize) -> u32 {
     (io_memory_bytes / 4).clamp(IO_BUFFER_MIN_BYTES, IO_BUFFER_MAX_BYTES) as u32
-}
-
-#[derive(Debug)]
-pub enum LogError {
-    /// The fetch or lookup offset is outside [log start, high watermark].
-    OffsetOutOfRange,
-    /// A disk failure; the partition takes no more writes.
-    Storage(String),
-    /// The partition is being deleted or the broker is stopping.
-    Closed,
-}
-
-impl std::fmt::Display for LogError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LogError::OffsetOutOfRange => write!(f, "offset out of range"),
-            LogError::Storage(e) => write!(f, "storage error: {e}"),
-            LogError::Closed => write!(f, "partition closed"),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -156,11 +137,11 @@ impl PartitionLog {
     ) -> io::Result<Rc<PartitionLog>> {
         let dir = partition_dir(data_dir, topic, partition);
         let created = !dir.exists();
-        std::fs::create_dir_all(&dir).map_err(|e| segment::with_path(e, &dir))?;
-        let mut bases: Vec<i64> = std::fs::read_dir(&dir)
-            .map_err(|e| segment::with_path(e, &dir))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| segment::parse_log_file_name(&e.file_name().to_string_lossy()))
+        blocking::create_dir_all(&dir).await?;
+        let mut bases: Vec<i64> = blocking::list_dir(&dir)
+            .await?
+            .iter()
+            .filter_map(|name| segment::parse_log_file_name(name))
             .collect();
         bases.sort_unstable();
         let mut segments = Vec::with_capacity(bases.len().max(1));
@@ -182,9 +163,9 @@ impl PartitionLog {
             segments.push(Segment::create(&dir, 0).await?);
         }
         if created {
-            sync_dir(data_dir).await?;
+            blocking::sync_dir(data_dir).await?;
         }
-        sync_dir(&dir).await?;
+        blocking::sync_dir(&dir).await?;
         let log_start_offset = segments[0].base_offset;
         let high_watermark = segments.last().map_or(0, |s| s.next_offset);
         let log = Rc::new(PartitionLog {
@@ -428,7 +409,7 @@ impl PartitionLog {
         };
         seal.execute().await?;
         let segment = Segment::create(&self.dir, next_offset).await?;
-        sync_dir(&self.dir).await?;
+        blocking::sync_dir(&self.dir).await?;
         self.state.borrow_mut().segments.push(segment);
         tracing::debug!(topic = %self.topic, partition = self.partition, base_offset = next_offset, "rolled segment");
         Ok(())
@@ -624,15 +605,6 @@ fn first_record_at_or_after(batch_bytes: &[u8], ts: i64) -> Option<(i64, i64)> {
         .iter()
         .find(|r| r.timestamp >= ts)
         .map(|r| (r.offset, r.timestamp))
-}
-
-/// Makes a directory's entries (a new segment file, a new partition directory) durable.
-/// Blocking, but only at partition creation and segment roll; glommio's `Directory` cannot
-/// open directories on every file system here (EBADF on ext4 over virtio).
-pub async fn sync_dir(dir: &Path) -> io::Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| segment::with_path(e, dir))
 }
 
 #[cfg(test)]

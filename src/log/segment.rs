@@ -16,6 +16,8 @@ use glommio::io::DmaFile;
 
 use super::batch::{self, BatchHeader, BATCH_HEADER_BYTES, BATCH_LENGTH_PREFIX_BYTES};
 use super::index::SegmentIndex;
+use crate::util::blocking;
+pub use crate::util::blocking::with_path;
 
 /// Extents are reserved ahead of the writes in steps of this size, so the file system does
 /// not allocate block by block as the segment grows. Every open partition holds up to one step
@@ -31,12 +33,12 @@ pub const PREALLOCATE_STEP_BYTES: u64 = 4 << 20;
 /// makes the probe honest.
 pub async fn probe_device(data_dir: &Path, shard: usize) -> io::Result<()> {
     let path = data_dir.join(format!(".iopoll-probe-{shard}"));
-    std::fs::write(&path, vec![0u8; 4096]).map_err(|e| with_path(e, &path))?;
+    blocking::write(&path, vec![0u8; 4096]).await?;
     let opened = glommio::io::OpenOptions::new()
         .read(true)
         .dma_open(&path)
         .await;
-    let _ = std::fs::remove_file(&path);
+    blocking::remove_file(&path).await;
     let file = opened.map_err(|e| with_path(e.into(), &path))?;
     file.close().await.map_err(|e| with_path(e.into(), &path))?;
     Ok(())
@@ -132,8 +134,12 @@ impl Segment {
                 format!("{}: larger than 4 GiB", path.display()),
             )
         })?;
-        let index_bytes = std::fs::read(path.with_extension("index")).unwrap_or_default();
-        let time_bytes = std::fs::read(path.with_extension("timeindex")).unwrap_or_default();
+        let index_bytes = blocking::read_if_exists(&path.with_extension("index"))
+            .await
+            .unwrap_or_default();
+        let time_bytes = blocking::read_if_exists(&path.with_extension("timeindex"))
+            .await
+            .unwrap_or_default();
         let index = SegmentIndex::decode(&index_bytes, &time_bytes, physical);
         let mut seg = Segment {
             base_offset,
@@ -379,11 +385,7 @@ async fn write_file_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .await
         .map_err(|e| with_path(e.into(), &tmp))?;
     file.close().await.map_err(|e| with_path(e.into(), &tmp))?;
-    std::fs::rename(&tmp, path).map_err(|e| with_path(e, path))
-}
-
-pub fn with_path(e: io::Error, path: &Path) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+    blocking::rename(&tmp, path).await
 }
 
 /// Walks the batches of `file` in `[from, end)`, handing each complete batch to `visit`.

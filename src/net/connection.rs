@@ -13,8 +13,7 @@ use glommio::channels::local_channel;
 use glommio::net::TcpStream;
 
 use super::frame;
-use crate::api;
-use crate::shard::Shard;
+use crate::api::{self, Broker};
 
 /// Requests one connection may have in flight; the reader waits past this. Kafka clients keep
 /// few (librdkafka: 5 produce requests per broker by default); the bound caps what one
@@ -23,18 +22,9 @@ pub const CONNECTION_REQUESTS_IN_FLIGHT_MAX: usize = 64;
 /// The read buffer grows by at least this much at a time.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
-struct ConnectionGuard(Rc<Shard>);
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.0.connections.set(self.0.connections.get() - 1);
-        self.0.connections_notify.notify_all();
-    }
-}
-
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
-    shard.connections.set(shard.connections.get() + 1);
-    let _guard = ConnectionGuard(shard.clone());
+/// Serves one client until it disconnects or the broker stops.
+pub async fn serve(broker: Rc<Broker>, stream: TcpStream) {
+    let shard = broker.shard.clone();
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
@@ -86,7 +76,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             }
             buf.advance(frame::SIZE_PREFIX_BYTES);
             let body = buf.split_to(size).freeze();
-            match api::dispatch(&shard, &client_host, body).await {
+            match api::dispatch(&broker, &client_host, body).await {
                 Ok(task) => {
                     if tx.send(task).await.is_err() {
                         break 'read;
@@ -98,7 +88,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 }
             }
         }
-        if shard.stopping.get() {
+        if shard.stopping() {
             break;
         }
         // Read room for the rest of the current frame (or a chunk): zero-filling only what
@@ -107,7 +97,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         buf.resize(start + missing.max(READ_CHUNK_BYTES), 0);
         missing = 0;
         let read = {
-            let stop = shard.stop_notify.notified();
+            let stop = shard.stopped();
             let read = reader.read(&mut buf[start..]);
             futures::pin_mut!(stop);
             match futures::future::select(read, stop).await {

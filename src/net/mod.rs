@@ -1,4 +1,6 @@
-//! The network layer: framing (pure) and the connection loop (buffers, in-order responses).
+//! The network layer: framing (pure), the connection loop (buffers, in-order responses), and
+//! the listener each shard accepts on.
 
 pub mod connection;
 pub mod frame;
+pub mod listener;

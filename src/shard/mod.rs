@@ -1,29 +1,35 @@
-//! Shards: one glommio executor per core, the partitions each owns, and the typed messages
-//! between them over glommio's channel mesh.
+//! The shard transport: one glommio executor per core (`runtime`), the channel mesh between
+//! them, and `invoke_on`, which runs an operation on the shard that owns the state it needs.
 //!
-//! A shard owns its partitions outright (logs, writer tasks, waiting fetches). Work for a
-//! partition owned elsewhere travels as a `ShardRequest` to the owner; the reply comes back on
-//! a oneshot carried in the request, so replies never wait on the mesh (no send cycles, no
-//! deadlock). When the owner is the current shard the request is handled in place.
+//! This layer knows nothing of Kafka, partitions or groups. A layer above that keeps per-shard
+//! state registers it here as a *service* (`Shard::provide`), one instance per shard, and
+//! reaches another shard's instance by sending it an operation: a `Send` closure that gets the
+//! target's instance and returns the (shard-local) future of its answer, as Seastar's
+//! `sharded<T>::invoke_on` and Redpanda's services do. The closure's synchronous part runs in
+//! the order operations reach the target from one sender (the mesh is FIFO per shard pair),
+//! before the next operation is taken: a layer puts what must keep arrival order there (the
+//! log queues appends) and the waiting in the future. When the target is the current shard the
+//! operation runs in place, without the mesh.
+//!
+//! Replies travel on a oneshot channel carried by the operation, never on the mesh, so a shard
+//! that sends while it receives cannot deadlock (glommio #555). A requester that drops the
+//! reply cancels the operation's future on the target (a long poll that is no longer wanted).
 
-pub mod notify;
-pub mod placement;
 pub mod runtime;
 
+use std::any::{Any, TypeId};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use futures::channel::oneshot;
+use futures::future::LocalBoxFuture;
 use glommio::channels::channel_mesh::Senders;
 
-use crate::api;
-use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::log::group_commit::GroupCommit;
-use crate::log::PartitionLog;
-use notify::Notify;
+use crate::util::Notify;
 
 /// Messages each mesh channel holds before a sender waits. Large enough that bursts of
 /// pipelined produce and fetch requests from all connections rarely wait; small enough to
@@ -31,235 +37,182 @@ use notify::Notify;
 /// designs where receivers also send; ours never send from the receive loop.)
 pub const MESH_CHANNEL_CAPACITY: usize = 1024;
 
-/// The typed requests one shard sends another. Each carries its own reply channel.
-pub enum ShardRequest {
+/// An operation for another shard: runs on the target with that shard's handle.
+type Job = Box<dyn FnOnce(&Rc<Shard>) + Send>;
+
+/// What travels on the mesh.
+pub(crate) enum Message {
     /// Start-up: tells a peer which shard id sits behind this mesh peer index.
     Hello {
         shard: usize,
     },
-    Produce(api::produce::OwnerProduce),
-    Fetch(api::fetch::OwnerFetch),
-    FetchWait(api::fetch::OwnerWait),
-    ListOffsets(api::list_offsets::OwnerListOffsets),
-    /// To shard 0: apply a topic change, persist it and spread it.
-    CatalogChange(
-        crate::catalog::change::Change,
-        oneshot::Sender<crate::catalog::change::ChangeResult>,
-    ),
-    /// From shard 0: the new catalog; open and close partitions to match it, then reply.
-    CatalogUpdate(Arc<Catalog>, oneshot::Sender<()>),
-    /// To a group's coordinator (the owner of its `__consumer_offsets` partition).
-    Group {
-        partition: i32,
-        group: String,
-        op: crate::group::Op,
-        reply: oneshot::Sender<crate::group::OpResult>,
-    },
+    Run(Job),
 }
 
+/// The target shard could not run an operation: it is stopping (its mesh or the operation's
+/// reply channel closed), or it has no such service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unreachable;
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the target shard is stopping")
+    }
+}
+
+/// The answer of an operation sent with `Shard::submit_to`: resolves when the target replies.
+pub struct Reply<R>(oneshot::Receiver<R>);
+
+impl<R> Future for Reply<R> {
+    type Output = Result<R, Unreachable>;
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.map_err(|_| Unreachable))
+    }
+}
+
+/// One executor's handle: who it is, the way to the others, its services, and whether the
+/// broker is stopping.
 pub struct Shard {
     pub id: usize,
     pub count: usize,
     pub config: Arc<Config>,
-    catalog: RefCell<Arc<Catalog>>,
-    partitions: RefCell<HashMap<String, HashMap<i32, Rc<PartitionLog>>>>,
-    pub commit: Rc<GroupCommit>,
-    senders: Senders<ShardRequest>,
+    senders: Senders<Message>,
     /// Mesh peer index of each shard id.
     peer_of_shard: Vec<usize>,
-    /// Serialises catalog changes (used on shard 0 only).
-    pub control_lock: glommio::sync::Semaphore,
-    /// Set when the broker is stopping: connections stop reading new requests.
-    pub stopping: Cell<bool>,
-    pub stop_notify: Notify,
-    /// Connections open on this shard, for the drain at shutdown.
-    pub connections: Cell<usize>,
-    pub connections_notify: Notify,
-    /// Consumer groups of the `__consumer_offsets` partitions this shard owns.
-    pub groups: crate::group::Coordinator,
+    /// One instance per service type, registered at start-up (`provide`).
+    services: RefCell<Vec<(TypeId, Rc<dyn Any>)>>,
+    stopping: Cell<bool>,
+    stop_notify: Notify,
 }
 
 impl Shard {
-    pub fn catalog(&self) -> Arc<Catalog> {
-        self.catalog.borrow().clone()
-    }
-
-    pub fn owner(&self, topic: &str, partition: i32) -> usize {
-        placement::owner_shard(topic, partition, self.count)
-    }
-
-    /// A partition this shard owns.
-    pub fn partition(&self, topic: &str, partition: i32) -> Option<Rc<PartitionLog>> {
-        self.partitions
-            .borrow()
-            .get(topic)?
-            .get(&partition)
-            .cloned()
-    }
-
-    /// The error for a partition this shard was asked about but has no log for: gone from the
-    /// catalog (deleted meanwhile) is UNKNOWN_TOPIC_OR_PARTITION, as Kafka answers; still in it
-    /// means the partition is being opened here, NOT_LEADER_OR_FOLLOWER, which clients retry.
-    pub fn missing_partition_error(
-        &self,
-        topic: &str,
-        partition: i32,
-    ) -> kafka_protocol::ResponseError {
-        let known = self
-            .catalog()
-            .topic(topic)
-            .is_some_and(|t| partition >= 0 && partition < t.partitions);
-        if known {
-            kafka_protocol::ResponseError::NotLeaderOrFollower
-        } else {
-            kafka_protocol::ResponseError::UnknownTopicOrPartition
+    pub(crate) fn new(
+        id: usize,
+        config: Arc<Config>,
+        senders: Senders<Message>,
+        peer_of_shard: Vec<usize>,
+    ) -> Shard {
+        Shard {
+            id,
+            count: config.shards,
+            config,
+            senders,
+            peer_of_shard,
+            services: RefCell::new(Vec::new()),
+            stopping: Cell::new(false),
+            stop_notify: Notify::new(),
         }
     }
 
-    /// Sends `req` to shard `to`, or handles it in place when `to` is this shard. Returns once
-    /// the request is queued (remote) or its in-order part has run (local).
-    pub async fn send(self: &Rc<Self>, to: usize, req: ShardRequest) {
+    /// Registers this shard's instance of a service, so that operations sent to this shard
+    /// for `S` find it. Done at start-up, before the shard serves.
+    pub fn provide<S: 'static>(&self, service: Rc<S>) {
+        let mut services = self.services.borrow_mut();
+        services.retain(|(t, _)| *t != TypeId::of::<S>());
+        services.push((TypeId::of::<S>(), service));
+    }
+
+    /// This shard's instance of service `S`, if one was provided.
+    pub fn service<S: 'static>(&self) -> Option<Rc<S>> {
+        let services = self.services.borrow();
+        let (_, any) = services.iter().find(|(t, _)| *t == TypeId::of::<S>())?;
+        any.clone().downcast::<S>().ok()
+    }
+
+    /// Sends `op` to shard `to` for its instance of `S`, and returns once it is queued there
+    /// (or, on this shard, once its synchronous part has run). The returned `Reply` resolves
+    /// with the operation's answer.
+    pub async fn submit_to<S, R, F>(self: &Rc<Self>, to: usize, op: F) -> Reply<R>
+    where
+        S: 'static,
+        R: Send + 'static,
+        F: FnOnce(&Rc<S>) -> LocalBoxFuture<'static, R> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |shard: &Rc<Shard>| {
+            let Some(service) = shard.service::<S>() else {
+                tracing::error!(
+                    shard = shard.id,
+                    service = std::any::type_name::<S>(),
+                    "no such service on this shard"
+                );
+                return;
+            };
+            let answer = op(&service);
+            glommio::spawn_local(answer_unless_cancelled(answer, tx)).detach();
+        });
+        self.send(to, job).await;
+        Reply(rx)
+    }
+
+    /// `submit_to`, then waits for the answer.
+    pub async fn invoke_on<S, R, F>(self: &Rc<Self>, to: usize, op: F) -> Result<R, Unreachable>
+    where
+        S: 'static,
+        R: Send + 'static,
+        F: FnOnce(&Rc<S>) -> LocalBoxFuture<'static, R> + Send + 'static,
+    {
+        self.submit_to(to, op).await.await
+    }
+
+    async fn send(self: &Rc<Self>, to: usize, job: Job) {
         if to == self.id {
-            self.handle(req);
+            job(self);
             return;
         }
-        let peer = self.peer_of_shard[to];
-        if self.senders.send_to(peer, req).await.is_err() {
-            // The peer's receiver is gone only while the broker stops; the dropped request's
+        let Some(&peer) = self.peer_of_shard.get(to) else {
+            tracing::error!(to, count = self.count, "no such shard");
+            return;
+        };
+        if self.senders.send_to(peer, Message::Run(job)).await.is_err() {
+            // The peer's receiver is gone only while the broker stops; the dropped job's
             // reply channel tells the caller.
             tracing::debug!(to, "shard mesh closed");
         }
     }
 
-    /// Sends one request to each shard owning some of `parts` (given as `(owner, part)`), built
-    /// by `make` from that owner's parts, and returns the reply receivers. Owners are visited in
-    /// shard order, so one caller's successive requests reach each owner in order.
-    pub async fn scatter<P, R>(
-        self: &Rc<Self>,
-        parts: impl IntoIterator<Item = (usize, P)>,
-        mut make: impl FnMut(Vec<P>, oneshot::Sender<R>) -> ShardRequest,
-    ) -> Vec<oneshot::Receiver<R>> {
-        let mut by_owner: Vec<Vec<P>> = (0..self.count).map(|_| Vec::new()).collect();
-        for (owner, part) in parts {
-            by_owner[owner].push(part);
-        }
-        let mut replies = Vec::new();
-        for (owner, parts) in by_owner.into_iter().enumerate() {
-            if parts.is_empty() {
-                continue;
-            }
-            let (tx, rx) = oneshot::channel();
-            self.send(owner, make(parts, tx)).await;
-            replies.push(rx);
-        }
-        replies
-    }
-
-    /// Handles a request addressed to this shard. The part that must keep arrival order (queueing
-    /// appends) runs before this returns; waiting parts run as tasks.
-    pub fn handle(self: &Rc<Self>, req: ShardRequest) {
-        match req {
-            ShardRequest::Hello { .. } => {}
-            ShardRequest::Produce(r) => api::produce::on_owner(self, r),
-            ShardRequest::Fetch(r) => api::fetch::on_owner(self, r),
-            ShardRequest::FetchWait(r) => api::fetch::wait_on_owner(self, r),
-            ShardRequest::ListOffsets(r) => api::list_offsets::on_owner(self, r),
-            ShardRequest::CatalogChange(change, reply) => {
-                let shard = self.clone();
-                glommio::spawn_local(async move {
-                    let result = crate::catalog::change::apply(&shard, change).await;
-                    let _ = reply.send(result);
-                })
-                .detach();
-            }
-            ShardRequest::Group {
-                partition,
-                group,
-                op,
-                reply,
-            } => crate::group::on_owner(self, partition, group, op, reply),
-            ShardRequest::CatalogUpdate(catalog, reply) => {
-                let shard = self.clone();
-                glommio::spawn_local(async move {
-                    shard.install_catalog(catalog).await;
-                    let _ = reply.send(());
-                })
-                .detach();
-            }
+    /// Runs an operation that arrived from a peer.
+    pub(crate) fn run(self: &Rc<Self>, message: Message) {
+        match message {
+            Message::Hello { .. } => {}
+            Message::Run(job) => job(self),
         }
     }
 
-    /// Adopts a new catalog: opens partitions this shard now owns, closes and deletes the ones
-    /// whose topic is gone.
-    pub async fn install_catalog(&self, catalog: Arc<Catalog>) {
-        let previous = self.catalog.replace(catalog.clone());
-        // Topics deleted (or re-created with a new id): close and remove their partitions.
-        let gone: Vec<String> = previous
-            .topics
-            .iter()
-            .filter(|(name, t)| catalog.topic(name).is_none_or(|n| n.id != t.id))
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in gone {
-            let removed = self.partitions.borrow_mut().remove(&name);
-            for (_, log) in removed.into_iter().flatten() {
-                if let Err(e) = log.close().await {
-                    tracing::warn!(topic = %name, error = %e, "closing a deleted partition");
-                }
-                if let Err(e) = std::fs::remove_dir_all(log.dir()) {
-                    tracing::warn!(dir = %log.dir().display(), error = %e, "removing a deleted partition's directory");
-                }
-            }
-        }
-        self.open_owned_partitions().await;
+    /// True once the broker is stopping: connections stop reading, waits end early.
+    pub fn stopping(&self) -> bool {
+        self.stopping.get()
     }
 
-    /// Opens every partition of the current catalog that this shard owns and has not opened.
-    pub async fn open_owned_partitions(&self) {
-        let catalog = self.catalog();
-        for (name, topic) in &catalog.topics {
-            for p in 0..topic.partitions {
-                if self.owner(name, p) != self.id || self.partition(name, p).is_some() {
-                    continue;
-                }
-                let log_config = crate::catalog::log_config(&self.config, topic);
-                match PartitionLog::open(
-                    &self.config.data_dir,
-                    name,
-                    p,
-                    log_config,
-                    self.commit.clone(),
-                )
-                .await
-                {
-                    Ok(log) => {
-                        if name == crate::group::OFFSETS_TOPIC {
-                            // Groups come back before the partition serves.
-                            if let Err(e) = self.groups.load(&log).await {
-                                tracing::error!(partition = p, error = %e, "cannot load consumer groups; their coordinator stays unavailable");
-                                continue;
-                            }
-                        }
-                        self.partitions
-                            .borrow_mut()
-                            .entry(name.clone())
-                            .or_default()
-                            .insert(p, log);
-                    }
-                    Err(e) => {
-                        tracing::error!(topic = %name, partition = p, error = %e, "cannot open partition; it stays offline");
-                    }
-                }
-            }
+    /// Resolves when the broker starts stopping (at once if it already has).
+    pub async fn stopped(&self) {
+        while !self.stopping.get() {
+            self.stop_notify.notified().await;
         }
     }
 
-    /// Every partition this shard owns.
-    pub fn owned_partitions(&self) -> Vec<Rc<PartitionLog>> {
-        self.partitions
-            .borrow()
-            .values()
-            .flat_map(|m| m.values().cloned())
-            .collect()
+    /// Marks this shard as stopping and wakes everything waiting in `stopped`.
+    pub fn begin_stop(&self) {
+        self.stopping.set(true);
+        self.stop_notify.notify_all();
+    }
+}
+
+/// Runs `answer` and sends its result, unless the requester drops its `Reply` first: then the
+/// answer's future is dropped, which cancels whatever it was waiting for.
+async fn answer_unless_cancelled<R>(
+    answer: LocalBoxFuture<'static, R>,
+    mut tx: oneshot::Sender<R>,
+) {
+    let cancelled = tx.cancellation();
+    futures::pin_mut!(cancelled);
+    if let futures::future::Either::Left((r, _)) = futures::future::select(answer, cancelled).await
+    {
+        let _ = tx.send(r);
     }
 }

@@ -1,0 +1,77 @@
+//! The one place where the layers' errors become Kafka error codes. Each layer below `api`
+//! has its own error type and knows nothing of the codes; a handler maps what it gets here.
+
+use kafka_protocol::ResponseError;
+
+use crate::catalog::change::ChangeError;
+use crate::group;
+use crate::log::batch::BatchError;
+use crate::log::LogError;
+
+/// A partition's log failure.
+pub fn log(e: &LogError) -> ResponseError {
+    match e {
+        LogError::OffsetOutOfRange => ResponseError::OffsetOutOfRange,
+        LogError::Storage(_) => ResponseError::KafkaStorageError,
+        // Gone while the request was in flight, or not open here yet: clients retry.
+        LogError::Closed | LogError::NotOpen => ResponseError::NotLeaderOrFollower,
+        LogError::UnknownPartition => ResponseError::UnknownTopicOrPartition,
+        LogError::Batch(b) => batch(b),
+        LogError::NoRecords => ResponseError::CorruptMessage,
+    }
+}
+
+/// A produced batch that failed validation.
+pub fn batch(e: &BatchError) -> ResponseError {
+    match e {
+        BatchError::Corrupt(_) => ResponseError::CorruptMessage,
+        BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,
+        BatchError::Invalid(_) => ResponseError::InvalidRecord,
+    }
+}
+
+/// A group coordinator's refusal.
+pub fn group(e: group::Error) -> ResponseError {
+    use group::Error as G;
+    match e {
+        G::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        G::NotCoordinator => ResponseError::NotCoordinator,
+        G::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
+        G::UnknownMemberId => ResponseError::UnknownMemberId,
+        G::IllegalGeneration => ResponseError::IllegalGeneration,
+        G::RebalanceInProgress => ResponseError::RebalanceInProgress,
+        G::FencedInstanceId => ResponseError::FencedInstanceId,
+        G::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+        G::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
+        G::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
+        G::MemberIdRequired => ResponseError::MemberIdRequired,
+        G::FencedMemberEpoch => ResponseError::FencedMemberEpoch,
+        G::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
+        G::GroupIdNotFound => ResponseError::GroupIdNotFound,
+        G::NonEmptyGroup => ResponseError::NonEmptyGroup,
+        G::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
+        G::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        G::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
+        G::InvalidRequest => ResponseError::InvalidRequest,
+        G::InvalidRegularExpression => ResponseError::InvalidRegularExpression,
+    }
+}
+
+/// The code of a group result: 0 for success.
+pub fn group_code(r: Result<(), group::Error>) -> i16 {
+    r.map_or_else(|e| group(e).code(), |()| 0)
+}
+
+/// A refused topic change.
+pub fn change(e: &ChangeError) -> ResponseError {
+    match e {
+        ChangeError::InvalidName(_) | ChangeError::Internal(_) => {
+            ResponseError::InvalidTopicException
+        }
+        ChangeError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
+        ChangeError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
+        ChangeError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        ChangeError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        ChangeError::Storage(_) => ResponseError::KafkaStorageError,
+    }
+}

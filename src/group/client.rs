@@ -1,0 +1,209 @@
+//! How other layers reach a group's coordinator: each operation is routed to the shard owning
+//! the group's `__consumer_offsets` partition and answers with its own type. `Err` is a
+//! request-level refusal: no coordinator (yet), or the coordinator is stopping or loading.
+
+use std::rc::Rc;
+
+use futures::future::LocalBoxFuture;
+
+use super::consumer::{Heartbeat, HeartbeatOutcome, Refusal};
+use super::coordinator::Coordinator;
+use super::ops::{
+    CommitPartition, Described, DescribedConsumer, Listed, MemberRef, PartitionResults,
+    SyncRequest, TopicPartitions,
+};
+use super::state::{Committed, JoinOutcome, JoinRequest, SyncOutcome};
+use super::{partition_for, Error, OFFSETS_TOPIC};
+use crate::catalog::{self, Catalog};
+use crate::shard::Shard;
+
+/// Runs `op` on the coordinator of `group` with the group's `__consumer_offsets` partition.
+async fn on_coordinator<R, F>(
+    shard: &Rc<Shard>,
+    catalog: &Catalog,
+    group: &str,
+    op: F,
+) -> Result<R, Error>
+where
+    R: Send + 'static,
+    F: FnOnce(Rc<Coordinator>, i32) -> LocalBoxFuture<'static, Result<R, Error>> + Send + 'static,
+{
+    let topic = catalog
+        .topic(OFFSETS_TOPIC)
+        .ok_or(Error::CoordinatorNotAvailable)?;
+    let partition = partition_for(group, topic.partitions);
+    let owner = catalog::owner_shard(OFFSETS_TOPIC, partition, shard.count);
+    let answer = shard
+        .invoke_on(owner, move |co: &Rc<Coordinator>| {
+            match co.serving(partition) {
+                Ok(()) => op(co.clone(), partition),
+                Err(e) => Box::pin(std::future::ready(Err(e))),
+            }
+        })
+        .await
+        .unwrap_or(Err(Error::CoordinatorNotAvailable));
+    if let Err(e) = &answer {
+        tracing::debug!(group, owner, partition, error = %e, "group request refused");
+    }
+    answer
+}
+
+pub async fn join(
+    shard: &Rc<Shard>,
+    catalog: &Catalog,
+    group: String,
+    req: JoinRequest,
+) -> Result<JoinOutcome, Error> {
+    let g = group.clone();
+    on_coordinator(shard, catalog, &g, move |co, _| {
+        Box::pin(async move { co.join(&group, req).await })
+    })
+    .await
+}
+
+pub async fn sync(
+    shard: &Rc<Shard>,
+    catalog: &Catalog,
+    group: String,
+    req: SyncRequest,
+) -> Result<SyncOutcome, Error> {
+    let g = group.clone();
+    on_coordinator(shard, catalog, &g, move |co, _| {
+        Box::pin(async move { co.sync(&group, req).await })
+    })
+    .await
+}
+
+pub async fn heartbeat(
+    shard: &Rc<Shard>,
+    catalog: &Catalog,
+    group: String,
+    who: MemberRef,
+) -> Result<(), Error> {
+    let g = group.clone();
+    on_coordinator(shard, catalog, &g, move |co, _| {
+        let r = co.heartbeat(
+            &group,
+            &who.member_id,
+            who.instance_id.as_deref(),
+            who.generation,
+        );
+        Box::pin(std::future::ready(r))
+    })
+    .await
+}
+
+pub async fn leave(
+    shard: &Rc<Shard>,
+    catalog: &Catalog,
+    group: String,
+    members: Vec<(String, Option<String>)>,
+) -> Result<Vec<Result<(), Error>>, Error> {
+    let g = group.clone();
+    on_coordinator(shard, catalog, &g, move |co, _| {
+        Box::pin(std::future::ready(Ok(co.leave(&group, &members))))
+    })
+    .await
+}
+
+pub async fn commit(
+    shard: &Rc<Shard>,
+    catalog: &Catalog,
+    group: String,
+    who: MemberRef,
+    partitions: Vec<CommitPartition>,
+) -> Result<PartitionResults, Error> {
+    let g = group.clone();
+    on_coordinator(shard, catalog, &g, move |co, p| {
+        Box::pin(async move { Ok(co.commit(p, &group, who, partitions).await) })
+    })
+    .await
+}
+
+pub async fn fetch_offsets(
+    shard: &Rc<Shard>,
+    catalog: &Catalog,
+    group: String,
+    topics: Option<TopicPartitions>,
+) -> Result<Vec<(String, i32, Option<Committed>)>, Error> {
+    let g = group.clone();
+    on_coordinator(shard, catalog, &g, move |co, _| {
+        Box::pin(std::future::ready(Ok(co.fetch_offsets(&group, topics))))
+    })
+    .await
+}
+
+pub async fn describe(
+    shard: &Rc<Shard>,
+    catalog: &Catalog,
+    group: String,
+) -> Result<Option<Described>, Error> {
+    let g = group.clone();
+    on_coordinator(shard, catalog, &g, move |co, _| {
+        Box::pin(std::future::ready(Ok(co.describe(&group))))
+    })
+    .await
+}
+
+pub async fn delete(shard: &Rc<Shard>, catalog: &Catalog, group: String) -> Result<(), Error> {
+    let g = group.clone();
+    on_coordinator(shard, catalog, &g, move |co, p| {
+        Box::pin(async move { co.delete(p, &group).await })
+    })
+    .await
+}
+
+pub async fn delete_offsets(
+    shard: &Rc<Shard>,
+    catalog: &Catalog,
+    group: String,
+    topics: TopicPartitions,
+) -> Result<PartitionResults, Error> {
+    let g = group.clone();
+    on_coordinator(shard, catalog, &g, move |co, p| {
+        Box::pin(async move { co.delete_offsets(p, &group, topics).await })
+    })
+    .await
+}
+
+pub async fn consumer_heartbeat(
+    shard: &Rc<Shard>,
+    catalog: &Catalog,
+    group: String,
+    hb: Heartbeat,
+) -> Result<HeartbeatOutcome, Refusal> {
+    let g = group.clone();
+    on_coordinator(shard, catalog, &g, move |co, _| {
+        Box::pin(std::future::ready(Ok(co.consumer_heartbeat(&group, hb))))
+    })
+    .await
+    .unwrap_or_else(|e| Err((e, "the group coordinator is not available".into())))
+}
+
+pub async fn describe_consumer(
+    shard: &Rc<Shard>,
+    catalog: &Catalog,
+    group: String,
+) -> Result<DescribedConsumer, Refusal> {
+    let g = group.clone();
+    on_coordinator(shard, catalog, &g, move |co, _| {
+        Box::pin(std::future::ready(Ok(co.describe_consumer(&group))))
+    })
+    .await
+    .unwrap_or_else(|e| Err((e, "the group coordinator is not available".into())))
+}
+
+/// Every group on every shard (ListGroups), filtered by state names.
+pub async fn list_all(shard: &Rc<Shard>, states: Vec<String>) -> Vec<Listed> {
+    let mut out = Vec::new();
+    for owner in 0..shard.count {
+        let states = states.clone();
+        let listed = shard
+            .invoke_on(owner, move |co: &Rc<Coordinator>| {
+                Box::pin(std::future::ready(co.list(&states)))
+            })
+            .await;
+        out.extend(listed.unwrap_or_default());
+    }
+    out
+}

@@ -1,0 +1,208 @@
+//! The operations other layers run on the shard that owns a partition: append, read, wait for
+//! data, look up offsets. Each takes the parts one shard owns and answers in their order.
+//!
+//! Each returns the future of its answers after doing synchronously whatever must keep the
+//! order in which operations reach the shard (`append` queues every part before returning), so
+//! the transport can run that part in arrival order and the waiting as a task.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::LocalBoxFuture;
+
+use super::partition::AppendOutcome;
+use super::partitions::Partitions;
+use super::LogError;
+
+/// One partition's records in a produce.
+pub struct AppendPart {
+    pub topic: String,
+    pub partition: i32,
+    pub records: Option<Bytes>,
+}
+
+/// One partition to read in a fetch.
+#[derive(Clone)]
+pub struct ReadPart {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub max_bytes: u32,
+}
+
+/// What a read found. On an error the watermarks are still reported when the partition is
+/// open (-1 otherwise), as Kafka does.
+pub struct ReadAnswer {
+    pub error: Option<LogError>,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub records: Bytes,
+}
+
+impl ReadAnswer {
+    fn failed(error: LogError, high_watermark: i64, log_start_offset: i64) -> ReadAnswer {
+        ReadAnswer {
+            error: Some(error),
+            high_watermark,
+            log_start_offset,
+            records: Bytes::new(),
+        }
+    }
+}
+
+/// What ListOffsets asks of one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetQuery {
+    /// The high watermark.
+    Latest,
+    /// The log start offset.
+    Earliest,
+    /// The record with the largest timestamp.
+    MaxTimestamp,
+    /// The first record with a timestamp at or after this one.
+    Timestamp(i64),
+}
+
+/// An offset found by ListOffsets, with the record's timestamp when the query was by time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FoundOffset {
+    pub offset: i64,
+    pub timestamp: Option<i64>,
+}
+
+impl Partitions {
+    /// Validates and queues every part now (keeping arrival order), then waits for the writes
+    /// and, when `durable`, for the shard's group commit to make them stable.
+    pub fn append(
+        self: &Rc<Self>,
+        parts: Vec<AppendPart>,
+        durable: bool,
+    ) -> LocalBoxFuture<'static, Vec<Result<AppendOutcome, LogError>>> {
+        let queued: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                let records = part.records.ok_or(LogError::NoRecords)?;
+                self.enqueue(&part.topic, part.partition, records)
+                    .inspect_err(|e| {
+                        tracing::debug!(topic = %part.topic, partition = part.partition, error = %e, "rejected produce");
+                    })
+            })
+            .collect();
+        let this = self.clone();
+        Box::pin(async move {
+            let mut written = Vec::with_capacity(queued.len());
+            for q in queued {
+                written.push(match q {
+                    Ok(rx) => rx.await.unwrap_or(Err(LogError::Closed)),
+                    Err(e) => Err(e),
+                });
+            }
+            if durable && written.iter().any(Result::is_ok) {
+                if let Err(e) = this.durable().await {
+                    for w in written.iter_mut().filter(|w| w.is_ok()) {
+                        *w = Err(e.clone());
+                    }
+                }
+            }
+            written
+        })
+    }
+
+    /// Reads each part: whole batches from its offset, up to its byte limit.
+    pub fn read(self: &Rc<Self>, parts: Vec<ReadPart>) -> LocalBoxFuture<'static, Vec<ReadAnswer>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(parts.len());
+            for p in parts {
+                let log = match this.lookup(&p.topic, p.partition) {
+                    Ok(log) => log,
+                    Err(e) => {
+                        out.push(ReadAnswer::failed(e, -1, -1));
+                        continue;
+                    }
+                };
+                out.push(match log.read(p.offset, p.max_bytes).await {
+                    Ok(r) => ReadAnswer {
+                        error: None,
+                        high_watermark: r.high_watermark,
+                        log_start_offset: r.log_start_offset,
+                        records: r.records,
+                    },
+                    Err(e) => {
+                        if let LogError::Storage(why) = &e {
+                            tracing::error!(topic = %p.topic, partition = p.partition, error = %why, "fetch read failed");
+                        }
+                        ReadAnswer::failed(e, log.high_watermark(), log.log_start_offset())
+                    }
+                });
+            }
+            out
+        })
+    }
+
+    /// Resolves when any of `parts` (topic, partition, offset) has data past its offset, or
+    /// after `timeout`. Dropping it (the requester gave up) stops the wait.
+    pub fn wait_for_data(
+        self: &Rc<Self>,
+        parts: Vec<(String, i32, i64)>,
+        timeout: Duration,
+    ) -> LocalBoxFuture<'static, ()> {
+        let logs: Vec<_> = parts
+            .iter()
+            .filter_map(|(t, p, o)| self.get(t, *p).map(|l| (l, *o)))
+            .collect();
+        Box::pin(async move {
+            if logs.is_empty() {
+                return;
+            }
+            futures::future::select_all(
+                logs.iter()
+                    .map(|(l, o)| Box::pin(l.wait_for_data(*o, timeout))),
+            )
+            .await;
+        })
+    }
+
+    /// Answers each ListOffsets query; `None` when no record is that recent.
+    pub fn offsets(
+        self: &Rc<Self>,
+        parts: Vec<(String, i32, OffsetQuery)>,
+    ) -> LocalBoxFuture<'static, Vec<Result<Option<FoundOffset>, LogError>>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(parts.len());
+            for (topic, partition, query) in parts {
+                out.push(this.offset(&topic, partition, query).await);
+            }
+            out
+        })
+    }
+
+    async fn offset(
+        &self,
+        topic: &str,
+        partition: i32,
+        query: OffsetQuery,
+    ) -> Result<Option<FoundOffset>, LogError> {
+        let log = self.lookup(topic, partition)?;
+        let by_time = |found: Option<(i64, i64)>| {
+            found.map(|(offset, ts)| FoundOffset {
+                offset,
+                timestamp: Some(ts),
+            })
+        };
+        Ok(match query {
+            OffsetQuery::Latest => Some(FoundOffset {
+                offset: log.high_watermark(),
+                timestamp: None,
+            }),
+            OffsetQuery::Earliest => Some(FoundOffset {
+                offset: log.log_start_offset(),
+                timestamp: None,
+            }),
+            OffsetQuery::MaxTimestamp => by_time(log.offset_of_max_timestamp().await?),
+            OffsetQuery::Timestamp(ts) => by_time(log.offset_for_timestamp(ts).await?),
+        })
+    }
+}

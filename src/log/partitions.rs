@@ -1,0 +1,204 @@
+//! The partitions one shard owns: their logs, opened and closed as the catalog changes, and
+//! the shard's group commit. This is the log layer's per-shard service (`shard::Shard::provide`):
+//! other layers reach a partition by sending an operation to its owner (`ops`).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::batch;
+use super::group_commit::GroupCommit;
+use super::partition::{io_buffer_bytes, AppendReceiver, LogConfig, PartitionLog};
+use super::LogError;
+use crate::catalog::{self, Catalog, Replica, Topic};
+use crate::config::Config;
+use crate::shard::Shard;
+use crate::util::blocking;
+
+impl LogConfig {
+    /// The log settings of one topic: its overrides, else the broker's defaults.
+    pub fn for_topic(config: &Config, topic: &Topic) -> LogConfig {
+        let get = |key: &str| topic.configs.get(key).and_then(|v| v.parse::<u64>().ok());
+        LogConfig {
+            segment_bytes: get("segment.bytes")
+                .unwrap_or(config.log_segment_bytes)
+                .min(i32::MAX as u64) as u32,
+            index_interval_bytes: get("index.interval.bytes")
+                .map_or(config.log_index_interval_bytes, |v| {
+                    v.min(u64::from(u32::MAX)) as u32
+                }),
+            max_message_bytes: get("max.message.bytes")
+                .map_or(config.message_max_bytes, |v| v.min(i32::MAX as u64) as u32),
+            io_buffer_bytes: io_buffer_bytes(config.io_memory_bytes),
+        }
+    }
+}
+
+pub struct Partitions {
+    shard: Rc<Shard>,
+    catalog: Rc<Replica>,
+    logs: RefCell<HashMap<String, HashMap<i32, Rc<PartitionLog>>>>,
+    commit: Rc<GroupCommit>,
+}
+
+impl Partitions {
+    /// The shard's partition service, following `catalog` from now on. Opens nothing yet:
+    /// partitions open when the catalog is installed.
+    pub fn new(shard: Rc<Shard>, catalog: Rc<Replica>) -> Rc<Partitions> {
+        let commit = GroupCommit::new();
+        glommio::spawn_local(commit.clone().run()).detach();
+        let partitions = Rc::new(Partitions {
+            shard,
+            catalog: catalog.clone(),
+            logs: RefCell::new(HashMap::new()),
+            commit,
+        });
+        let this: Weak<Partitions> = Rc::downgrade(&partitions);
+        catalog.subscribe(Rc::new(move |previous, next| {
+            let this = this.clone();
+            Box::pin(async move {
+                if let Some(this) = this.upgrade() {
+                    this.follow(&previous, &next).await;
+                }
+            })
+        }));
+        partitions
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.shard.config
+    }
+
+    /// The catalog as this shard sees it now.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.get()
+    }
+
+    /// A partition this shard owns and has open.
+    pub fn get(&self, topic: &str, partition: i32) -> Option<Rc<PartitionLog>> {
+        self.logs.borrow().get(topic)?.get(&partition).cloned()
+    }
+
+    /// The open partition, or why there is none: gone from the catalog (deleted meanwhile) is
+    /// `UnknownPartition`, as Kafka answers; still in it means it is being opened here.
+    pub fn lookup(&self, topic: &str, partition: i32) -> Result<Rc<PartitionLog>, LogError> {
+        self.get(topic, partition).ok_or_else(|| {
+            if self.catalog.get().has_partition(topic, partition) {
+                LogError::NotOpen
+            } else {
+                LogError::UnknownPartition
+            }
+        })
+    }
+
+    /// Every partition this shard has open.
+    pub fn owned(&self) -> Vec<Rc<PartitionLog>> {
+        self.logs
+            .borrow()
+            .values()
+            .flat_map(|m| m.values().cloned())
+            .collect()
+    }
+
+    /// Validates `records` and queues them on the partition now, so appends keep the order
+    /// in which they were queued. The receiver resolves once they are written.
+    pub fn enqueue(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+    ) -> Result<AppendReceiver, LogError> {
+        let log = self.lookup(topic, partition)?;
+        let headers = batch::validate_produce(&records, log.config().max_message_bytes)?;
+        log.enqueue(records, headers)
+    }
+
+    /// Queues records the broker writes itself (group commits): validated for framing like a
+    /// producer's, but not bounded by `max.message.bytes` (one commit of many partitions may
+    /// exceed it; the request that carried them was bounded by `socket.request.max.bytes`).
+    pub fn enqueue_own(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+    ) -> Result<AppendReceiver, LogError> {
+        let log = self.lookup(topic, partition)?;
+        let headers = batch::validate_produce(&records, u32::MAX)?;
+        log.enqueue(records, headers)
+    }
+
+    /// Waits until everything written on this shard so far is on stable storage, unless the
+    /// operator chose to acknowledge without it (`shardlog.fsync.on.ack=false`).
+    pub async fn durable(&self) -> Result<(), LogError> {
+        if !self.shard.config.group_commit {
+            return Ok(());
+        }
+        self.commit
+            .durable()
+            .await
+            .map_err(|e| LogError::Storage(e.to_string()))
+    }
+
+    /// Opens the partitions this shard now owns, closes and deletes those whose topic is gone
+    /// (or was re-created with a new id).
+    async fn follow(&self, previous: &Catalog, next: &Catalog) {
+        let gone: Vec<String> = previous
+            .topics
+            .iter()
+            .filter(|(name, t)| next.topic(name).is_none_or(|n| n.id != t.id))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            let removed = self.logs.borrow_mut().remove(&name);
+            for (_, log) in removed.into_iter().flatten() {
+                if let Err(e) = log.close().await {
+                    tracing::warn!(topic = %name, error = %e, "closing a deleted partition");
+                }
+                if let Err(e) = blocking::remove_dir_all(log.dir()).await {
+                    tracing::warn!(error = %e, "removing a deleted partition's directory");
+                }
+            }
+        }
+        self.open_owned(next).await;
+    }
+
+    /// Opens every partition of `catalog` that this shard owns and has not opened.
+    async fn open_owned(&self, catalog: &Catalog) {
+        let (id, count) = (self.shard.id, self.shard.count);
+        for (name, topic) in &catalog.topics {
+            for p in 0..topic.partitions {
+                if catalog::owner_shard(name, p, count) != id || self.get(name, p).is_some() {
+                    continue;
+                }
+                let config = LogConfig::for_topic(&self.shard.config, topic);
+                let data_dir = &self.shard.config.data_dir;
+                match PartitionLog::open(data_dir, name, p, config, self.commit.clone()).await {
+                    Ok(log) => {
+                        self.logs
+                            .borrow_mut()
+                            .entry(name.clone())
+                            .or_default()
+                            .insert(p, log);
+                    }
+                    Err(e) => {
+                        tracing::error!(topic = %name, partition = p, error = %e, "cannot open partition; it stays offline");
+                    }
+                }
+            }
+        }
+    }
+
+    /// At the end of a stop, once no request can reach the shard: closes every partition
+    /// (sealing its active segment) and makes everything durable.
+    pub async fn close_all(&self) -> std::io::Result<()> {
+        for log in self.owned() {
+            if let Err(e) = log.close().await {
+                tracing::error!(topic = %log.topic, partition = log.partition, error = %e, "closing partition");
+            }
+        }
+        self.commit.flush_and_stop().await
+    }
+}

@@ -1,0 +1,188 @@
+//! The broker put together: start-up (every shard's services, in dependency order, then its
+//! listener) and the two-phase stop (every shard drains its connections, then every shard
+//! closes its logs). The only module that knows every layer; `main`, tests and in-process
+//! tools start a broker here.
+
+use std::io;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use futures::channel::oneshot;
+
+use crate::api::Broker;
+use crate::catalog::change::Control;
+use crate::catalog::{Catalog, Replica};
+use crate::config::Config;
+use crate::group::Coordinator;
+use crate::log::Partitions;
+use crate::net::listener::{self, Connections};
+use crate::shard::runtime::{self, Inbox};
+use crate::shard::Shard;
+
+/// Handles to the running shards, for the thread that owns the process (signals, exit code).
+pub struct Running {
+    stop: Vec<oneshot::Sender<()>>,
+    drained: Vec<oneshot::Receiver<()>>,
+    finish: Vec<oneshot::Sender<()>>,
+    threads: runtime::Threads,
+    /// The address every shard listens on (the port is known once bound, for `--listen :0`).
+    pub local_addr: std::net::SocketAddr,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, flushes, and waits for every shard.
+    pub fn stop(self) -> io::Result<()> {
+        for s in self.stop {
+            let _ = s.send(());
+        }
+        for d in self.drained {
+            let _ = futures::executor::block_on(d);
+        }
+        for f in self.finish {
+            let _ = f.send(());
+        }
+        let mut result = Ok(());
+        for t in self.threads {
+            match t.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => result = Err(e),
+                Err(e) => result = Err(io::Error::other(format!("shard failed: {e}"))),
+            }
+        }
+        result
+    }
+}
+
+/// One shard's side of the start and stop handshakes with the owning thread.
+struct Lifecycle {
+    ready: std::sync::mpsc::Sender<io::Result<()>>,
+    stop: oneshot::Receiver<()>,
+    drained: oneshot::Sender<()>,
+    finish: oneshot::Receiver<()>,
+}
+
+/// Starts every shard and returns once all of them listen.
+pub fn start(mut config: Config) -> io::Result<Running> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot create data directory {} (--data-dir / log.dirs): {e}",
+                config.data_dir.display()
+            ),
+        )
+    })?;
+    let catalog = Arc::new(Catalog::load(&config.data_dir)?);
+    // Bound once here so a bad address is reported before any thread starts, and so `:0`
+    // resolves to one port that every shard then binds with SO_REUSEPORT.
+    let local_addr = listener::check_address(config.listen)?;
+    if config.advertise_port == 0 {
+        // Listening on port 0: clients must be told the port the kernel picked.
+        config.advertise_port = local_addr.port();
+    }
+    let config = Arc::new(config);
+
+    let mut running = Running {
+        stop: vec![],
+        drained: vec![],
+        finish: vec![],
+        threads: vec![],
+        local_addr,
+    };
+    let mut ready = Vec::new();
+    let mut lifecycles = Vec::new();
+    for _ in 0..config.shards {
+        let (stop_tx, stop) = oneshot::channel();
+        let (drained, drained_rx) = oneshot::channel();
+        let (finish_tx, finish) = oneshot::channel();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        running.stop.push(stop_tx);
+        running.drained.push(drained_rx);
+        running.finish.push(finish_tx);
+        ready.push(ready_rx);
+        lifecycles.push(Lifecycle {
+            ready: ready_tx,
+            stop,
+            drained,
+            finish,
+        });
+    }
+    let lifecycles = Arc::new(std::sync::Mutex::new(
+        lifecycles.into_iter().map(Some).collect::<Vec<_>>(),
+    ));
+    running.threads = runtime::spawn(config, move |shard, inbox| {
+        let lifecycle = lifecycles
+            .lock()
+            .ok()
+            .and_then(|mut l| l.get_mut(shard.id).and_then(Option::take));
+        async move {
+            let Some(lifecycle) = lifecycle else {
+                return Err(io::Error::other("shard started twice"));
+            };
+            let ready = lifecycle.ready.clone();
+            let result = shard_main(shard, inbox, catalog, local_addr, lifecycle).await;
+            if let Err(e) = &result {
+                let _ = ready.send(Err(io::Error::new(e.kind(), e.to_string())));
+            }
+            result
+        }
+    })?;
+    for r in ready {
+        match r.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(io::Error::other("a shard stopped during start-up")),
+        }
+    }
+    Ok(running)
+}
+
+/// One shard's life: services in dependency order (catalog, log, groups), the catalog loaded
+/// into them, operations from the other shards, the listener; then the stop.
+async fn shard_main(
+    shard: Rc<Shard>,
+    inbox: Inbox,
+    catalog: Arc<Catalog>,
+    addr: std::net::SocketAddr,
+    lifecycle: Lifecycle,
+) -> io::Result<()> {
+    crate::log::segment::probe_device(&shard.config.data_dir, shard.id).await?;
+    let replica = Replica::new();
+    let partitions = Partitions::new(shard.clone(), replica.clone());
+    let groups = Coordinator::new(shard.clone(), replica.clone(), partitions.clone());
+    shard.provide(replica.clone());
+    shard.provide(Control::new(shard.clone(), replica.clone()));
+    shard.provide(partitions.clone());
+    shard.provide(groups.clone());
+    // Partitions open and groups load before the shard serves.
+    replica.install(catalog).await;
+    inbox.serve(&shard);
+
+    let broker = Rc::new(Broker {
+        shard: shard.clone(),
+        catalog: replica,
+    });
+    let connections = Rc::new(Connections::default());
+    let tcp = listener::listen(addr).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("shard {}: cannot listen on {addr}: {e}", shard.id),
+        )
+    })?;
+    tracing::info!(shard = shard.id, %addr, partitions = partitions.owned().len(), "shard serving");
+    let _ = lifecycle.ready.send(Ok(()));
+    let accepting = glommio::spawn_local(listener::accept(broker, connections.clone(), tcp));
+
+    // Phase 1: stop reading new requests and let in-flight ones finish.
+    let _ = lifecycle.stop.await;
+    shard.begin_stop();
+    accepting.await;
+    groups.shutdown();
+    connections.drained().await;
+    let _ = lifecycle.drained.send(());
+    // Phase 2 (every shard drained, so no peer will ask us for more): close the logs.
+    let _ = lifecycle.finish.await;
+    partitions.close_all().await?;
+    tracing::info!(shard = shard.id, "shard stopped");
+    Ok(())
+}
