@@ -7,8 +7,6 @@ mod actors;
 mod analytics;
 mod args;
 mod scenarios;
-#[cfg(test)]
-mod testing;
 mod utils;
 
 use std::io::Write;

@@ -1,0 +1,546 @@
+//! The `loadgen` binary against the real Shardlog broker, started in this process: each test
+//! runs loadgen as a user would (`--json` report, exit code) and then checks both what the
+//! report says and what the broker really holds, read back with another client.
+//!
+//! No test asserts a speed or a latency value; every wait is bounded.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{loadgen, Broker, Loadgen};
+use kafka_protocol::records::Compression;
+
+/// Keys "0".."n-1", as loadgen's `--keys n` draws them.
+fn key_names(n: usize) -> Vec<String> {
+    (0..n).map(|k| k.to_string()).collect()
+}
+
+/// Proves a keyed, batched, pipelined produce run lands every record exactly once on the
+/// broker, each on the partition the Java client would pick for its key, in batches of
+/// several records that respect --batch-bytes.
+#[test]
+fn produce_batches_pipelines_and_partitions_by_key() {
+    let b = Broker::start();
+    let r = loadgen(
+        &b,
+        "produce",
+        &[
+            "produce",
+            "--topic",
+            "t",
+            "--partitions",
+            "4",
+            "--record-bytes",
+            "100",
+            "--records",
+            "3000",
+            "--keys",
+            "10",
+            "--batch-bytes",
+            "1000",
+            "--max-in-flight",
+            "5",
+        ],
+    );
+    r.assert_ok();
+    assert_eq!(r.records(), 3000);
+    assert_eq!(r.json["latency_us"]["count"], 3000, "every record timed");
+    assert!(r.json["request_latency_us"]["count"].as_u64().unwrap() > 0);
+    let series: u64 = r.json["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["records"].as_u64().unwrap())
+        .sum();
+    assert_eq!(series, 3000, "the per-second series add up to the records");
+    assert_eq!(r.json["parameters"]["acks"], "all");
+    assert_eq!(r.json["parameters"]["partitions_used"], 4);
+
+    // The broker holds exactly the acknowledged records.
+    let hw = b.high_watermarks("t");
+    assert_eq!(hw.len(), 4);
+    assert_eq!(hw.iter().sum::<i64>(), 3000, "high watermarks {hw:?}");
+    let records = b.read_all("t");
+    let keys = key_names(10);
+    let java = b.java_partitions(&keys, 4);
+    let mut bytes = 0;
+    for rec in &records {
+        let key = rec.key.as_ref().expect("every record is keyed");
+        let want = java
+            .get(key)
+            .unwrap_or_else(|| panic!("key {key:?} is not one of --keys 10"));
+        assert_eq!(rec.partition, *want, "key {key:?} at offset {}", rec.offset);
+        assert_eq!(rec.value.len(), 100, "--record-bytes is the value size");
+        bytes += key.len() + rec.value.len();
+    }
+    assert_eq!(
+        r.json["bytes"], bytes,
+        "reported payload = keys + values held"
+    );
+
+    // Batching: valid v2 batches (the broker checked their CRC), several records each, none
+    // above --batch-bytes (loadgen's per-record estimate is an upper bound, uncompressed).
+    let mut batches = 0;
+    for p in 0..4 {
+        let stored = b.batches("t", p);
+        assert_eq!(
+            stored.iter().map(|x| x.records).sum::<i64>(),
+            hw[p as usize]
+        );
+        for x in &stored {
+            assert_eq!(x.compression, Compression::None);
+            assert!(
+                x.records == 1 || x.bytes <= 1000,
+                "partition {p}: batch {x:?} above --batch-bytes 1000"
+            );
+        }
+        batches += stored.len();
+    }
+    assert!(
+        batches < 3000 / 2,
+        "records were batched: {batches} batches for 3000 records"
+    );
+    // Pipelining (several produce requests in flight on one connection, at most
+    // --max-in-flight) is not asserted: the broker does not expose it and loadgen's report
+    // does not count requests in flight. The fake broker could see it; the real one cannot.
+    // Likewise the acks of each request: the report's parameters say acks=all.
+}
+
+/// Proves an unkeyed acks=0 zstd run from two producers delivers every record, zstd
+/// compressed, spread over every partition by the sticky partitioner.
+#[test]
+fn produce_unkeyed_acks0_compressed() {
+    let b = Broker::start();
+    let r = loadgen(
+        &b,
+        "produce",
+        &[
+            "produce",
+            "--topic",
+            "t",
+            "--partitions",
+            "4",
+            "--record-bytes",
+            "200",
+            "--records",
+            "2000",
+            "--acks",
+            "0",
+            "--compression",
+            "zstd",
+            "--batch-bytes",
+            "2000",
+            "--producers",
+            "2",
+        ],
+    );
+    r.assert_ok();
+    assert_eq!(r.records(), 2000);
+    assert!(
+        r.json.get("request_latency_us").is_none(),
+        "acks=0 has no responses to time"
+    );
+    // acks=0: loadgen is done once the requests are written; wait for the broker to have them.
+    let hw = b.wait_for_records("t", 2000);
+    assert_eq!(hw.iter().sum::<i64>(), 2000, "high watermarks {hw:?}");
+    assert!(
+        hw.iter().all(|&n| n > 0),
+        "every partition got records: {hw:?}"
+    );
+    for rec in b.read_all("t") {
+        assert_eq!(rec.key, None, "unkeyed");
+        assert_eq!(rec.value.len(), 200);
+    }
+    for p in 0..4 {
+        for x in b.batches("t", p) {
+            assert_eq!(x.compression, Compression::Zstd, "partition {p}: {x:?}");
+        }
+    }
+}
+
+/// Proves a rate-limited timed run sends exactly rate × duration records and the broker holds
+/// exactly those (how long it took is not asserted).
+#[test]
+fn produce_at_a_rate_for_a_duration() {
+    let b = Broker::start();
+    let r = loadgen(
+        &b,
+        "produce",
+        &[
+            "produce",
+            "--topic",
+            "t",
+            "--partitions",
+            "2",
+            "--record-bytes",
+            "50",
+            "--duration-s",
+            "1",
+            "--rate",
+            "1500",
+        ],
+    );
+    r.assert_ok();
+    assert_eq!(r.records(), 1500);
+    assert_eq!(r.json["expected_records"], 1500);
+    assert_eq!(r.json["latency_us"]["count"], 1500);
+    assert_eq!(b.high_watermarks("t").iter().sum::<i64>(), 1500);
+}
+
+/// Proves consume reads back every record the broker holds (lz4 batches, two consumers),
+/// and that asking for more than there is ends at the stall timeout with the shortfall
+/// reported and exit code 1.
+#[test]
+fn consume_reads_everything_and_reports_a_shortfall() {
+    let b = Broker::start();
+    let p = loadgen(
+        &b,
+        "produce",
+        &[
+            "produce",
+            "--topic",
+            "t",
+            "--partitions",
+            "3",
+            "--record-bytes",
+            "300",
+            "--records",
+            "2500",
+            "--compression",
+            "lz4",
+        ],
+    );
+    p.assert_ok();
+    let hw = b.high_watermarks("t");
+    assert_eq!(hw.iter().sum::<i64>(), 2500);
+    for part in 0..3 {
+        for x in b.batches("t", part) {
+            assert_eq!(x.compression, Compression::Lz4, "partition {part}: {x:?}");
+        }
+    }
+
+    let consume = |name: &str, n: &str, extra: &[&str]| {
+        let mut args = vec![
+            "consume",
+            "--topic",
+            "t",
+            "--records",
+            n,
+            "--fetch-max-wait-ms",
+            "100",
+        ];
+        args.extend_from_slice(extra);
+        loadgen(&b, name, &args)
+    };
+    let c = consume("all", "2500", &["--consumers", "2"]);
+    c.assert_ok();
+    assert_eq!(c.records(), 2500);
+    assert_eq!(c.json["bytes"], 2500 * 300);
+    assert_eq!(c.json["parameters"]["partitions_used"], 3);
+
+    let c = consume("more", "2600", &["--stall-timeout-s", "0.5"]);
+    assert_eq!(c.status.code(), Some(1), "a shortfall exits 1");
+    assert_eq!(c.json["ok"], false);
+    assert_eq!(c.records(), 2500);
+    assert_eq!(c.json["shortfall"], 100);
+    assert!(c.json["aborted"].is_string(), "{}", c.json);
+
+    let c = consume(
+        "latest",
+        "10",
+        &["--from", "latest", "--stall-timeout-s", "0.3"],
+    );
+    assert_eq!(c.records(), 0, "nothing after the end");
+    assert_eq!(c.json["shortfall"], 10);
+}
+
+/// Proves e2e consumes and times every record it produces, and the broker holds exactly
+/// those records, all tagged with the run's id.
+#[test]
+fn e2e_times_every_record() {
+    let b = Broker::start();
+    let r = loadgen(
+        &b,
+        "e2e",
+        &[
+            "e2e",
+            "--topic",
+            "t",
+            "--partitions",
+            "2",
+            "--record-bytes",
+            "64",
+            "--rate",
+            "2000",
+            "--records",
+            "1000",
+            "--fetch-max-wait-ms",
+            "50",
+        ],
+    );
+    r.assert_ok();
+    assert_eq!(r.records(), 1000);
+    assert_eq!(r.json["produced"], 1000);
+    assert_eq!(r.json["latency_us"]["count"], 1000, "every record timed");
+    assert_eq!(r.json["produce_latency_us"]["count"], 1000);
+    assert!(r.json["fetch_latency_us"]["count"].as_u64().unwrap() > 0);
+    let records = b.read_all("t");
+    assert_eq!(records.len(), 1000);
+    // Bytes 8..16 of a value are the run id: one run wrote them all.
+    let runs: BTreeSet<&[u8]> = records.iter().map(|r| &r.value[8..16]).collect();
+    assert_eq!(runs.len(), 1);
+}
+
+/// Arguments of a `consume --group` run.
+fn group_args<'a>(group: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "consume",
+        "--topic",
+        "t",
+        "--group",
+        group,
+        "--fetch-max-wait-ms",
+        "50",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Proves group runs commit exactly what they read (OffsetFetch on the broker), the next run
+/// of the group resumes there so nothing is read twice or skipped, every member leaves, and a
+/// new group starts per --from.
+#[test]
+fn consume_group_commits_and_resumes() {
+    let b = Broker::start();
+    loadgen(
+        &b,
+        "produce",
+        &[
+            "produce",
+            "--topic",
+            "t",
+            "--partitions",
+            "4",
+            "--record-bytes",
+            "100",
+            "--records",
+            "3000",
+            "--keys",
+            "16",
+        ],
+    )
+    .assert_ok();
+    let hw = b.high_watermarks("t");
+    assert_eq!(hw.iter().sum::<i64>(), 3000);
+
+    // Part of the topic first: exactly 1000 records, committed exactly that far.
+    let c1 = loadgen(&b, "c1", &group_args("g", &["--records", "1000"]));
+    c1.assert_ok();
+    assert_eq!(c1.records(), 1000);
+    assert_eq!(c1.group()["coordinator"], b.addr.as_str());
+    assert_eq!(c1.group()["commit_errors"], 0);
+    let committed1 = b.committed("g", "t");
+    let sum1: i64 = committed1.iter().map(|o| o.unwrap_or(0)).sum();
+    assert_eq!(sum1, 1000, "committed right after the last record read");
+    for (p, o) in c1.group_map("committed") {
+        assert_eq!(committed1[p as usize], Some(o), "report and broker agree");
+    }
+    for (p, n) in c1.group_map("records_by_partition") {
+        assert_eq!(committed1[p as usize], Some(n), "started at 0, read {n}");
+    }
+    assert!(b.describe_group("g").members.is_empty(), "the member left");
+
+    // Two members read the rest, starting at the committed offsets.
+    let c2 = loadgen(
+        &b,
+        "c2",
+        &group_args("g", &["--records", "2000", "--consumers", "2"]),
+    );
+    c2.assert_ok();
+    assert_eq!(c2.records(), 2000);
+    assert_eq!(c2.group()["commit_errors"], 0);
+    for (p, starts) in c2.started_at() {
+        assert_eq!(
+            starts[0],
+            committed1[p as usize].unwrap_or(0),
+            "partition {p} resumed at the committed offset"
+        );
+    }
+    // Exactly once: the two runs read each partition's records between them, and the group
+    // has committed the end of every partition.
+    let (r1, r2) = (
+        c1.group_map("records_by_partition"),
+        c2.group_map("records_by_partition"),
+    );
+    for (p, &end) in hw.iter().enumerate() {
+        let p = p as i32;
+        assert_eq!(
+            r1.get(&p).unwrap_or(&0) + r2.get(&p).unwrap_or(&0),
+            end,
+            "partition {p}: c1 {r1:?} c2 {r2:?}"
+        );
+    }
+    let ends: Vec<Option<i64>> = hw.iter().map(|&o| Some(o)).collect();
+    assert_eq!(b.committed("g", "t"), ends, "every record committed");
+    assert!(
+        b.describe_group("g").members.is_empty(),
+        "both members left"
+    );
+
+    // Nothing old is left for a third run.
+    let c3 = loadgen(
+        &b,
+        "c3",
+        &group_args("g", &["--records", "1", "--stall-timeout-s", "1"]),
+    );
+    assert_eq!(c3.status.code(), Some(1));
+    assert_eq!(c3.records(), 0);
+    assert_eq!(c3.json["shortfall"], 1);
+    assert_eq!(c3.started_at().len(), 4, "{}", c3.group());
+    for (p, starts) in c3.started_at() {
+        assert_eq!(starts, vec![hw[p as usize]], "partition {p}");
+    }
+
+    // Another group starts per --from: earliest reads everything, latest nothing.
+    let o = loadgen(&b, "other", &group_args("other", &["--records", "3000"]));
+    o.assert_ok();
+    assert_eq!(o.records(), 3000);
+    assert_eq!(b.committed("other", "t"), ends);
+    let l = loadgen(
+        &b,
+        "latest",
+        &group_args(
+            "latest",
+            &[
+                "--records",
+                "1",
+                "--from",
+                "latest",
+                "--stall-timeout-s",
+                "1",
+            ],
+        ),
+    );
+    assert_eq!(l.records(), 0);
+    assert_eq!(l.started_at().len(), 4, "{}", l.group());
+    for (p, starts) in l.started_at() {
+        assert_eq!(
+            starts,
+            vec![hw[p as usize]],
+            "partition {p} started at the end"
+        );
+    }
+}
+
+/// Proves a second `consume --group` process joining a running one gets half the partitions
+/// once the first has committed and released them, starts at the committed offsets, and that
+/// the two processes read every record exactly once between them.
+#[test]
+fn consume_group_rebalances_between_processes() {
+    let b = Broker::start();
+    let produce = |name: &str| {
+        loadgen(
+            &b,
+            name,
+            &[
+                "produce",
+                "--topic",
+                "t",
+                "--partitions",
+                "4",
+                "--record-bytes",
+                "100",
+                "--records",
+                "2000",
+                "--keys",
+                "16",
+            ],
+        )
+        .assert_ok()
+    };
+    produce("produce1");
+    let hw1 = b.high_watermarks("t");
+    assert!(
+        hw1.iter().all(|&n| n > 0),
+        "every partition has records: {hw1:?}"
+    );
+
+    // A reads everything there is and commits it. Its duration only has to outlast the steps
+    // below (each bounded); the test fails, not hangs, if a slow machine breaks that.
+    let mut a = Loadgen::spawn(&b, "a", &group_args("g", &["--duration-s", "12"]));
+    b.wait_for_commits("g", "t", &hw1);
+    b.wait_for_group("g", "one member owning every partition", |g| {
+        g.members.len() == 1 && g.members[0].1 == vec![0, 1, 2, 3]
+    });
+
+    // B joins: A must release two partitions (committing them) before B gets them.
+    let mut bb = Loadgen::spawn(&b, "b", &group_args("g", &["--duration-s", "8"]));
+    b.wait_for_group("g", "two members with two partitions each", |g| {
+        g.state == "Stable"
+            && g.members.len() == 2
+            && g.members.iter().all(|(_, parts)| parts.len() == 2)
+    });
+    let split = b.describe_group("g");
+
+    // More records, now read by both members, each from its own partitions.
+    produce("produce2");
+    let hw2 = b.high_watermarks("t");
+    assert_eq!(hw2.iter().sum::<i64>(), 4000);
+    assert!(
+        hw1.iter().zip(&hw2).all(|(x, y)| y > x),
+        "every partition got new records: {hw1:?} → {hw2:?}"
+    );
+    b.wait_for_commits("g", "t", &hw2);
+    assert!(
+        a.running() && bb.running(),
+        "both members were still in the group when everything was committed (durations too short for this machine?)"
+    );
+    assert_eq!(
+        b.describe_group("g").members.len(),
+        2,
+        "still the same two members: {split:?}"
+    );
+
+    let (a, bb) = (a.wait(), bb.wait());
+    a.assert_ok();
+    bb.assert_ok();
+    assert_eq!(a.group()["commit_errors"], 0);
+    assert_eq!(bb.group()["commit_errors"], 0);
+    assert_eq!(
+        a.records() + bb.records(),
+        4000,
+        "a {} b {}",
+        a.records(),
+        bb.records()
+    );
+    // Exactly once, per partition.
+    let (ra, rb) = (
+        a.group_map("records_by_partition"),
+        bb.group_map("records_by_partition"),
+    );
+    for (p, &end) in hw2.iter().enumerate() {
+        let p = p as i32;
+        assert_eq!(
+            ra.get(&p).unwrap_or(&0) + rb.get(&p).unwrap_or(&0),
+            end,
+            "partition {p}: a {ra:?} b {rb:?}"
+        );
+    }
+    assert_eq!(ra.len(), 4, "A started with every partition: {ra:?}");
+    assert_eq!(rb.len(), 2, "B got half: {rb:?}");
+    // B started where A had committed: the end of the first 2000 records.
+    let starts = bb.started_at();
+    for p in rb.keys() {
+        assert_eq!(starts[p][0], hw1[*p as usize], "partition {p}: {starts:?}");
+    }
+    // A gave partitions up once (and got them back when B left): more than its first assignment.
+    assert!(
+        a.group()["assignments"].as_u64().unwrap() >= 2,
+        "{}",
+        a.group()
+    );
+    assert!(b.describe_group("g").members.is_empty(), "both left");
+    let ends: Vec<Option<i64>> = hw2.iter().map(|&o| Some(o)).collect();
+    assert_eq!(b.committed("g", "t"), ends);
+}
