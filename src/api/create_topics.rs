@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
@@ -26,94 +27,31 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: CreateTopicsRequest) -> 
     let mut topics = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for t in &req.topics {
-        let name = t.name.0.to_string();
         let result = CreatableTopicResult::default()
             .with_name(t.name.clone())
             .with_num_partitions(-1)
             .with_replication_factor(-1);
-        if !seen.insert(name.clone()) {
-            results.push(
-                result
-                    .with_error_code(ResponseError::InvalidRequest.code())
-                    .with_error_message(Some(str_bytes(format!(
-                        "topic '{name}' appears twice in the request"
-                    )))),
-            );
-            continue;
-        }
-        let rf_ok = t.replication_factor == -1 || t.replication_factor == 1;
-        if !rf_ok {
-            results.push(
-                result
-                    .with_error_code(ResponseError::InvalidReplicationFactor.code())
-                    .with_error_message(Some(str_bytes(format!(
-                        "replication factor {} is larger than the 1 available broker",
-                        t.replication_factor
-                    )))),
-            );
-            continue;
-        }
-        let partitions = if !t.assignments.is_empty() {
-            if t.num_partitions != -1 || t.replication_factor != -1 {
-                results.push(
-                    result
-                        .with_error_code(ResponseError::InvalidRequest.code())
-                        .with_error_message(Some(str_bytes(
-                            "give either assignments or partition count and replication factor",
-                        ))),
-                );
-                continue;
-            }
-            let bad = t.assignments.iter().enumerate().any(|(i, a)| {
-                a.partition_index != i as i32
-                    || a.broker_ids.len() != 1
-                    || a.broker_ids[0].0 != shard.config.node_id
-            });
-            if bad {
-                results.push(
-                    result
-                        .with_error_code(ResponseError::InvalidReplicaAssignment.code())
-                        .with_error_message(Some(str_bytes(format!(
-                            "replicas must be exactly [{}] for partitions 0..n",
-                            shard.config.node_id
-                        )))),
-                );
-                continue;
-            }
-            t.assignments.len() as i32
-        } else if t.num_partitions == -1 {
-            shard.config.num_partitions
+        let topic = if seen.insert(t.name.0.to_string()) {
+            new_topic(&shard.config, t)
         } else {
-            t.num_partitions
+            let why = format!("topic '{}' appears twice in the request", t.name.0.as_str());
+            Err((ResponseError::InvalidRequest, why))
         };
-        let mut configs = BTreeMap::new();
-        let mut bad_config = None;
-        for c in &t.configs {
-            match &c.value {
-                Some(v) => {
-                    configs.insert(c.name.to_string(), v.to_string());
-                }
-                None => bad_config = Some(format!("config '{}' has no value", c.name.as_str())),
+        match topic {
+            Ok(topic) => {
+                results.push(
+                    result
+                        .with_num_partitions(topic.partitions)
+                        .with_replication_factor(1),
+                );
+                topics.push(topic);
             }
-        }
-        if let Some(why) = bad_config {
-            results.push(
+            Err((code, why)) => results.push(
                 result
-                    .with_error_code(ResponseError::InvalidConfig.code())
+                    .with_error_code(code.code())
                     .with_error_message(Some(str_bytes(why))),
-            );
-            continue;
+            ),
         }
-        results.push(
-            result
-                .with_num_partitions(partitions)
-                .with_replication_factor(1),
-        );
-        topics.push(NewTopic {
-            name,
-            partitions,
-            configs,
-        });
     }
     if !topics.is_empty() {
         let change = Change::CreateTopics {
@@ -158,6 +96,60 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: CreateTopicsRequest) -> 
         }
     }
     ctx.reply(&CreateTopicsResponse::default().with_topics(results))
+}
+
+/// The topic a request asks for, checked for what only this broker can judge (one node:
+/// replication factor 1, every replica on this node); the catalog checks the rest.
+fn new_topic(config: &Config, t: &CreatableTopic) -> Result<NewTopic, (ResponseError, String)> {
+    if t.replication_factor != -1 && t.replication_factor != 1 {
+        return Err((
+            ResponseError::InvalidReplicationFactor,
+            format!(
+                "replication factor {} is larger than the 1 available broker",
+                t.replication_factor
+            ),
+        ));
+    }
+    let partitions = if !t.assignments.is_empty() {
+        if t.num_partitions != -1 || t.replication_factor != -1 {
+            return Err((
+                ResponseError::InvalidRequest,
+                "give either assignments or partition count and replication factor".into(),
+            ));
+        }
+        let bad = t.assignments.iter().enumerate().any(|(i, a)| {
+            a.partition_index != i as i32
+                || a.broker_ids.len() != 1
+                || a.broker_ids[0].0 != config.node_id
+        });
+        if bad {
+            return Err((
+                ResponseError::InvalidReplicaAssignment,
+                format!(
+                    "replicas must be exactly [{}] for partitions 0..n",
+                    config.node_id
+                ),
+            ));
+        }
+        t.assignments.len() as i32
+    } else if t.num_partitions == -1 {
+        config.num_partitions
+    } else {
+        t.num_partitions
+    };
+    let mut configs = BTreeMap::new();
+    for c in &t.configs {
+        let Some(v) = &c.value else {
+            let why = format!("config '{}' has no value", c.name.as_str());
+            return Err((ResponseError::InvalidConfig, why));
+        };
+        configs.insert(c.name.to_string(), v.to_string());
+    }
+    Ok(NewTopic {
+        name: t.name.0.to_string(),
+        partitions,
+        configs,
+    })
 }
 
 fn effective_configs(

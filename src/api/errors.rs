@@ -57,6 +57,22 @@ pub fn group(e: group::Error) -> ResponseError {
     }
 }
 
+/// A group answer that carries its own error (JoinGroup, SyncGroup), or a request-level
+/// error with `failed()` as the rest of the answer: the answer and its error code.
+pub fn group_answer<T>(
+    answer: Result<T, ResponseError>,
+    own_error: impl Fn(&T) -> Option<group::Error>,
+    failed: impl FnOnce() -> T,
+) -> (T, i16) {
+    match answer {
+        Ok(a) => {
+            let code = own_error(&a).map_or(0, |e| group(e).code());
+            (a, code)
+        }
+        Err(e) => (failed(), e.code()),
+    }
+}
+
 /// The code of a group result: 0 for success.
 pub fn group_code(r: Result<(), group::Error>) -> i16 {
     r.map_or_else(|e| group(e).code(), |()| 0)

@@ -44,16 +44,11 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: JoinGroupRequest) -> Rep
             .await
             .map_err(errors::group)
     };
-    let (outcome, error) = match outcome {
-        Ok(o) => {
-            let error = o.error.map(errors::group);
-            (o, error)
-        }
-        Err(e) => (JoinOutcome::failed(&member_id), Some(e)),
-    };
+    let (outcome, error) =
+        errors::group_answer(outcome, |o| o.error, || JoinOutcome::failed(&member_id));
     let v = ctx.version;
     let mut resp = JoinGroupResponse::default()
-        .with_error_code(error.map_or(0, |e| e.code()))
+        .with_error_code(error)
         .with_generation_id(outcome.generation)
         .with_leader(str_bytes(outcome.leader))
         .with_member_id(str_bytes(outcome.member_id))

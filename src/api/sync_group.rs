@@ -34,15 +34,9 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: SyncGroupRequest) -> Rep
             .await
             .map_err(errors::group)
     };
-    let (outcome, error) = match outcome {
-        Ok(o) => {
-            let error = o.error.map(errors::group);
-            (o, error)
-        }
-        Err(e) => (SyncOutcome::default(), Some(e)),
-    };
+    let (outcome, error) = errors::group_answer(outcome, |o| o.error, SyncOutcome::default);
     let mut resp = SyncGroupResponse::default()
-        .with_error_code(error.map_or(0, |e| e.code()))
+        .with_error_code(error)
         .with_assignment(outcome.assignment);
     if ctx.version >= 5 {
         resp.protocol_type = outcome.protocol_type.map(str_bytes);

@@ -17,35 +17,43 @@ use super::{partition_for, Error, OFFSETS_TOPIC};
 use crate::catalog::{self, Catalog};
 use crate::shard::Shard;
 
-/// Runs `op` on the coordinator of `group` with the group's `__consumer_offsets` partition.
+/// Runs `op` on the coordinator of `group`, giving it the coordinator, the group's
+/// `__consumer_offsets` partition and the group id.
 async fn on_coordinator<R, F>(
     shard: &Rc<Shard>,
     catalog: &Catalog,
-    group: &str,
+    group: String,
     op: F,
 ) -> Result<R, Error>
 where
     R: Send + 'static,
-    F: FnOnce(Rc<Coordinator>, i32) -> LocalBoxFuture<'static, Result<R, Error>> + Send + 'static,
+    F: FnOnce(Rc<Coordinator>, i32, String) -> LocalBoxFuture<'static, Result<R, Error>>
+        + Send
+        + 'static,
 {
     let topic = catalog
         .topic(OFFSETS_TOPIC)
         .ok_or(Error::CoordinatorNotAvailable)?;
-    let partition = partition_for(group, topic.partitions);
+    let partition = partition_for(&group, topic.partitions);
     let owner = catalog::owner_shard(OFFSETS_TOPIC, partition, shard.count);
     let answer = shard
         .invoke_on(owner, move |co: &Rc<Coordinator>| {
             match co.serving(partition) {
-                Ok(()) => op(co.clone(), partition),
-                Err(e) => Box::pin(std::future::ready(Err(e))),
+                Ok(()) => op(co.clone(), partition, group),
+                Err(e) => ready(Err(e)),
             }
         })
         .await
         .unwrap_or(Err(Error::CoordinatorNotAvailable));
     if let Err(e) = &answer {
-        tracing::debug!(group, owner, partition, error = %e, "group request refused");
+        tracing::debug!(owner, partition, error = %e, "group request refused");
     }
     answer
+}
+
+/// An answer that is ready at once.
+fn ready<T: 'static>(value: T) -> LocalBoxFuture<'static, T> {
+    Box::pin(std::future::ready(value))
 }
 
 pub async fn join(
@@ -54,8 +62,7 @@ pub async fn join(
     group: String,
     req: JoinRequest,
 ) -> Result<JoinOutcome, Error> {
-    let g = group.clone();
-    on_coordinator(shard, catalog, &g, move |co, _| {
+    on_coordinator(shard, catalog, group, move |co, _, group| {
         Box::pin(async move { co.join(&group, req).await })
     })
     .await
@@ -67,8 +74,7 @@ pub async fn sync(
     group: String,
     req: SyncRequest,
 ) -> Result<SyncOutcome, Error> {
-    let g = group.clone();
-    on_coordinator(shard, catalog, &g, move |co, _| {
+    on_coordinator(shard, catalog, group, move |co, _, group| {
         Box::pin(async move { co.sync(&group, req).await })
     })
     .await
@@ -80,15 +86,14 @@ pub async fn heartbeat(
     group: String,
     who: MemberRef,
 ) -> Result<(), Error> {
-    let g = group.clone();
-    on_coordinator(shard, catalog, &g, move |co, _| {
+    on_coordinator(shard, catalog, group, move |co, _, group| {
         let r = co.heartbeat(
             &group,
             &who.member_id,
             who.instance_id.as_deref(),
             who.generation,
         );
-        Box::pin(std::future::ready(r))
+        ready(r)
     })
     .await
 }
@@ -99,9 +104,8 @@ pub async fn leave(
     group: String,
     members: Vec<(String, Option<String>)>,
 ) -> Result<Vec<Result<(), Error>>, Error> {
-    let g = group.clone();
-    on_coordinator(shard, catalog, &g, move |co, _| {
-        Box::pin(std::future::ready(Ok(co.leave(&group, &members))))
+    on_coordinator(shard, catalog, group, move |co, _, group| {
+        ready(Ok(co.leave(&group, &members)))
     })
     .await
 }
@@ -113,8 +117,7 @@ pub async fn commit(
     who: MemberRef,
     partitions: Vec<CommitPartition>,
 ) -> Result<PartitionResults, Error> {
-    let g = group.clone();
-    on_coordinator(shard, catalog, &g, move |co, p| {
+    on_coordinator(shard, catalog, group, move |co, p, group| {
         Box::pin(async move { Ok(co.commit(p, &group, who, partitions).await) })
     })
     .await
@@ -126,9 +129,8 @@ pub async fn fetch_offsets(
     group: String,
     topics: Option<TopicPartitions>,
 ) -> Result<Vec<(String, i32, Option<Committed>)>, Error> {
-    let g = group.clone();
-    on_coordinator(shard, catalog, &g, move |co, _| {
-        Box::pin(std::future::ready(Ok(co.fetch_offsets(&group, topics))))
+    on_coordinator(shard, catalog, group, move |co, _, group| {
+        ready(Ok(co.fetch_offsets(&group, topics)))
     })
     .await
 }
@@ -138,16 +140,14 @@ pub async fn describe(
     catalog: &Catalog,
     group: String,
 ) -> Result<Option<Described>, Error> {
-    let g = group.clone();
-    on_coordinator(shard, catalog, &g, move |co, _| {
-        Box::pin(std::future::ready(Ok(co.describe(&group))))
+    on_coordinator(shard, catalog, group, move |co, _, group| {
+        ready(Ok(co.describe(&group)))
     })
     .await
 }
 
 pub async fn delete(shard: &Rc<Shard>, catalog: &Catalog, group: String) -> Result<(), Error> {
-    let g = group.clone();
-    on_coordinator(shard, catalog, &g, move |co, p| {
+    on_coordinator(shard, catalog, group, move |co, p, group| {
         Box::pin(async move { co.delete(p, &group).await })
     })
     .await
@@ -159,8 +159,7 @@ pub async fn delete_offsets(
     group: String,
     topics: TopicPartitions,
 ) -> Result<PartitionResults, Error> {
-    let g = group.clone();
-    on_coordinator(shard, catalog, &g, move |co, p| {
+    on_coordinator(shard, catalog, group, move |co, p, group| {
         Box::pin(async move { co.delete_offsets(p, &group, topics).await })
     })
     .await
@@ -172,9 +171,8 @@ pub async fn consumer_heartbeat(
     group: String,
     hb: Heartbeat,
 ) -> Result<HeartbeatOutcome, Refusal> {
-    let g = group.clone();
-    on_coordinator(shard, catalog, &g, move |co, _| {
-        Box::pin(std::future::ready(Ok(co.consumer_heartbeat(&group, hb))))
+    on_coordinator(shard, catalog, group, move |co, _, group| {
+        ready(Ok(co.consumer_heartbeat(&group, hb)))
     })
     .await
     .unwrap_or_else(|e| Err((e, "the group coordinator is not available".into())))
@@ -185,9 +183,8 @@ pub async fn describe_consumer(
     catalog: &Catalog,
     group: String,
 ) -> Result<DescribedConsumer, Refusal> {
-    let g = group.clone();
-    on_coordinator(shard, catalog, &g, move |co, _| {
-        Box::pin(std::future::ready(Ok(co.describe_consumer(&group))))
+    on_coordinator(shard, catalog, group, move |co, _, group| {
+        ready(Ok(co.describe_consumer(&group)))
     })
     .await
     .unwrap_or_else(|e| Err((e, "the group coordinator is not available".into())))
@@ -199,9 +196,7 @@ pub async fn list_all(shard: &Rc<Shard>, states: Vec<String>) -> Vec<Listed> {
     for owner in 0..shard.count {
         let states = states.clone();
         let listed = shard
-            .invoke_on(owner, move |co: &Rc<Coordinator>| {
-                Box::pin(std::future::ready(co.list(&states)))
-            })
+            .invoke_on(owner, move |co: &Rc<Coordinator>| ready(co.list(&states)))
             .await;
         out.extend(listed.unwrap_or_default());
     }

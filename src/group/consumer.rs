@@ -97,6 +97,13 @@ fn error(e: Error, msg: impl Into<String>) -> Refusal {
     (e, msg.into())
 }
 
+fn not_a_member(id: &str) -> Refusal {
+    error(
+        Error::UnknownMemberId,
+        format!("member {id} is not in the group"),
+    )
+}
+
 impl ConsumerGroup {
     /// Kafka's state names for consumer groups.
     pub fn state_name(&self) -> &'static str {
@@ -142,37 +149,74 @@ impl ConsumerGroup {
             None => None,
         };
         // Whatever changes in this heartbeat makes one new group epoch.
-        let mut bump = false;
-        if hb.epoch == 0 {
-            bump = self.join(&hb, now)?;
+        let mut bump = if hb.epoch == 0 {
+            self.join(&hb, now)?
         } else {
-            let Some(m) = self.members.get(&hb.member_id) else {
-                return Err(error(
-                    Error::UnknownMemberId,
-                    format!("member {} is not in the group", hb.member_id),
-                ));
-            };
-            if let Some(instance) = &hb.instance_id {
-                if m.instance_id.as_ref() != Some(instance) {
-                    return Err(error(Error::FencedInstanceId, "instance id mismatch"));
-                }
-            }
-            if hb.epoch > m.epoch || (hb.epoch < m.epoch && hb.epoch != m.previous_epoch) {
-                return Err(error(
-                    Error::FencedMemberEpoch,
-                    format!("epoch {} is not the member's epoch {}", hb.epoch, m.epoch),
-                ));
+            self.check_known(&hb)?;
+            false
+        };
+        bump |= self.update_member(&hb, pattern, session_timeout, topic_names, now)?;
+        // Subscribed topics appearing, disappearing or growing change the target too.
+        let counts = self.subscribed_counts(partitions);
+        if counts != self.counts {
+            self.counts = counts;
+            bump = true;
+        }
+        if bump {
+            self.epoch += 1;
+        }
+        if self.assignment_epoch < self.epoch {
+            self.compute_target();
+        }
+        let member_id = hb.member_id.clone();
+        self.reconcile(&member_id, hb.owned.as_ref(), now);
+        let Some(m) = self.members.get_mut(&member_id) else {
+            return Err(not_a_member(&member_id));
+        };
+        let send = m.changed || hb.epoch == 0;
+        m.changed = false;
+        Ok(HeartbeatOutcome {
+            member_id,
+            epoch: m.epoch,
+            assignment: send.then(|| m.assigned.clone()),
+        })
+    }
+
+    /// A heartbeat of a known member (epoch > 0): the member exists, its instance id matches,
+    /// and its epoch is the current one (or the previous one, while a response was lost).
+    fn check_known(&self, hb: &Heartbeat) -> Result<(), Refusal> {
+        let m = self
+            .members
+            .get(&hb.member_id)
+            .ok_or_else(|| not_a_member(&hb.member_id))?;
+        if let Some(instance) = &hb.instance_id {
+            if m.instance_id.as_ref() != Some(instance) {
+                return Err(error(Error::FencedInstanceId, "instance id mismatch"));
             }
         }
-        let unknown = || {
-            error(
-                Error::UnknownMemberId,
-                format!("member {} is not in the group", hb.member_id),
-            )
-        };
-        let Some(m) = self.members.get_mut(&hb.member_id) else {
-            return Err(unknown());
-        };
+        if hb.epoch > m.epoch || (hb.epoch < m.epoch && hb.epoch != m.previous_epoch) {
+            return Err(error(
+                Error::FencedMemberEpoch,
+                format!("epoch {} is not the member's epoch {}", hb.epoch, m.epoch),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Takes what a heartbeat says about its member (session, client, subscription). Returns
+    /// whether the topics it subscribes to changed.
+    fn update_member(
+        &mut self,
+        hb: &Heartbeat,
+        pattern: Option<regex::Regex>,
+        session_timeout: Duration,
+        topic_names: &dyn Fn() -> Vec<String>,
+        now: Instant,
+    ) -> Result<bool, Refusal> {
+        let m = self
+            .members
+            .get_mut(&hb.member_id)
+            .ok_or_else(|| not_a_member(&hb.member_id))?;
         m.deadline = now + session_timeout;
         if hb.rebalance_timeout_ms >= 0 {
             m.rebalance_timeout_ms = hb.rebalance_timeout_ms;
@@ -194,34 +238,11 @@ impl ConsumerGroup {
                     .filter(|n| !crate::catalog::is_internal(n) && re.is_match(n)),
             );
         }
-        if m.subscribed != subscribed {
-            m.subscribed = subscribed;
-            bump = true;
+        if m.subscribed == subscribed {
+            return Ok(false);
         }
-        // Subscribed topics appearing, disappearing or growing change the target too.
-        let counts = self.subscribed_counts(partitions);
-        if counts != self.counts {
-            self.counts = counts;
-            bump = true;
-        }
-        if bump {
-            self.epoch += 1;
-        }
-        if self.assignment_epoch < self.epoch {
-            self.compute_target();
-        }
-        let member_id = hb.member_id.clone();
-        self.reconcile(&member_id, hb.owned.as_ref(), now);
-        let Some(m) = self.members.get_mut(&member_id) else {
-            return Err(unknown());
-        };
-        let send = m.changed || hb.epoch == 0;
-        m.changed = false;
-        Ok(HeartbeatOutcome {
-            member_id,
-            epoch: m.epoch,
-            assignment: send.then(|| m.assigned.clone()),
-        })
+        m.subscribed = subscribed;
+        Ok(true)
     }
 
     /// Epoch 0: a new member, a member starting over, or a static member's new incarnation.

@@ -308,12 +308,7 @@ impl Coordinator {
             "expired offsets of empty groups"
         );
         // Tombstones of one shard's groups, possibly in several partitions.
-        let Some(topic) = self
-            .catalog
-            .get()
-            .topic(OFFSETS_TOPIC)
-            .map(|t| t.partitions)
-        else {
+        let Some(topic) = self.offsets_partitions() else {
             return;
         };
         let mut by_partition: BTreeMap<i32, Vec<Entry>> = BTreeMap::new();
@@ -346,12 +341,7 @@ impl Coordinator {
                 value: Some(g.to_value()),
             }
         };
-        let Some(topic) = self
-            .catalog
-            .get()
-            .topic(OFFSETS_TOPIC)
-            .map(|t| t.partitions)
-        else {
+        let Some(topic) = self.offsets_partitions() else {
             return;
         };
         let p = partition_for(id, topic);
@@ -367,6 +357,14 @@ impl Coordinator {
             }
             Err(e) => tracing::warn!(partition = p, error = %e, "cannot write group metadata"),
         }
+    }
+
+    /// The partition count of `__consumer_offsets`, once it exists.
+    fn offsets_partitions(&self) -> Option<i32> {
+        self.catalog
+            .get()
+            .topic(OFFSETS_TOPIC)
+            .map(|t| t.partitions)
     }
 
     /// Queues `entries` as one batch on this shard's `__consumer_offsets` partition `p`.

@@ -111,9 +111,7 @@ impl Partitions {
         partition: i32,
         records: Bytes,
     ) -> Result<AppendReceiver, LogError> {
-        let log = self.lookup(topic, partition)?;
-        let headers = batch::validate_produce(&records, log.config().max_message_bytes)?;
-        log.enqueue(records, headers)
+        self.validate_and_enqueue(topic, partition, records, None)
     }
 
     /// Queues records the broker writes itself (group commits): validated for framing like a
@@ -125,8 +123,21 @@ impl Partitions {
         partition: i32,
         records: Bytes,
     ) -> Result<AppendReceiver, LogError> {
+        self.validate_and_enqueue(topic, partition, records, Some(u32::MAX))
+    }
+
+    /// Validates `records` against `max_bytes` (the topic's `max.message.bytes` when `None`)
+    /// and queues them.
+    fn validate_and_enqueue(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+        max_bytes: Option<u32>,
+    ) -> Result<AppendReceiver, LogError> {
         let log = self.lookup(topic, partition)?;
-        let headers = batch::validate_produce(&records, u32::MAX)?;
+        let max_bytes = max_bytes.unwrap_or(log.config().max_message_bytes);
+        let headers = batch::validate_produce(&records, max_bytes)?;
         log.enqueue(records, headers)
     }
 
