@@ -1,7 +1,8 @@
 //! Shardlog: a Kafka-wire-compatible message broker, thread-per-core on io_uring.
 //!
 //! # Layout
-//! - `config`: server.properties keys, CLI flags, defaults, validation.
+//! - `config`: one table of config keys (server.properties names): CLI flags, defaults,
+//!   validation, topic configs and the entries DescribeConfigs reports.
 //! - `shard`: executors pinned per core (`shard::runtime`: start-up, shutdown), partition
 //!   placement, the cross-shard mesh.
 //! - `net`: listener, connection loop, framing, in-order responses.

@@ -1,6 +1,6 @@
 //! glommio io_memory sizing: how much registered memory each shard gets, from the memlock limit.
 
-use super::MIN_SHARDS;
+use super::defaults::MIN_SHARDS;
 
 /// Smallest explicit `shardlog.io.memory.bytes`: glommio rounds anything smaller up to this.
 pub const MIN_IO_MEMORY_BYTES: usize = 64 * 1024;

@@ -3,7 +3,12 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
-use super::{invalid, invalid_flag, one_line, ConfigError};
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::defaults::DEFAULT_LISTEN;
+use super::settings::{Origin, Settings};
+use super::value::parse_list;
+use super::{invalid, invalid_flag, invalid_value, one_line, ConfigError};
 
 /// Kafka's security protocols; a listener name that is one of these maps to itself by default.
 pub(super) const SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
@@ -129,4 +134,163 @@ pub(super) fn url_host(host: &str) -> String {
     } else {
         host.to_string()
     }
+}
+
+/// The address to listen on and where it came from, for errors: `--listen`, then the first
+/// PLAINTEXT listener of `listeners`, then the default. An empty listener host means all
+/// interfaces.
+pub(super) fn listen_address(
+    flag: Option<&str>,
+    settings: &Settings,
+) -> Result<(HostPort, SocketAddr), ConfigError> {
+    let (listen_address, listen_source) = match flag {
+        Some(text) => (
+            parse_flag_host_port("--listen", text)?,
+            "--listen".to_string(),
+        ),
+        None => match plaintext_listener(settings, "listeners")? {
+            Some(mut address) => {
+                if address.host.is_empty() {
+                    address.host = Ipv4Addr::UNSPECIFIED.to_string();
+                }
+                let origin = settings
+                    .get("listeners")
+                    .map(|s| s.origin.to_string())
+                    .unwrap_or_default();
+                (address, format!("'listeners' {origin}"))
+            }
+            None => (
+                parse_host_port(DEFAULT_LISTEN).ok_or_else(|| {
+                    invalid(format!(
+                        "internal error: bad DEFAULT_LISTEN '{DEFAULT_LISTEN}'"
+                    ))
+                })?,
+                "default".to_string(),
+            ),
+        },
+    };
+    let listen = resolve_listen(&listen_address, &listen_source)?;
+    Ok((listen_address, listen))
+}
+
+/// The address put in Metadata responses: `--advertise`, then `advertised.listeners`, then the
+/// listen host and port as given.
+pub(super) fn advertised_address(
+    flag: Option<&str>,
+    settings: &Settings,
+    listen_address: &HostPort,
+) -> Result<HostPort, ConfigError> {
+    let advertise = match flag {
+        Some(text) => {
+            let address = parse_flag_host_port("--advertise", text)?;
+            if address.port == 0 {
+                return Err(invalid_flag(
+                    "--advertise",
+                    text,
+                    "HOST:PORT with a port between 1 and 65535",
+                ));
+            }
+            address
+        }
+        None => match plaintext_listener(settings, "advertised.listeners")? {
+            Some(address) => {
+                if address.port == 0 {
+                    let setting = settings.get("advertised.listeners");
+                    let (value, origin) = setting
+                        .map(|s| (s.value.as_str(), s.origin.clone()))
+                        .unwrap_or(("", Origin::Override));
+                    return Err(invalid_value(
+                        "advertised.listeners",
+                        value,
+                        &origin,
+                        "a port between 1 and 65535",
+                    ));
+                }
+                if address.host.is_empty() {
+                    HostPort {
+                        host: listen_address.host.clone(),
+                        port: address.port,
+                    }
+                } else {
+                    address
+                }
+            }
+            None => listen_address.clone(),
+        },
+    };
+    if advertise
+        .host
+        .parse::<IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified())
+    {
+        tracing::warn!(
+            host = %advertise.host,
+            "advertising an unspecified address; clients on other machines cannot connect (set --advertise)"
+        );
+    }
+    Ok(advertise)
+}
+
+/// The first PLAINTEXT listener of `listeners` / `advertised.listeners`, skipping controller
+/// listeners (shardlog runs no KRaft quorum) and rejecting any other protocol, which we cannot serve.
+fn plaintext_listener(settings: &Settings, key: &str) -> Result<Option<HostPort>, ConfigError> {
+    let Some(setting) = settings.get(key) else {
+        return Ok(None);
+    };
+    let bad = |expected: &str| invalid_value(key, &setting.value, &setting.origin, expected);
+    let listeners = parse_listeners(&setting.value).map_err(|e| bad(&e))?;
+    let protocols: Vec<(String, String)> = match settings.get("listener.security.protocol.map") {
+        Some(map) => parse_protocol_map(&map.value).map_err(|e| {
+            invalid_value(
+                "listener.security.protocol.map",
+                &map.value,
+                &map.origin,
+                &e,
+            )
+        })?,
+        None => Vec::new(),
+    };
+    let controllers: Vec<String> = match settings.get("controller.listener.names") {
+        Some(names) => parse_list(&names.value)
+            .map_err(|e| {
+                invalid_value("controller.listener.names", &names.value, &names.origin, &e)
+            })?
+            .into_iter()
+            .map(|name| name.to_ascii_uppercase())
+            .collect(),
+        None => Vec::new(),
+    };
+    let mut usable = Vec::new();
+    for listener in listeners {
+        if controllers.contains(&listener.name) {
+            continue;
+        }
+        let protocol = match protocols.iter().find(|(name, _)| *name == listener.name) {
+            Some((_, protocol)) => protocol.clone(),
+            None if SECURITY_PROTOCOLS.contains(&listener.name.as_str()) => listener.name.clone(),
+            None => {
+                return Err(invalid(format!(
+                    "listener '{}' in '{key}' ({}) has no security protocol: map it in 'listener.security.protocol.map'",
+                    listener.name, setting.origin
+                )))
+            }
+        };
+        if protocol != PLAINTEXT {
+            return Err(invalid(format!(
+                "invalid value '{}' for '{key}' ({}): only PLAINTEXT listeners are supported, but listener '{}' uses {protocol}",
+                one_line(&setting.value),
+                setting.origin,
+                listener.name
+            )));
+        }
+        usable.push(listener.address);
+    }
+    let mut usable = usable.into_iter();
+    let first = usable
+        .next()
+        .ok_or_else(|| bad("at least one PLAINTEXT listener that is not a controller listener"))?;
+    for extra in usable {
+        tracing::warn!(key, host = %extra.host, port = extra.port, "shardlog serves one listener; ignoring this one");
+    }
+    Ok(Some(first))
 }

@@ -1,5 +1,7 @@
 //! Unit tests of the configuration: parsing, precedence, errors, reporting.
 
+use super::io_memory::io_memory_for_memlock_limit;
+use super::properties::{parse_properties, PropertyEntry};
 use super::*;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -378,7 +380,11 @@ fn group_settings() {
         message.contains("6000") && message.contains("1000") && !message.contains('\n'),
         "{message}"
     );
+}
 
+/// Each consumer-group key refuses values outside its bounds, naming the key.
+#[test]
+fn group_settings_bounds() {
     assert_eq!(
         error_of(&["--override", "offsets.topic.num.partitions=0"]),
         "invalid value '0' for 'offsets.topic.num.partitions' (--override): expected an integer between 1 and 10000"
@@ -459,14 +465,14 @@ fn broker_entries_are_sorted_and_report_explicit_keys() {
     let find = |name: &str| entries.iter().find(|e| e.name == name).cloned();
     let threads = find("num.io.threads").expect("compat key reported");
     assert_eq!(threads.value, "8");
-    assert!(!threads.is_default);
+    assert!(!threads.is_default());
     let partitions = find("num.partitions").expect("typed key reported");
     assert_eq!(
-        (partitions.value.as_str(), partitions.is_default),
+        (partitions.value.as_str(), partitions.is_default()),
         ("4", false)
     );
     let segment = find("log.segment.bytes").expect("typed key reported");
-    assert!(segment.is_default && segment.read_only);
+    assert!(segment.is_default() && segment.read_only);
     assert_eq!(
         find("log.retention.ms").map(|e| e.value),
         Some("604800000".to_string())
@@ -484,7 +490,7 @@ fn broker_entries_are_sorted_and_report_explicit_keys() {
     ] {
         let entry = find(name).expect("group key reported");
         assert_eq!(
-            (entry.value.as_str(), entry.is_default),
+            (entry.value.as_str(), entry.is_default()),
             (value, true),
             "{name}"
         );
@@ -502,19 +508,17 @@ fn broker_entries_are_sorted_and_report_explicit_keys() {
     let find = |name: &str| entries.iter().find(|e| e.name == name).cloned();
     let retention = find("offsets.retention.minutes").expect("reported");
     assert_eq!(
-        (retention.value.as_str(), retention.is_default),
+        (retention.value.as_str(), retention.is_default()),
         ("90", false)
     );
     let size = find("group.max.size").expect("reported");
-    assert_eq!((size.value.as_str(), size.is_default), ("5", false));
+    assert_eq!((size.value.as_str(), size.is_default()), ("5", false));
     // Set explicitly to the default value is still not a default.
     let delay = find("group.initial.rebalance.delay.ms").expect("reported");
-    assert_eq!((delay.value.as_str(), delay.is_default), ("3000", false));
-    assert!(
-        find("group.max.session.timeout.ms")
-            .expect("reported")
-            .is_default
-    );
+    assert_eq!((delay.value.as_str(), delay.is_default()), ("3000", false));
+    assert!(find("group.max.session.timeout.ms")
+        .expect("reported")
+        .is_default());
 }
 
 #[test]
@@ -538,7 +542,7 @@ fn topic_configs() {
 
     let config = Config::for_tests(PathBuf::from("/tmp/x"));
     let defaults = config.topic_config_defaults();
-    assert_eq!(defaults.len(), TOPIC_KEYS.len());
+    assert_eq!(defaults.len(), KEYS.iter().filter(|k| k.is_topic()).count());
     for (key, value) in &defaults {
         assert!(
             validate_topic_config(key, value).is_ok(),
