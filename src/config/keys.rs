@@ -712,4 +712,24 @@ mod tests {
             }
         }
     }
+
+    /// README's "Config keys" section names every key the table acts on, so the two cannot
+    /// drift apart.
+    #[test]
+    fn readme_lists_every_acted_on_key() {
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find("## Config keys")
+            .expect("README has a Config keys section");
+        let section = &readme[start..];
+        let end = section[3..].find("\n## ").map_or(section.len(), |i| i + 3);
+        let section = &section[..end];
+        for key in KEYS.iter().filter(|k| k.acted_on) {
+            assert!(
+                section.contains(&format!("`{}`", key.name)),
+                "README 'Config keys' does not mention `{}`",
+                key.name
+            );
+        }
+    }
 }
