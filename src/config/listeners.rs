@@ -1,9 +1,7 @@
 //! Listener addresses: `host:port`, `listeners` / `advertised.listeners`, the protocol map,
 //! and resolving the listen host.
 
-use std::net::{SocketAddr, ToSocketAddrs};
-
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 
 use super::defaults::DEFAULT_LISTEN;
 use super::settings::{Origin, Settings};
@@ -136,9 +134,8 @@ pub(super) fn url_host(host: &str) -> String {
     }
 }
 
-/// The address to listen on and where it came from, for errors: `--listen`, then the first
-/// PLAINTEXT listener of `listeners`, then the default. An empty listener host means all
-/// interfaces.
+/// The address to listen on, as given and resolved: `--listen`, then the first PLAINTEXT
+/// listener of `listeners`, then the default. An empty listener host means all interfaces.
 pub(super) fn listen_address(
     flag: Option<&str>,
     settings: &Settings,
@@ -174,7 +171,7 @@ pub(super) fn listen_address(
 }
 
 /// The address put in Metadata responses: `--advertise`, then `advertised.listeners`, then the
-/// listen host and port as given.
+/// listen host and port as given. Warns when that is an unspecified address (0.0.0.0).
 pub(super) fn advertised_address(
     flag: Option<&str>,
     settings: &Settings,

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -304,16 +304,6 @@ impl Config {
         }
         let (listen_address, listen) = listen_address(cli.listen.as_deref(), settings)?;
         let advertise = advertised_address(cli.advertise.as_deref(), settings, &listen_address)?;
-        if advertise
-            .host
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_unspecified())
-        {
-            tracing::warn!(
-                host = %advertise.host,
-                "advertising an unspecified address; clients on other machines cannot connect (set --advertise)"
-            );
-        }
         let shards = match &cli.shards {
             Some(text) => parse_shards(text)?,
             None => default_shards(),
