@@ -624,3 +624,94 @@ fn describe_configs_sources() {
         (Some("1"), &ConfigSource::Default, true)
     );
 }
+
+/// DescribeConfigs v4 on raw TCP (no client library asks v3+ here): the broker answers with
+/// each key's Kafka type, its documentation when asked, and its synonyms when asked.
+#[test]
+fn describe_configs_v4_types_and_documentation() {
+    use bytes::{Buf, BytesMut};
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::{
+        ApiKey, DescribeConfigsRequest, DescribeConfigsResponse, RequestHeader, ResponseHeader,
+    };
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+    use std::io::{Read, Write};
+
+    const VERSION: i16 = 4;
+    const CONFIG_TYPE_INT: i8 = 3;
+    const CONFIG_TYPE_LONG: i8 = 5;
+    const SOURCE_STATIC_BROKER: i8 = 4;
+    const SOURCE_DEFAULT: i8 = 5;
+    let broker = Broker::start(&["--override", "log.retention.minutes=90"]);
+    let keys = ["log.retention.ms", "num.partitions"].map(StrBytes::from_static_str);
+    let request = DescribeConfigsRequest::default()
+        .with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_static_str("0"))
+            .with_configuration_keys(Some(keys.to_vec()))])
+        .with_include_synonyms(true)
+        .with_include_documentation(true);
+    let key = ApiKey::DescribeConfigs;
+    let mut buf = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(VERSION)
+        .with_correlation_id(7)
+        .encode(&mut buf, key.request_header_version(VERSION))
+        .expect("encode header");
+    request.encode(&mut buf, VERSION).expect("encode request");
+
+    let mut stream = std::net::TcpStream::connect(broker.addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut framed = (buf.len() as i32).to_be_bytes().to_vec();
+    framed.extend_from_slice(&buf);
+    stream.write_all(&framed).expect("send");
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).expect("response size");
+    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut body).expect("response body");
+    let mut body = bytes::Bytes::from(body);
+    let header = ResponseHeader::decode(&mut body, key.response_header_version(VERSION))
+        .expect("response header");
+    assert_eq!(header.correlation_id, 7);
+    let response = DescribeConfigsResponse::decode(&mut body, VERSION).expect("response");
+    assert_eq!(body.remaining(), 0);
+
+    let result = &response.results[0];
+    assert_eq!(result.error_code, 0);
+    let names: Vec<&str> = result.configs.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["log.retention.ms", "num.partitions"]);
+    let retention = &result.configs[0];
+    assert_eq!(retention.value.as_deref(), Some("5400000"));
+    assert_eq!(
+        (
+            retention.config_source,
+            retention.config_type,
+            retention.read_only
+        ),
+        (SOURCE_STATIC_BROKER, CONFIG_TYPE_LONG, true)
+    );
+    assert!(retention
+        .documentation
+        .as_ref()
+        .is_some_and(|d| !d.is_empty()));
+    let synonyms: Vec<(&str, Option<&str>, i8)> = retention
+        .synonyms
+        .iter()
+        .map(|s| (s.name.as_str(), s.value.as_deref(), s.source))
+        .collect();
+    assert_eq!(
+        synonyms,
+        [
+            ("log.retention.minutes", Some("90"), SOURCE_STATIC_BROKER),
+            ("log.retention.ms", Some("604800000"), SOURCE_DEFAULT),
+        ]
+    );
+    let partitions = &result.configs[1];
+    assert_eq!(
+        (partitions.config_source, partitions.config_type),
+        (SOURCE_DEFAULT, CONFIG_TYPE_INT)
+    );
+}
