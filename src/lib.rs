@@ -15,8 +15,10 @@
 //!   persisted by the control shard and installed on every shard.
 //! - `shard`: the transport: pinned executors, the mesh, and `invoke_on(shard, op)` to run an
 //!   operation on the shard that owns the state; knows nothing of Kafka.
-//! - `config`, `util`, `alloc_guard`: the configuration, small shard-local utilities, the
-//!   allocation guard; used by everything.
+//! - `config`: one table of config keys (server.properties names): CLI flags, defaults,
+//!   validation, topic configs and the entries DescribeConfigs reports.
+//! - `util`, `alloc_guard`: small shard-local utilities (wake-ups, blocking file-system
+//!   calls) and the allocation guard; used by everything.
 //!
 //! A request is decoded on the shard that accepted its connection, split by partition owner,
 //! and sent to the owning shards; their replies are gathered and written back in request order.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{admin_options, assign, poll_records, Broker, Consumed, Msg};
-use rdkafka::admin::{NewPartitions, NewTopic, TopicReplication};
+use rdkafka::admin::{ConfigSource, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::consumer::Consumer;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
@@ -559,4 +559,159 @@ fn admin_create_describe_grow_delete() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(broker.partition_count(topic), None, "topic still listed");
+}
+
+/// DescribeConfigs through a real client (librdkafka asks v1 with synonyms): a topic's override
+/// is a topic config, a topic key derived from a broker key set by --override is a static broker
+/// config, the rest are defaults; broker keys are read-only, topic keys are not.
+#[test]
+fn describe_configs_sources() {
+    let broker = Broker::start(&["--override", "log.retention.hours=24"]);
+    let admin = broker.admin();
+    let topic = "described";
+    let new = [NewTopic::new(topic, 1, TopicReplication::Fixed(1)).set("segment.bytes", "1048576")];
+    let res = futures::executor::block_on(admin.create_topics(&new, &admin_options()))
+        .expect("CreateTopics");
+    assert_eq!(res, vec![Ok(topic.to_string())]);
+
+    let resources = [
+        ResourceSpecifier::Topic(topic),
+        ResourceSpecifier::Broker(0),
+    ];
+    let res = futures::executor::block_on(admin.describe_configs(&resources, &admin_options()))
+        .expect("DescribeConfigs");
+    let described = res[0].as_ref().expect("topic described");
+    let entry = |name: &str| {
+        let e = described
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} described"));
+        (
+            e.value.clone().unwrap_or_default(),
+            &e.source,
+            e.is_read_only,
+        )
+    };
+    assert_eq!(
+        entry("segment.bytes"),
+        ("1048576".to_string(), &ConfigSource::DynamicTopic, false)
+    );
+    assert_eq!(
+        entry("retention.ms"),
+        ("86400000".to_string(), &ConfigSource::StaticBroker, false)
+    );
+    assert_eq!(
+        entry("max.message.bytes"),
+        ("1048588".to_string(), &ConfigSource::Default, false)
+    );
+
+    let described = res[1].as_ref().expect("broker described");
+    let retention = described.get("log.retention.hours").expect("reported");
+    assert_eq!(
+        (
+            retention.value.as_deref(),
+            &retention.source,
+            retention.is_read_only
+        ),
+        (Some("24"), &ConfigSource::StaticBroker, true)
+    );
+    let partitions = described.get("num.partitions").expect("reported");
+    assert_eq!(
+        (
+            partitions.value.as_deref(),
+            &partitions.source,
+            partitions.is_default
+        ),
+        (Some("1"), &ConfigSource::Default, true)
+    );
+}
+
+/// DescribeConfigs v4 on raw TCP (no client library asks v3+ here): the broker answers with
+/// each key's Kafka type, its documentation when asked, and its synonyms when asked.
+#[test]
+fn describe_configs_v4_types_and_documentation() {
+    use bytes::{Buf, BytesMut};
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::{
+        ApiKey, DescribeConfigsRequest, DescribeConfigsResponse, RequestHeader, ResponseHeader,
+    };
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+    use std::io::{Read, Write};
+
+    const VERSION: i16 = 4;
+    const CONFIG_TYPE_INT: i8 = 3;
+    const CONFIG_TYPE_LONG: i8 = 5;
+    const SOURCE_STATIC_BROKER: i8 = 4;
+    const SOURCE_DEFAULT: i8 = 5;
+    let broker = Broker::start(&["--override", "log.retention.minutes=90"]);
+    let keys = ["log.retention.ms", "num.partitions"].map(StrBytes::from_static_str);
+    let request = DescribeConfigsRequest::default()
+        .with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_static_str("0"))
+            .with_configuration_keys(Some(keys.to_vec()))])
+        .with_include_synonyms(true)
+        .with_include_documentation(true);
+    let key = ApiKey::DescribeConfigs;
+    let mut buf = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(VERSION)
+        .with_correlation_id(7)
+        .encode(&mut buf, key.request_header_version(VERSION))
+        .expect("encode header");
+    request.encode(&mut buf, VERSION).expect("encode request");
+
+    let mut stream = std::net::TcpStream::connect(broker.addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut framed = (buf.len() as i32).to_be_bytes().to_vec();
+    framed.extend_from_slice(&buf);
+    stream.write_all(&framed).expect("send");
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).expect("response size");
+    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut body).expect("response body");
+    let mut body = bytes::Bytes::from(body);
+    let header = ResponseHeader::decode(&mut body, key.response_header_version(VERSION))
+        .expect("response header");
+    assert_eq!(header.correlation_id, 7);
+    let response = DescribeConfigsResponse::decode(&mut body, VERSION).expect("response");
+    assert_eq!(body.remaining(), 0);
+
+    let result = &response.results[0];
+    assert_eq!(result.error_code, 0);
+    let names: Vec<&str> = result.configs.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["log.retention.ms", "num.partitions"]);
+    let retention = &result.configs[0];
+    assert_eq!(retention.value.as_deref(), Some("5400000"));
+    assert_eq!(
+        (
+            retention.config_source,
+            retention.config_type,
+            retention.read_only
+        ),
+        (SOURCE_STATIC_BROKER, CONFIG_TYPE_LONG, true)
+    );
+    assert!(retention
+        .documentation
+        .as_ref()
+        .is_some_and(|d| !d.is_empty()));
+    let synonyms: Vec<(&str, Option<&str>, i8)> = retention
+        .synonyms
+        .iter()
+        .map(|s| (s.name.as_str(), s.value.as_deref(), s.source))
+        .collect();
+    assert_eq!(
+        synonyms,
+        [
+            ("log.retention.minutes", Some("90"), SOURCE_STATIC_BROKER),
+            ("log.retention.ms", Some("604800000"), SOURCE_DEFAULT),
+        ]
+    );
+    let partitions = &result.configs[1];
+    assert_eq!(
+        (partitions.config_source, partitions.config_type),
+        (SOURCE_DEFAULT, CONFIG_TYPE_INT)
+    );
 }

@@ -1,22 +1,20 @@
 //! DescribeConfigs: a topic's effective configs (its overrides over the broker's defaults) and
-//! the broker's. Read-only for now.
+//! the broker's, as the config table reports them (`config::ConfigEntry`). Read-only for now.
 
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::ResponseError;
 
 use super::{str_bytes, Broker, Ctx, Reply, Versions};
+use crate::config::{ConfigEntry, ConfigType, Source};
 
 pub const VERSIONS: Versions = Versions { min: 1, max: 4 };
 
-/// Kafka's resource types and config sources.
+/// Kafka's resource types.
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
-const SOURCE_TOPIC: i8 = 1;
-const SOURCE_STATIC_BROKER: i8 = 4;
-const SOURCE_DEFAULT: i8 = 5;
 
 pub fn handle(broker: &Broker, ctx: Ctx, req: DescribeConfigsRequest) -> Reply {
     let catalog = broker.catalog.get();
@@ -29,17 +27,9 @@ pub fn handle(broker: &Broker, ctx: Ctx, req: DescribeConfigsRequest) -> Reply {
             let base = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
-            let entries: Vec<(String, String, i8)> = match r.resource_type {
+            let entries: Vec<ConfigEntry> = match r.resource_type {
                 RESOURCE_TOPIC => match catalog.topic(&name) {
-                    Some(t) => shard
-                        .config
-                        .topic_config_defaults()
-                        .into_iter()
-                        .map(|(k, default)| match t.configs.get(k) {
-                            Some(v) => (k.to_string(), v.clone(), SOURCE_TOPIC),
-                            None => (k.to_string(), default, SOURCE_DEFAULT),
-                        })
-                        .collect(),
+                    Some(t) => shard.config.topic_config_entries(&t.configs),
                     None => {
                         return base
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code())
@@ -49,19 +39,7 @@ pub fn handle(broker: &Broker, ctx: Ctx, req: DescribeConfigsRequest) -> Reply {
                     }
                 },
                 RESOURCE_BROKER if name.is_empty() || name == shard.config.node_id.to_string() => {
-                    shard
-                        .config
-                        .broker_config_entries()
-                        .into_iter()
-                        .map(|e| {
-                            let source = if e.is_default {
-                                SOURCE_DEFAULT
-                            } else {
-                                SOURCE_STATIC_BROKER
-                            };
-                            (e.name, e.value, source)
-                        })
-                        .collect()
+                    shard.config.broker_config_entries()
                 }
                 RESOURCE_BROKER => {
                     return base
@@ -78,20 +56,70 @@ pub fn handle(broker: &Broker, ctx: Ctx, req: DescribeConfigsRequest) -> Reply {
                         ))))
                 }
             };
-            let keys = r.configuration_keys.as_ref();
+            // As Kafka: no key list, or an empty one, asks for every key.
+            let keys = r
+                .configuration_keys
+                .as_ref()
+                .filter(|keys| !keys.is_empty());
             let configs = entries
                 .into_iter()
-                .filter(|(k, _, _)| keys.is_none_or(|keys| keys.iter().any(|x| x.as_str() == k)))
-                .map(|(k, v, source)| {
-                    DescribeConfigsResourceResult::default()
-                        .with_name(str_bytes(k))
-                        .with_value(Some(str_bytes(v)))
-                        .with_read_only(r.resource_type == RESOURCE_BROKER)
-                        .with_config_source(source)
-                })
+                .filter(|e| keys.is_none_or(|keys| keys.iter().any(|k| k.as_str() == e.name)))
+                .map(|e| resource_result(e, &req))
                 .collect();
             base.with_configs(configs)
         })
         .collect();
     ctx.reply(&DescribeConfigsResponse::default().with_results(results))
+}
+
+/// One entry on the wire. `config_type` and `documentation` only exist from v3 on; the encoder
+/// leaves them out of older versions.
+fn resource_result(e: ConfigEntry, req: &DescribeConfigsRequest) -> DescribeConfigsResourceResult {
+    let synonyms = if req.include_synonyms {
+        e.synonyms
+            .into_iter()
+            .map(|s| {
+                DescribeConfigsSynonym::default()
+                    .with_name(str_bytes(s.name))
+                    .with_value(Some(str_bytes(s.value)))
+                    .with_source(source_code(s.source))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let documentation = req
+        .include_documentation
+        .then(|| str_bytes(e.documentation));
+    DescribeConfigsResourceResult::default()
+        .with_name(str_bytes(e.name))
+        .with_value(Some(str_bytes(e.value)))
+        .with_read_only(e.read_only)
+        .with_config_source(source_code(e.source))
+        .with_is_sensitive(false)
+        .with_synonyms(synonyms)
+        .with_config_type(config_type_code(e.config_type))
+        .with_documentation(documentation)
+}
+
+/// Kafka's `ConfigSource` codes.
+fn source_code(source: Source) -> i8 {
+    match source {
+        Source::TopicOverride => 1, // DYNAMIC_TOPIC_CONFIG
+        Source::StaticBroker => 4,  // STATIC_BROKER_CONFIG
+        Source::Default => 5,       // DEFAULT_CONFIG
+    }
+}
+
+/// Kafka's `ConfigType` codes (DescribeConfigs v3+).
+fn config_type_code(config_type: ConfigType) -> i8 {
+    match config_type {
+        ConfigType::Boolean => 1,
+        ConfigType::String => 2,
+        ConfigType::Int => 3,
+        ConfigType::Short => 4,
+        ConfigType::Long => 5,
+        ConfigType::Double => 6,
+        ConfigType::List => 7,
+    }
 }

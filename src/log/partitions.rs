@@ -19,19 +19,14 @@ use crate::shard::Shard;
 use crate::util::blocking;
 
 impl LogConfig {
-    /// The log settings of one topic: its overrides, else the broker's defaults.
+    /// The log settings of one topic: its overrides, else the broker's defaults (the config
+    /// table resolves and checks both).
     pub fn for_topic(config: &Config, topic: &Topic) -> LogConfig {
-        let get = |key: &str| topic.configs.get(key).and_then(|v| v.parse::<u64>().ok());
+        let topic = crate::config::TopicConfig::resolve(config, &topic.configs);
         LogConfig {
-            segment_bytes: get("segment.bytes")
-                .unwrap_or(config.log_segment_bytes)
-                .min(i32::MAX as u64) as u32,
-            index_interval_bytes: get("index.interval.bytes")
-                .map_or(config.log_index_interval_bytes, |v| {
-                    v.min(u64::from(u32::MAX)) as u32
-                }),
-            max_message_bytes: get("max.message.bytes")
-                .map_or(config.message_max_bytes, |v| v.min(i32::MAX as u64) as u32),
+            segment_bytes: topic.segment_bytes,
+            index_interval_bytes: topic.index_interval_bytes,
+            max_message_bytes: topic.max_message_bytes,
             io_buffer_bytes: io_buffer_bytes(config.io_memory_bytes),
         }
     }
