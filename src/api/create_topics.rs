@@ -11,15 +11,11 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::ResponseError;
 
-use super::{errors, str_bytes, Broker, Ctx, Reply, Versions};
+use super::{describe_configs, errors, str_bytes, Broker, Ctx, Reply, Versions};
 use crate::catalog::change::{self, Change, NewTopic};
 use crate::config::Config;
 
 pub const VERSIONS: Versions = Versions { min: 2, max: 7 };
-
-/// Kafka's `config_source` for a topic override and for a broker default.
-const SOURCE_TOPIC: i8 = 1;
-const SOURCE_DEFAULT: i8 = 5;
 
 pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: CreateTopicsRequest) -> Reply {
     let shard = &broker.shard;
@@ -152,22 +148,21 @@ fn new_topic(config: &Config, t: &CreatableTopic) -> Result<NewTopic, (ResponseE
     })
 }
 
+/// Every topic key's effective value and its source, as DescribeConfigs reports them.
 fn effective_configs(
     config: &Config,
     overrides: &BTreeMap<String, String>,
 ) -> Vec<CreatableTopicConfigs> {
     config
-        .topic_config_defaults()
+        .topic_config_entries(overrides)
         .into_iter()
-        .map(|(k, default)| {
-            let (value, source) = match overrides.get(k) {
-                Some(v) => (v.clone(), SOURCE_TOPIC),
-                None => (default, SOURCE_DEFAULT),
-            };
+        .map(|e| {
             CreatableTopicConfigs::default()
-                .with_name(str_bytes(k))
-                .with_value(Some(str_bytes(value)))
-                .with_config_source(source)
+                .with_name(str_bytes(e.name))
+                .with_value(Some(str_bytes(e.value)))
+                .with_read_only(e.read_only)
+                .with_config_source(describe_configs::source_code(e.source))
+                .with_is_sensitive(false)
         })
         .collect()
 }

@@ -102,8 +102,8 @@ fn resource_result(e: ConfigEntry, req: &DescribeConfigsRequest) -> DescribeConf
         .with_documentation(documentation)
 }
 
-/// Kafka's `ConfigSource` codes.
-fn source_code(source: Source) -> i8 {
+/// Kafka's `ConfigSource` codes (DescribeConfigs, CreateTopics v5+).
+pub fn source_code(source: Source) -> i8 {
     match source {
         Source::TopicOverride => 1, // DYNAMIC_TOPIC_CONFIG
         Source::StaticBroker => 4,  // STATIC_BROKER_CONFIG

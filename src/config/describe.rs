@@ -81,17 +81,11 @@ impl Config {
 
     /// The effective default of every topic key (what a topic without overrides gets), derived
     /// from the broker config where Kafka derives it; sorted by name.
-    pub fn topic_config_defaults(&self) -> Vec<(&'static str, String)> {
-        let none = BTreeMap::new();
-        let mut defaults: Vec<(&'static str, String)> = KEYS
-            .iter()
-            .filter(|key| key.is_topic())
-            .filter_map(|key| {
-                topic_value(key, self, &none).map(|(value, _)| (key.name, value.to_string()))
-            })
-            .collect();
-        defaults.sort_by_key(|(name, _)| *name);
-        defaults
+    pub fn topic_config_defaults(&self) -> Vec<(String, String)> {
+        self.topic_config_entries(&BTreeMap::new())
+            .into_iter()
+            .map(|e| (e.name, e.value))
+            .collect()
     }
 
     fn broker_entry(&self, key: &Key) -> Option<ConfigEntry> {
