@@ -107,26 +107,18 @@ pub fn start(mut config: Config) -> io::Result<Running> {
             finish,
         });
     }
-    let lifecycles = Arc::new(std::sync::Mutex::new(
-        lifecycles.into_iter().map(Some).collect::<Vec<_>>(),
-    ));
-    running.threads = runtime::spawn(config, move |shard, inbox| {
-        let lifecycle = lifecycles
-            .lock()
-            .ok()
-            .and_then(|mut l| l.get_mut(shard.id).and_then(Option::take));
-        async move {
-            let Some(lifecycle) = lifecycle else {
-                return Err(io::Error::other("shard started twice"));
-            };
+    running.threads = runtime::spawn(
+        config,
+        lifecycles,
+        move |shard, inbox, lifecycle| async move {
             let ready = lifecycle.ready.clone();
             let result = shard_main(shard, inbox, catalog, local_addr, lifecycle).await;
             if let Err(e) = &result {
                 let _ = ready.send(Err(io::Error::new(e.kind(), e.to_string())));
             }
             result
-        }
-    })?;
+        },
+    )?;
     for r in ready {
         match r.recv() {
             Ok(Ok(())) => {}

@@ -55,13 +55,21 @@ fn usable_cpus() -> Vec<usize> {
     cpus
 }
 
-/// Starts `config.shards` executors, pinned round-robin to the usable CPUs, joins them into a
-/// mesh, and runs `main(shard, inbox)` on each.
-pub fn spawn<F, Fut>(config: Arc<Config>, main: F) -> io::Result<Threads>
+/// Starts one executor per element of `inputs` (`config.shards` of them), pinned round-robin to
+/// the usable CPUs, joins them into a mesh, and runs `main(shard, inbox, input)` on each.
+pub fn spawn<T, F, Fut>(config: Arc<Config>, inputs: Vec<T>, main: F) -> io::Result<Threads>
 where
-    F: FnOnce(Rc<Shard>, Inbox) -> Fut + Send + Clone + 'static,
+    T: Send + 'static,
+    F: FnOnce(Rc<Shard>, Inbox, T) -> Fut + Send + Clone + 'static,
     Fut: Future<Output = io::Result<()>> + 'static,
 {
+    if inputs.len() != config.shards {
+        return Err(io::Error::other(format!(
+            "{} shard inputs for {} shards",
+            inputs.len(),
+            config.shards
+        )));
+    }
     let cpus = usable_cpus();
     if config.shards > cpus.len() {
         tracing::warn!(
@@ -72,7 +80,7 @@ where
     }
     let mesh = MeshBuilder::full(config.shards, MESH_CHANNEL_CAPACITY);
     let mut threads = Vec::with_capacity(config.shards);
-    for id in 0..config.shards {
+    for (id, input) in inputs.into_iter().enumerate() {
         let cpu = cpus[id % cpus.len()];
         let config = config.clone();
         let mesh = mesh.clone();
@@ -82,7 +90,7 @@ where
             .io_memory(config.io_memory_bytes)
             .spawn(move || async move {
                 let (shard, inbox) = join_mesh(id, config, mesh).await?;
-                main(shard, inbox).await
+                main(shard, inbox, input).await
             })
             .map_err(|e| {
                 io::Error::other(format!(
