@@ -3,8 +3,6 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use super::io_memory::MIN_IO_MEMORY_BYTES;
-
 /// Data directory used when neither `--data-dir` nor `log.dirs` / `log.dir` is given.
 pub const DEFAULT_DATA_DIR: &str = "./shardlog-data";
 /// Listen address used when neither `--listen` nor `listeners` is given: Kafka's port on loopback,
@@ -12,6 +10,8 @@ pub const DEFAULT_DATA_DIR: &str = "./shardlog-data";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
 /// Fewest shards (executor threads) a broker can run with.
 pub const MIN_SHARDS: usize = 1;
+/// Smallest explicit `shardlog.io.memory.bytes`: glommio rounds anything smaller up to this.
+pub const MIN_IO_MEMORY_BYTES: usize = 64 * 1024;
 /// Most shards a broker can run with; partition-to-shard maps and per-shard buffers are sized for at most this many.
 pub const MAX_SHARDS: usize = 256;
 /// `node.id` / `broker.id` when neither is set.

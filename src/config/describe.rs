@@ -6,19 +6,8 @@ use std::collections::BTreeMap;
 
 use super::keys::{Key, Scope, KEYS};
 use super::topic::{override_value, topic_value};
-use super::value::ConfigType;
+use super::value::{ConfigType, Source};
 use super::Config;
-
-/// Where a value came from (Kafka's `ConfigSource`, the ones shardlog can have).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
-    /// Set on the topic (CreateTopics configs): Kafka's DYNAMIC_TOPIC_CONFIG.
-    TopicOverride,
-    /// Set in the --config file, by --override or by a dedicated flag: STATIC_BROKER_CONFIG.
-    StaticBroker,
-    /// Nobody set it: DEFAULT_CONFIG.
-    Default,
-}
 
 /// One value that contributes to an entry, highest precedence first (Kafka's
 /// `DescribeConfigsSynonym`).

@@ -1,9 +1,8 @@
 //! glommio io_memory sizing: how much registered memory each shard gets, from the memlock limit.
 
+pub use super::defaults::MIN_IO_MEMORY_BYTES;
 use super::defaults::MIN_SHARDS;
 
-/// Smallest explicit `shardlog.io.memory.bytes`: glommio rounds anything smaller up to this.
-pub const MIN_IO_MEMORY_BYTES: usize = 64 * 1024;
 /// Largest explicit `shardlog.io.memory.bytes`; more than this per shard only pins memory for nothing.
 pub const MAX_IO_MEMORY_BYTES: usize = 1 << 30;
 /// Most io_memory the computed default gives a shard: glommio's own default.

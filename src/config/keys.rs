@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 
 use super::defaults::*;
-use super::describe::Source;
 use super::io_memory::{default_io_memory_bytes, MAX_IO_MEMORY_BYTES, MIN_IO_MEMORY_BYTES};
 use super::listeners::{url_host, PLAINTEXT};
 use super::topic::TopicConfig;
+use super::value::Source;
 use super::value::{parse_list, FromValue, ToValue, Type, Value};
 use super::Config;
 

@@ -30,10 +30,11 @@ mod topic;
 mod value;
 
 pub use defaults::*;
-pub use describe::{ConfigEntry, ConfigSynonym, Source};
+pub use describe::{ConfigEntry, ConfigSynonym};
 pub use io_memory::*;
 pub use keys::{Binding, Convert, DefaultValue, Key, Scope, Synonym, Update, KEYS};
 pub use topic::TopicConfig;
+pub use value::Source;
 pub use value::{ConfigType, Type, Value, CLEANUP_POLICIES};
 
 use keys::topic_key;

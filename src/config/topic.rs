@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::describe::Source;
 use super::keys::{broker_key, Binding, Key, Scope, KEYS};
+use super::value::Source;
 use super::value::Value;
 use super::Config;
 

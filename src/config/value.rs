@@ -285,3 +285,14 @@ fn parse_throttled_replicas(value: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Where a value came from (Kafka's `ConfigSource`, the ones shardlog can have).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Set on the topic (CreateTopics configs): Kafka's DYNAMIC_TOPIC_CONFIG.
+    TopicOverride,
+    /// Set in the --config file, by --override or by a dedicated flag: STATIC_BROKER_CONFIG.
+    StaticBroker,
+    /// Nobody set it: DEFAULT_CONFIG.
+    Default,
+}
