@@ -48,6 +48,8 @@ pub fn member_specs(consumers: usize) -> Vec<ConsumerSpec> {
         .collect()
 }
 
+/// `loadgen consume`: finds the topic (and the group's coordinator), runs the consumers and
+/// reports what they read.
 pub fn run(args: &ConsumeArgs) -> Result<Report> {
     let common = &args.common;
     let finish = args.finish.finish();

@@ -16,6 +16,8 @@ use crate::analytics::metrics::{Flow, Lat};
 use crate::analytics::report::Report;
 use crate::args::E2eArgs;
 
+/// `loadgen e2e`: sets up the topic, runs producers and consumers together and reports the
+/// records consumed, timed end to end.
 pub fn run(args: &E2eArgs) -> Result<Report> {
     let common = &args.common;
     let finish = args.finish.finish();

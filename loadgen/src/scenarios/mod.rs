@@ -202,6 +202,7 @@ pub struct Bootstrap {
 }
 
 impl Bootstrap {
+    /// The bootstrap addresses, topic and timeouts of the command line.
     pub fn of(common: &Common) -> Bootstrap {
         Bootstrap {
             addrs: common.bootstrap.clone(),
@@ -536,6 +537,7 @@ impl Ended {
             .load(Ordering::Relaxed)
     }
 
+    /// Percentiles of latency `lat`.
     pub fn latency(&self, lat: Lat) -> LatencySummary {
         LatencySummary::of(&self.agg.latency[lat as usize])
     }

@@ -98,6 +98,7 @@ pub fn request_latency(ended: &Ended, acks: Acks) -> Vec<(String, String, Latenc
     )]
 }
 
+/// `loadgen produce`: sets up the topic, runs the producers and reports what was acknowledged.
 pub fn run(args: &ProduceArgs) -> Result<Report> {
     let common = &args.common;
     let finish = args.finish.finish();
