@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{loadgen, Broker, Loadgen};
+use common::{loadgen, Broker, Loadgen, Run};
 use kafka_protocol::records::Compression;
 
 /// Keys "0".."n-1", as loadgen's `--keys n` draws them.
@@ -307,15 +307,12 @@ fn group_args<'a>(group: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
-/// Proves group runs commit exactly what they read (OffsetFetch on the broker), the next run
-/// of the group resumes there so nothing is read twice or skipped, every member leaves, and a
-/// new group starts per --from.
-#[test]
-fn consume_group_commits_and_resumes() {
-    let b = Broker::start();
+/// Produces `records` keyed records (16 keys, 100-byte values) to topic "t" of 4 partitions,
+/// the data every group test reads.
+fn produce_keyed(b: &Broker, name: &str, records: &str) {
     loadgen(
-        &b,
-        "produce",
+        b,
+        name,
         &[
             "produce",
             "--topic",
@@ -325,35 +322,100 @@ fn consume_group_commits_and_resumes() {
             "--record-bytes",
             "100",
             "--records",
-            "3000",
+            records,
             "--keys",
             "16",
         ],
     )
     .assert_ok();
+}
+
+/// Each partition's end as a committed offset: what a group holds once it has read everything.
+fn ends(hw: &[i64]) -> Vec<Option<i64>> {
+    hw.iter().map(|&o| Some(o)).collect()
+}
+
+/// Asserts that two runs of a group read each partition's records (up to `hw`) exactly once
+/// between them, per their reports.
+fn assert_read_once_between(hw: &[i64], (name1, run1): (&str, &Run), (name2, run2): (&str, &Run)) {
+    let (r1, r2) = (
+        run1.group_map("records_by_partition"),
+        run2.group_map("records_by_partition"),
+    );
+    for (p, &end) in hw.iter().enumerate() {
+        let p = p as i32;
+        assert_eq!(
+            r1.get(&p).unwrap_or(&0) + r2.get(&p).unwrap_or(&0),
+            end,
+            "partition {p}: {name1} {r1:?} {name2} {r2:?}"
+        );
+    }
+}
+
+/// Asserts that `run` started each of the 4 partitions once, at its end (`hw`).
+fn assert_started_at_the_end(run: &Run, hw: &[i64]) {
+    assert_eq!(run.started_at().len(), 4, "{}", run.group());
+    for (p, starts) in run.started_at() {
+        assert_eq!(
+            starts,
+            vec![hw[p as usize]],
+            "partition {p} started at the end"
+        );
+    }
+}
+
+/// Proves group runs commit exactly what they read (OffsetFetch on the broker), the next run
+/// of the group resumes there so nothing is read twice or skipped, every member leaves, and a
+/// new group starts per --from.
+#[test]
+fn consume_group_commits_and_resumes() {
+    let b = Broker::start();
+    produce_keyed(&b, "produce", "3000");
     let hw = b.high_watermarks("t");
     assert_eq!(hw.iter().sum::<i64>(), 3000);
 
-    // Part of the topic first: exactly 1000 records, committed exactly that far.
-    let c1 = loadgen(&b, "c1", &group_args("g", &["--records", "1000"]));
+    let (c1, committed1) = read_part_and_commit(&b);
+    let c2 = read_the_rest_from_the_commits(&b, &committed1);
+    // Exactly once: the two runs read each partition's records between them, and the group
+    // has committed the end of every partition.
+    assert_read_once_between(&hw, ("c1", &c1), ("c2", &c2));
+    assert_eq!(b.committed("g", "t"), ends(&hw), "every record committed");
+    assert!(
+        b.describe_group("g").members.is_empty(),
+        "both members left"
+    );
+
+    nothing_left_for_a_third_run(&b, &hw);
+    new_groups_start_per_from(&b, &hw);
+}
+
+/// Part of the topic first: one member reads exactly 1000 records of group "g", commits
+/// exactly that far (its report and the broker agree) and leaves. Returns its run and the
+/// offsets committed.
+fn read_part_and_commit(b: &Broker) -> (Run, Vec<Option<i64>>) {
+    let c1 = loadgen(b, "c1", &group_args("g", &["--records", "1000"]));
     c1.assert_ok();
     assert_eq!(c1.records(), 1000);
     assert_eq!(c1.group()["coordinator"], b.addr.as_str());
     assert_eq!(c1.group()["commit_errors"], 0);
-    let committed1 = b.committed("g", "t");
-    let sum1: i64 = committed1.iter().map(|o| o.unwrap_or(0)).sum();
-    assert_eq!(sum1, 1000, "committed right after the last record read");
+    let committed = b.committed("g", "t");
+    let sum: i64 = committed.iter().map(|o| o.unwrap_or(0)).sum();
+    assert_eq!(sum, 1000, "committed right after the last record read");
     for (p, o) in c1.group_map("committed") {
-        assert_eq!(committed1[p as usize], Some(o), "report and broker agree");
+        assert_eq!(committed[p as usize], Some(o), "report and broker agree");
     }
     for (p, n) in c1.group_map("records_by_partition") {
-        assert_eq!(committed1[p as usize], Some(n), "started at 0, read {n}");
+        assert_eq!(committed[p as usize], Some(n), "started at 0, read {n}");
     }
     assert!(b.describe_group("g").members.is_empty(), "the member left");
+    (c1, committed)
+}
 
-    // Two members read the rest, starting at the committed offsets.
+/// Two members of group "g" read the remaining 2000 records, each partition resuming at the
+/// offset `committed` before.
+fn read_the_rest_from_the_commits(b: &Broker, committed: &[Option<i64>]) -> Run {
     let c2 = loadgen(
-        &b,
+        b,
         "c2",
         &group_args("g", &["--records", "2000", "--consumers", "2"]),
     );
@@ -363,52 +425,35 @@ fn consume_group_commits_and_resumes() {
     for (p, starts) in c2.started_at() {
         assert_eq!(
             starts[0],
-            committed1[p as usize].unwrap_or(0),
+            committed[p as usize].unwrap_or(0),
             "partition {p} resumed at the committed offset"
         );
     }
-    // Exactly once: the two runs read each partition's records between them, and the group
-    // has committed the end of every partition.
-    let (r1, r2) = (
-        c1.group_map("records_by_partition"),
-        c2.group_map("records_by_partition"),
-    );
-    for (p, &end) in hw.iter().enumerate() {
-        let p = p as i32;
-        assert_eq!(
-            r1.get(&p).unwrap_or(&0) + r2.get(&p).unwrap_or(&0),
-            end,
-            "partition {p}: c1 {r1:?} c2 {r2:?}"
-        );
-    }
-    let ends: Vec<Option<i64>> = hw.iter().map(|&o| Some(o)).collect();
-    assert_eq!(b.committed("g", "t"), ends, "every record committed");
-    assert!(
-        b.describe_group("g").members.is_empty(),
-        "both members left"
-    );
+    c2
+}
 
-    // Nothing old is left for a third run.
+/// A third run of group "g" finds nothing old left: it starts every partition at its end,
+/// reads nothing, and ends at the stall timeout with the shortfall (exit code 1).
+fn nothing_left_for_a_third_run(b: &Broker, hw: &[i64]) {
     let c3 = loadgen(
-        &b,
+        b,
         "c3",
         &group_args("g", &["--records", "1", "--stall-timeout-s", "1"]),
     );
     assert_eq!(c3.status.code(), Some(1));
     assert_eq!(c3.records(), 0);
     assert_eq!(c3.json["shortfall"], 1);
-    assert_eq!(c3.started_at().len(), 4, "{}", c3.group());
-    for (p, starts) in c3.started_at() {
-        assert_eq!(starts, vec![hw[p as usize]], "partition {p}");
-    }
+    assert_started_at_the_end(&c3, hw);
+}
 
-    // Another group starts per --from: earliest reads everything, latest nothing.
-    let o = loadgen(&b, "other", &group_args("other", &["--records", "3000"]));
+/// Another group starts per --from: earliest reads (and commits) everything, latest nothing.
+fn new_groups_start_per_from(b: &Broker, hw: &[i64]) {
+    let o = loadgen(b, "other", &group_args("other", &["--records", "3000"]));
     o.assert_ok();
     assert_eq!(o.records(), 3000);
-    assert_eq!(b.committed("other", "t"), ends);
+    assert_eq!(b.committed("other", "t"), ends(hw));
     let l = loadgen(
-        &b,
+        b,
         "latest",
         &group_args(
             "latest",
@@ -423,14 +468,7 @@ fn consume_group_commits_and_resumes() {
         ),
     );
     assert_eq!(l.records(), 0);
-    assert_eq!(l.started_at().len(), 4, "{}", l.group());
-    for (p, starts) in l.started_at() {
-        assert_eq!(
-            starts,
-            vec![hw[p as usize]],
-            "partition {p} started at the end"
-        );
-    }
+    assert_started_at_the_end(&l, hw);
 }
 
 /// Proves a second `consume --group` process joining a running one gets half the partitions
@@ -439,27 +477,7 @@ fn consume_group_commits_and_resumes() {
 #[test]
 fn consume_group_rebalances_between_processes() {
     let b = Broker::start();
-    let produce = |name: &str| {
-        loadgen(
-            &b,
-            name,
-            &[
-                "produce",
-                "--topic",
-                "t",
-                "--partitions",
-                "4",
-                "--record-bytes",
-                "100",
-                "--records",
-                "2000",
-                "--keys",
-                "16",
-            ],
-        )
-        .assert_ok()
-    };
-    produce("produce1");
+    produce_keyed(&b, "produce1", "2000");
     let hw1 = b.high_watermarks("t");
     assert!(
         hw1.iter().all(|&n| n > 0),
@@ -481,10 +499,26 @@ fn consume_group_rebalances_between_processes() {
             && g.members.len() == 2
             && g.members.iter().all(|(_, parts)| parts.len() == 2)
     });
-    let split = b.describe_group("g");
+    let hw2 = more_records_read_while_split(&b, &hw1, &mut a, &mut bb);
 
-    // More records, now read by both members, each from its own partitions.
-    produce("produce2");
+    let (a, bb) = (a.wait(), bb.wait());
+    assert_read_everything_once(&a, &bb, &hw2);
+    assert_b_took_half_from_a(&a, &bb, &hw1);
+    assert!(b.describe_group("g").members.is_empty(), "both left");
+    assert_eq!(b.committed("g", "t"), ends(&hw2));
+}
+
+/// With the partitions split between members A and B of group "g": 2000 more records, read
+/// by both members from their own partitions and all committed while both are still in the
+/// group. Returns the new ends.
+fn more_records_read_while_split(
+    b: &Broker,
+    hw1: &[i64],
+    a: &mut Loadgen,
+    bb: &mut Loadgen,
+) -> Vec<i64> {
+    let split = b.describe_group("g");
+    produce_keyed(b, "produce2", "2000");
     let hw2 = b.high_watermarks("t");
     assert_eq!(hw2.iter().sum::<i64>(), 4000);
     assert!(
@@ -501,8 +535,12 @@ fn consume_group_rebalances_between_processes() {
         2,
         "still the same two members: {split:?}"
     );
+    hw2
+}
 
-    let (a, bb) = (a.wait(), bb.wait());
+/// Asserts that processes A and B both succeeded without commit errors and read all 4000
+/// records (up to `hw2`) exactly once between them.
+fn assert_read_everything_once(a: &Run, bb: &Run, hw2: &[i64]) {
     a.assert_ok();
     bb.assert_ok();
     assert_eq!(a.group()["commit_errors"], 0);
@@ -515,21 +553,18 @@ fn consume_group_rebalances_between_processes() {
         bb.records()
     );
     // Exactly once, per partition.
+    assert_read_once_between(hw2, ("a", a), ("b", bb));
+}
+
+/// Asserts that A started with every partition and gave two up to B, which started them
+/// where A had committed: the end of the first 2000 records (`hw1`).
+fn assert_b_took_half_from_a(a: &Run, bb: &Run, hw1: &[i64]) {
     let (ra, rb) = (
         a.group_map("records_by_partition"),
         bb.group_map("records_by_partition"),
     );
-    for (p, &end) in hw2.iter().enumerate() {
-        let p = p as i32;
-        assert_eq!(
-            ra.get(&p).unwrap_or(&0) + rb.get(&p).unwrap_or(&0),
-            end,
-            "partition {p}: a {ra:?} b {rb:?}"
-        );
-    }
     assert_eq!(ra.len(), 4, "A started with every partition: {ra:?}");
     assert_eq!(rb.len(), 2, "B got half: {rb:?}");
-    // B started where A had committed: the end of the first 2000 records.
     let starts = bb.started_at();
     for p in rb.keys() {
         assert_eq!(starts[p][0], hw1[*p as usize], "partition {p}: {starts:?}");
@@ -540,7 +575,4 @@ fn consume_group_rebalances_between_processes() {
         "{}",
         a.group()
     );
-    assert!(b.describe_group("g").members.is_empty(), "both left");
-    let ends: Vec<Option<i64>> = hw2.iter().map(|&o| Some(o)).collect();
-    assert_eq!(b.committed("g", "t"), ends);
 }

@@ -42,6 +42,8 @@ const ERROR_BACKOFF: Duration = Duration::from_millis(100);
 const IDLE_WAIT: Duration = Duration::from_millis(10);
 /// How often a group member looks whether it is time to heartbeat, commit or stop.
 const MEMBER_TICK: Duration = Duration::from_millis(10);
+/// ListOffsets timestamp of a partition's earliest offset (where a fetch out of range restarts).
+const EARLIEST: i64 = -2;
 
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
@@ -59,6 +61,27 @@ pub struct ConsumerConfig {
     pub e2e: bool,
     /// Read as members of this consumer group instead of by explicit assignment.
     pub group: Option<GroupConfig>,
+}
+
+impl ConsumerConfig {
+    /// Offsets at `timestamp` (-2 earliest, -1 latest) of `partitions` of the topic, asked of
+    /// their leader on `conn`.
+    async fn offsets_at(
+        &self,
+        conn: &Connection,
+        partitions: &[i32],
+        timestamp: i64,
+    ) -> Result<BTreeMap<i32, i64>> {
+        list_offsets(
+            conn,
+            &self.versions,
+            &self.topic.name,
+            partitions,
+            timestamp,
+            self.request_timeout,
+        )
+        .await
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +126,36 @@ struct PartitionState {
     /// Which assignment of the partition this is (a fetch answered after the partition was
     /// taken away, or taken away and given back, is not counted).
     incarnation: u64,
+}
+
+/// A partition as a fetch asked for it: which assignment of it, at which position.
+struct Asked {
+    id: i32,
+    offset: i64,
+    incarnation: u64,
+}
+
+impl Asked {
+    /// What a fetch of `parts` asks for.
+    fn of(parts: &[PartitionState]) -> Vec<Asked> {
+        parts
+            .iter()
+            .map(|p| Asked {
+                id: p.id,
+                offset: p.offset,
+                incarnation: p.incarnation,
+            })
+            .collect()
+    }
+}
+
+/// The partition errors of one Fetch response.
+#[derive(Default)]
+struct FetchErrors {
+    /// Whether any partition had one (the loop pauses before the next fetch).
+    any: bool,
+    /// (partition, incarnation) to restart from the earliest offset.
+    out_of_range: Vec<(i32, u64)>,
 }
 
 /// The partitions read from one leader; a group member's change with each assignment.
@@ -173,16 +226,10 @@ impl Consumer {
             let conn = Connection::connect(addr, cfg.connect_timeout)
                 .await
                 .with_context(|| format!("consumer {}", spec.id))?;
-            let offsets = list_offsets(
-                &conn,
-                &cfg.versions,
-                &cfg.topic.name,
-                &parts,
-                cfg.from,
-                cfg.request_timeout,
-            )
-            .await
-            .with_context(|| format!("consumer {}", spec.id))?;
+            let offsets = cfg
+                .offsets_at(&conn, &parts, cfg.from)
+                .await
+                .with_context(|| format!("consumer {}", spec.id))?;
             legs.push(Leg {
                 leader,
                 conn: Rc::new(conn),
@@ -292,18 +339,12 @@ impl LegCtx {
         self.cfg.e2e && self.run.e2e_caught_up()
     }
 
+    /// Reads `leg`'s partitions until the run needs no more records, the deadline passes, or a
+    /// request fails (which aborts the run): one Fetch in flight at a time.
     async fn fetch_loop(self, leg: Leg) {
-        let version = self.cfg.versions.fetch;
-        let timeout = self.cfg.request_timeout + Duration::from_millis(self.cfg.max_wait_ms as u64);
         while !self.done() {
-            // (partition, offset, incarnation) asked for.
-            let sent: Vec<(i32, i64, u64)> = leg
-                .partitions
-                .borrow()
-                .iter()
-                .map(|p| (p.id, p.offset, p.incarnation))
-                .collect();
-            if sent.is_empty() {
+            let asked = Asked::of(&leg.partitions.borrow());
+            if asked.is_empty() {
                 // A group member with nothing (yet) to read from this leader.
                 if self.deadline.is_some_and(|d| Instant::now() >= d) {
                     break;
@@ -311,122 +352,140 @@ impl LegCtx {
                 glommio::timer::sleep(IDLE_WAIT).await;
                 continue;
             }
-            let req = FetchRequest::default()
-                .with_replica_id((-1).into())
-                .with_max_wait_ms(self.cfg.max_wait_ms)
-                .with_min_bytes(1)
-                .with_max_bytes(self.cfg.max_bytes)
-                .with_isolation_level(0)
-                .with_session_id(0)
-                .with_session_epoch(-1)
-                .with_topics(vec![FetchTopic::default()
-                    .with_topic(topic_name(&self.cfg.topic.name))
-                    .with_partitions(
-                        leg.partitions
-                            .borrow()
-                            .iter()
-                            .map(|p| {
-                                FetchPartition::default()
-                                    .with_partition(p.id)
-                                    .with_fetch_offset(p.offset)
-                                    .with_partition_max_bytes(p.max_bytes)
-                            })
-                            .collect(),
-                    )]);
-            let fut = match leg.conn.start(ApiKey::Fetch, version, &req) {
-                Ok(f) => f,
-                Err(e) => {
-                    self.run.abort(format!("consumer {}: {e:#}", self.id));
-                    break;
-                }
+            let Some((resp, now)) = self.fetch(&leg).await else {
+                break;
             };
-            let sent_at = fut.sent_at;
-            let wait = leg.conn.wait::<FetchResponse>(fut, timeout);
-            let (resp, len) = match race(wait, self.deadline, &self.run.abort_flag).await {
-                Race::Done(Ok(r)) => r,
-                Race::Done(Err(e)) => {
-                    self.run.abort(format!("consumer {}: {e:#}", self.id));
-                    break;
-                }
-                Race::Deadline | Race::Aborted => break,
-            };
-            let now = Instant::now();
-            self.meter.latency_ns(
-                Lat::Fetch,
-                now.saturating_duration_since(sent_at).as_nanos() as u64,
-            );
-            self.meter.wire(Flow::Consumed, len as u64);
             if resp.error_code != 0 {
                 self.meter.error(&error_name(resp.error_code), 1);
                 glommio::timer::sleep(ERROR_BACKOFF).await;
                 continue;
             }
-            let mut had_error = false;
-            // (partition, incarnation) to restart from the earliest offset.
-            let mut reset = Vec::new();
-            {
-                let mut parts = leg.partitions.borrow_mut();
-                for t in &resp.responses {
-                    for pd in &t.partitions {
-                        // Only the partitions asked for, still in the same hands at the same
-                        // position.
-                        let Some(&(_, offset, incarnation)) =
-                            sent.iter().find(|s| s.0 == pd.partition_index)
-                        else {
-                            continue;
-                        };
-                        let Some(st) = parts.iter_mut().find(|p| {
-                            p.id == pd.partition_index
-                                && p.incarnation == incarnation
-                                && p.offset == offset
-                        }) else {
-                            continue;
-                        };
-                        if pd.error_code != 0 {
-                            had_error = true;
-                            self.meter.error(&error_name(pd.error_code), 1);
-                            if pd.error_code == code::OFFSET_OUT_OF_RANGE {
-                                reset.push((st.id, st.incarnation));
-                            }
-                            continue;
-                        }
-                        if let Some(records) = &pd.records {
-                            self.take_records(st, records, now);
-                        }
-                    }
-                }
+            let errors = self.take_response(&leg, &asked, &resp, now);
+            if let Err(e) = self.restart_at_earliest(&leg, &errors.out_of_range).await {
+                self.abort(&e);
+                return;
             }
-            for (id, incarnation) in reset {
-                match list_offsets(
-                    &leg.conn,
-                    &self.cfg.versions,
-                    &self.cfg.topic.name,
-                    &[id],
-                    -2,
-                    self.cfg.request_timeout,
-                )
-                .await
-                {
-                    Ok(o) => {
-                        if let Some(st) = leg
-                            .partitions
-                            .borrow_mut()
-                            .iter_mut()
-                            .find(|p| p.id == id && p.incarnation == incarnation)
-                        {
-                            st.offset = o[&id];
-                        }
-                    }
-                    Err(e) => {
-                        self.run.abort(format!("consumer {}: {e:#}", self.id));
-                        return;
-                    }
-                }
-            }
-            if had_error {
+            if errors.any {
                 glommio::timer::sleep(ERROR_BACKOFF).await;
             }
         }
+    }
+
+    /// One Fetch of `leg`'s partitions at their positions, timed; with the moment it was
+    /// answered. None when the loop must end: the deadline passed, the run was aborted, or the
+    /// request failed (which aborts the run).
+    async fn fetch(&self, leg: &Leg) -> Option<(FetchResponse, Instant)> {
+        let timeout = self.cfg.request_timeout + Duration::from_millis(self.cfg.max_wait_ms as u64);
+        let req = self.fetch_request(&leg.partitions.borrow());
+        let fut = match leg.conn.start(ApiKey::Fetch, self.cfg.versions.fetch, &req) {
+            Ok(f) => f,
+            Err(e) => {
+                self.abort(&e);
+                return None;
+            }
+        };
+        let sent_at = fut.sent_at;
+        let wait = leg.conn.wait::<FetchResponse>(fut, timeout);
+        let (resp, len) = match race(wait, self.deadline, &self.run.abort_flag).await {
+            Race::Done(Ok(r)) => r,
+            Race::Done(Err(e)) => {
+                self.abort(&e);
+                return None;
+            }
+            Race::Deadline | Race::Aborted => return None,
+        };
+        let now = Instant::now();
+        self.meter.latency_ns(
+            Lat::Fetch,
+            now.saturating_duration_since(sent_at).as_nanos() as u64,
+        );
+        self.meter.wire(Flow::Consumed, len as u64);
+        Some((resp, now))
+    }
+
+    /// The Fetch request for `parts` at their positions: long poll up to max_wait_ms for at
+    /// least one byte, no fetch session (session id 0, epoch -1), uncommitted records.
+    fn fetch_request(&self, parts: &[PartitionState]) -> FetchRequest {
+        FetchRequest::default()
+            .with_replica_id((-1).into())
+            .with_max_wait_ms(self.cfg.max_wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(self.cfg.max_bytes)
+            .with_isolation_level(0)
+            .with_session_id(0)
+            .with_session_epoch(-1)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(topic_name(&self.cfg.topic.name))
+                .with_partitions(
+                    parts
+                        .iter()
+                        .map(|p| {
+                            FetchPartition::default()
+                                .with_partition(p.id)
+                                .with_fetch_offset(p.offset)
+                                .with_partition_max_bytes(p.max_bytes)
+                        })
+                        .collect(),
+                )])
+    }
+
+    /// Counts the records of each partition of `resp` that is still read as it was asked for
+    /// (same incarnation, same position); a partition in other hands, or at another position,
+    /// has moved on and its answer is dropped. Returns the partition errors met.
+    fn take_response(
+        &self,
+        leg: &Leg,
+        asked: &[Asked],
+        resp: &FetchResponse,
+        now: Instant,
+    ) -> FetchErrors {
+        let mut errors = FetchErrors::default();
+        let mut parts = leg.partitions.borrow_mut();
+        for pd in resp.responses.iter().flat_map(|t| t.partitions.iter()) {
+            let Some(a) = asked.iter().find(|a| a.id == pd.partition_index) else {
+                continue;
+            };
+            let Some(st) = parts
+                .iter_mut()
+                .find(|p| p.id == a.id && p.incarnation == a.incarnation && p.offset == a.offset)
+            else {
+                continue;
+            };
+            if pd.error_code != 0 {
+                errors.any = true;
+                self.meter.error(&error_name(pd.error_code), 1);
+                if pd.error_code == code::OFFSET_OUT_OF_RANGE {
+                    errors.out_of_range.push((st.id, st.incarnation));
+                }
+                continue;
+            }
+            if let Some(records) = &pd.records {
+                self.take_records(st, records, now);
+            }
+        }
+        errors
+    }
+
+    /// Moves each (partition, incarnation) of `out_of_range` still read to its earliest offset
+    /// (ListOffsets), one at a time; the first failure ends it.
+    async fn restart_at_earliest(&self, leg: &Leg, out_of_range: &[(i32, u64)]) -> Result<()> {
+        for &(id, incarnation) in out_of_range {
+            let o = self.cfg.offsets_at(&leg.conn, &[id], EARLIEST).await?;
+            if let Some(st) = leg
+                .partitions
+                .borrow_mut()
+                .iter_mut()
+                .find(|p| p.id == id && p.incarnation == incarnation)
+            {
+                st.offset = o[&id];
+            }
+        }
+        Ok(())
+    }
+
+    /// Aborts the run for `e`, naming this consumer.
+    fn abort(&self, e: &anyhow::Error) {
+        self.run.abort(format!("consumer {}: {e:#}", self.id));
     }
 
     /// Counts (and for e2e, times) the records of one partition's fetched bytes.
@@ -735,15 +794,7 @@ impl Member {
                 let reset = if unset.is_empty() {
                     BTreeMap::new()
                 } else {
-                    list_offsets(
-                        conn,
-                        &self.cfg.versions,
-                        &self.cfg.topic.name,
-                        &unset,
-                        self.cfg.from,
-                        self.cfg.request_timeout,
-                    )
-                    .await?
+                    self.cfg.offsets_at(conn, &unset, self.cfg.from).await?
                 };
                 let mut stats = self.g.stats.lock().unwrap();
                 let mut parts = parts.borrow_mut();

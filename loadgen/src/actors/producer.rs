@@ -15,11 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use futures::channel::oneshot;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::records::Compression;
 
-use crate::analytics::metrics::{Flow, Lat, Meter};
+use crate::analytics::metrics::{Flow, Lat, Meter, Metrics};
 use crate::scenarios::RunState;
 use crate::utils::batch::{encode_batch, PendingRecord, RecordGen, BATCH_HEADER_BYTES};
 use crate::utils::finish::Finish;
@@ -91,7 +92,20 @@ struct PartitionQueue {
 
 impl PartitionQueue {
     fn is_empty(&self) -> bool {
-        self.sealed.is_empty() && self.open.as_ref().is_none_or(|b| b.records.is_empty())
+        self.next_est().is_none()
+    }
+
+    /// Estimated size of the batch that goes out next: the oldest sealed one, else the open one
+    /// if it has records (None when the queue is empty).
+    fn next_est(&self) -> Option<usize> {
+        match self.sealed.front() {
+            Some(b) => Some(b.est),
+            None => self
+                .open
+                .as_ref()
+                .filter(|b| !b.records.is_empty())
+                .map(|b| b.est),
+        }
     }
 }
 
@@ -109,6 +123,101 @@ struct Shared {
     buffered: Cell<usize>,
     notify: crate::utils::wait::Notify,
     first_failure: RefCell<Option<String>>,
+}
+
+impl Shared {
+    /// Keeps `why` if it is the first failure (told when the producer ends).
+    fn note_failure(&self, why: &str) {
+        self.first_failure
+            .borrow_mut()
+            .get_or_insert_with(|| why.to_string());
+    }
+}
+
+/// Where record generation stands in a run: its schedule (`rate`; None for a closed loop), its
+/// window, its target, and how far it got.
+struct Generation {
+    rate: Option<RateLimiter>,
+    start: Instant,
+    start_ns: u64,
+    deadline: Option<Instant>,
+    /// Records to generate in all (None: until the deadline).
+    target: Option<u64>,
+    generated: u64,
+    /// Whether records are still to be generated.
+    active: bool,
+}
+
+impl Generation {
+    /// Generation for `spec`'s share of the run that starts at `start`.
+    fn new(spec: &ProducerSpec, cfg: &ProducerConfig, start: Instant, m: &Metrics) -> Generation {
+        let duration = cfg.finish.duration();
+        // On a schedule with a duration: only the records scheduled inside the window.
+        let scheduled_total = match (&spec.rate, duration) {
+            (Some(r), Some(d)) => Some(r.count_before(d.as_nanos() as u64)),
+            _ => None,
+        };
+        let target = match (spec.records, scheduled_total) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Generation {
+            rate: spec.rate,
+            start,
+            start_ns: m.ns_since_origin(start),
+            deadline: duration.map(|d| start + d),
+            target,
+            generated: 0,
+            active: target != Some(0),
+        }
+    }
+
+    /// Closed loop: generation ends at the deadline. On a schedule, `target` already holds
+    /// exactly the records scheduled inside the window (the last ones may be generated just
+    /// after it).
+    fn end_at_deadline(&mut self, now: Instant) {
+        if self.active && self.rate.is_none() && self.deadline.is_some_and(|d| now >= d) {
+            self.active = false;
+        }
+    }
+
+    /// Records due at `now` and not generated yet (closed loop: no limit), up to the target.
+    fn due(&self, m: &Metrics, now: Instant) -> u64 {
+        let mut want = match &self.rate {
+            Some(r) => r
+                .due(m.ns_since_origin(now).saturating_sub(self.start_ns))
+                .saturating_sub(self.generated),
+            None => u64::MAX,
+        };
+        if let Some(t) = self.target {
+            want = want.min(t - self.generated);
+        }
+        want
+    }
+
+    /// The next record's send time, ns since the origin: its place on the schedule, or (closed
+    /// loop) the moment it is generated.
+    fn next_sched_ns(&self, m: &Metrics) -> u64 {
+        match &self.rate {
+            Some(r) => self.start_ns + r.scheduled_ns(self.generated),
+            None => m.ns_since_origin(Instant::now()),
+        }
+    }
+
+    /// When generation next has work (`room`: whether the buffer has room), and whether it has
+    /// work right now (closed loop with room: generate again after yielding).
+    fn wake(&self, room: bool, now: Instant) -> (Option<Instant>, bool) {
+        match &self.rate {
+            // With the buffer full, only a response can make progress: wait for it.
+            Some(_) if !room => (None, false),
+            Some(r) => {
+                let next = self.start + Duration::from_nanos(r.scheduled_ns(self.generated));
+                (Some(next.max(now + MIN_TICK)), false)
+            }
+            // Closed loop: the deadline ends generation.
+            None => (self.deadline, room),
+        }
+    }
 }
 
 /// A batch that went out: what is needed to account for it.
@@ -176,140 +285,116 @@ impl Producer {
         })
     }
 
+    /// Generates records, batches them and sends the batches until the run's target or deadline
+    /// (or an abort), then waits for the responses still due and signs off.
     pub async fn run(mut self) {
         let Some(start) = self.run.wait_start().await else {
             return;
         };
+        let mut generation = Generation::new(&self.spec, &self.cfg, start, self.meter.metrics());
+        while !self.run.aborted() {
+            let now = Instant::now();
+            generation.end_at_deadline(now);
+            if generation.active {
+                self.generate(&mut generation, now);
+            }
+            let flush_all = !generation.active || self.buffer_full();
+            self.send_ready(Instant::now(), flush_all);
+            if self.run.aborted() {
+                break;
+            }
+            if !generation.active
+                && self.queues.iter().all(|q| q.is_empty())
+                && self.in_flight() == 0
+            {
+                break;
+            }
+            self.wait_for_work(&generation, flush_all).await;
+        }
+        self.finish().await;
+    }
+
+    /// Generates the records due now (at most [`GENERATE_CHUNK`], and only while the buffer has
+    /// room) into their partitions' batches; ends generation once the target is reached.
+    fn generate(&mut self, generation: &mut Generation, now: Instant) {
         let meter = self.meter.clone();
         let m = meter.metrics();
-        let start_ns = m.ns_since_origin(start);
-        let duration = self.cfg.finish.duration();
-        let deadline = duration.map(|d| start + d);
-        // On a schedule with a duration: only the records scheduled inside the window.
-        let scheduled_total = match (&self.spec.rate, duration) {
-            (Some(r), Some(d)) => Some(r.count_before(d.as_nanos() as u64)),
-            _ => None,
-        };
-        let target = match (self.spec.records, scheduled_total) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let mut generated: u64 = 0;
-        let mut generating = target != Some(0);
-        loop {
-            if self.run.aborted() {
-                break;
-            }
-            let now = Instant::now();
-            // Closed loop: stop at the deadline. On a schedule, `target` already holds exactly the
-            // records scheduled inside the window (the last ones may be generated just after it).
-            if generating && self.spec.rate.is_none() && deadline.is_some_and(|d| now >= d) {
-                generating = false;
-            }
-            if generating {
-                let mut want = match &self.spec.rate {
-                    Some(r) => r
-                        .due(m.ns_since_origin(now).saturating_sub(start_ns))
-                        .saturating_sub(generated),
-                    None => u64::MAX,
-                };
-                if let Some(t) = target {
-                    want = want.min(t - generated);
-                }
-                let mut n = 0;
-                while n < want.min(GENERATE_CHUNK)
-                    && self.shared.buffered.get() < self.cfg.buffer_bytes
-                {
-                    let sched_ns = match &self.spec.rate {
-                        Some(r) => start_ns + r.scheduled_ns(generated),
-                        None => m.ns_since_origin(Instant::now()),
-                    };
-                    self.append(sched_ns, now);
-                    generated += 1;
-                    n += 1;
-                }
-                self.meter.generated(n);
-                if target.is_some_and(|t| generated >= t) {
-                    generating = false;
-                }
-            }
+        let want = generation.due(m, now).min(GENERATE_CHUNK);
+        let mut n = 0;
+        while n < want && !self.buffer_full() {
+            let sched_ns = generation.next_sched_ns(m);
+            self.append(sched_ns, now);
+            generation.generated += 1;
+            n += 1;
+        }
+        self.meter.generated(n);
+        if generation.target.is_some_and(|t| generation.generated >= t) {
+            generation.active = false;
+        }
+    }
 
-            // Send what is ready, while connections have room.
-            let now = Instant::now();
-            let flush_all = !generating || self.shared.buffered.get() >= self.cfg.buffer_bytes;
-            for n in 0..self.nodes.len() {
-                while self.nodes[n].in_flight.get() < self.cfg.max_in_flight
-                    && self.node_ready(n, now, flush_all)
-                {
-                    if let Err(e) = self.send(n) {
-                        self.fail(format!("{e:#}"));
-                        break;
-                    }
+    /// Sends what is ready (see [`Producer::node_ready`]) on every connection, while it has
+    /// fewer than `max_in_flight` requests out; a request that cannot be sent aborts the run.
+    fn send_ready(&mut self, now: Instant, flush_all: bool) {
+        for n in 0..self.nodes.len() {
+            while self.nodes[n].in_flight.get() < self.cfg.max_in_flight
+                && self.node_ready(n, now, flush_all)
+            {
+                if let Err(e) = self.send(n) {
+                    self.fail(format!("{e:#}"));
+                    break;
                 }
-            }
-            if self.run.aborted() {
-                break;
-            }
-            if !generating && self.queues.iter().all(|q| q.is_empty()) && self.in_flight() == 0 {
-                break;
-            }
-
-            // Wait for the next thing to do: a record due, a batch lingered, a response.
-            let now = Instant::now();
-            let mut wake: Option<Instant> = None;
-            let mut busy = false;
-            let room = self.shared.buffered.get() < self.cfg.buffer_bytes;
-            if generating {
-                match &self.spec.rate {
-                    // With the buffer full, only a response can make progress: wait for it.
-                    Some(_) if !room => {}
-                    Some(r) => {
-                        let next = start + Duration::from_nanos(r.scheduled_ns(generated));
-                        wake = Some(next.max(now + MIN_TICK));
-                    }
-                    None => {
-                        busy = room;
-                        // Closed loop: the deadline ends generation.
-                        if let Some(d) = deadline {
-                            wake = Some(d);
-                        }
-                    }
-                }
-            }
-            if !flush_all {
-                for (n, node) in self.nodes.iter().enumerate() {
-                    if node.in_flight.get() >= self.cfg.max_in_flight {
-                        continue;
-                    }
-                    for &p in &self.nodes[n].partitions {
-                        if let Some(b) = &self.queues[p].open {
-                            if !b.records.is_empty() {
-                                let due = b.created + self.cfg.linger;
-                                wake = Some(wake.map_or(due, |w| w.min(due)));
-                            }
-                        }
-                    }
-                }
-            }
-            if busy {
-                glommio::executor().yield_task_queue_now().await;
-                continue;
-            }
-            let wait = wake
-                .map(|w| w.saturating_duration_since(now))
-                .unwrap_or(ABORT_POLL)
-                .min(ABORT_POLL);
-            if wait.is_zero() {
-                glommio::executor().yield_task_queue_now().await;
-            } else {
-                with_timeout(wait, self.shared.notify.notified()).await;
             }
         }
-        // Wait (bounded) for responses still in flight unless the run is being cut short.
-        if !self.run.aborted() {
-            while self.in_flight() > 0 && !self.run.aborted() {
-                with_timeout(ABORT_POLL, self.shared.notify.notified()).await;
+    }
+
+    /// Waits for the next thing to do: a record due, a batch lingered, a response (responses
+    /// notify). Never longer than [`ABORT_POLL`], so an abort is seen; closed-loop generation
+    /// with room in the buffer only yields to the other tasks.
+    async fn wait_for_work(&self, generation: &Generation, flush_all: bool) {
+        let now = Instant::now();
+        let (mut wake, busy) = match generation.active {
+            true => generation.wake(!self.buffer_full(), now),
+            false => (None, false),
+        };
+        if !flush_all {
+            if let Some(due) = self.linger_due() {
+                wake = Some(wake.map_or(due, |w| w.min(due)));
             }
+        }
+        if busy {
+            glommio::executor().yield_task_queue_now().await;
+            return;
+        }
+        let wait = wake
+            .map(|w| w.saturating_duration_since(now))
+            .unwrap_or(ABORT_POLL)
+            .min(ABORT_POLL);
+        if wait.is_zero() {
+            glommio::executor().yield_task_queue_now().await;
+        } else {
+            with_timeout(wait, self.shared.notify.notified()).await;
+        }
+    }
+
+    /// The earliest moment an open batch that could go out (its connection has room) has
+    /// lingered long enough.
+    fn linger_due(&self) -> Option<Instant> {
+        self.nodes
+            .iter()
+            .filter(|node| node.in_flight.get() < self.cfg.max_in_flight)
+            .flat_map(|node| node.partitions.iter())
+            .filter_map(|&p| self.queues[p].open.as_ref())
+            .filter(|b| !b.records.is_empty())
+            .map(|b| b.created + self.cfg.linger)
+            .min()
+    }
+
+    /// Waits for the responses still in flight unless the run is being cut short (an abort
+    /// ends the wait within [`ABORT_POLL`]), tells the first failure, and signs off.
+    async fn finish(self) {
+        while self.in_flight() > 0 && !self.run.aborted() {
+            with_timeout(ABORT_POLL, self.shared.notify.notified()).await;
         }
         if let Some(why) = self.shared.first_failure.borrow().as_ref() {
             eprintln!("loadgen: producer {}: {why}", self.spec.id);
@@ -317,15 +402,17 @@ impl Producer {
         self.run.producer_done();
     }
 
+    /// Whether the records in batches and in flight have filled `buffer_bytes`.
+    fn buffer_full(&self) -> bool {
+        self.shared.buffered.get() >= self.cfg.buffer_bytes
+    }
+
     fn in_flight(&self) -> usize {
         self.nodes.iter().map(|n| n.in_flight.get()).sum()
     }
 
     fn fail(&self, why: String) {
-        self.shared
-            .first_failure
-            .borrow_mut()
-            .get_or_insert(why.clone());
+        self.shared.note_failure(&why);
         self.run.abort(format!("producer {}: {why}", self.spec.id));
     }
 
@@ -397,6 +484,19 @@ impl Producer {
 
     /// Sends one produce request to node `n` with one batch from each partition that has one.
     fn send(&mut self, n: usize) -> Result<()> {
+        let taken = self.take_batches(n);
+        let (data, sent) = self.encode(taken);
+        if data.is_empty() {
+            return Ok(());
+        }
+        let req = self.produce_request(data);
+        self.dispatch(n, &req, sent)
+    }
+
+    /// Takes the batches of node `n`'s next request: the next batch of each of its partitions
+    /// that has one, within `max_request_bytes` (but at least one). The partition to start at
+    /// moves on by one each request, so none is always last to get room.
+    fn take_batches(&mut self, n: usize) -> Vec<(usize, Batch)> {
         let parts = self.nodes[n].partitions.clone();
         let first = self.nodes[n].next_first;
         self.nodes[n].next_first = first.wrapping_add(1);
@@ -404,32 +504,37 @@ impl Producer {
         let mut size = 0usize;
         for k in 0..parts.len() {
             let p = parts[(first + k) % parts.len()];
-            let q = &self.queues[p];
-            let est = match q.sealed.front() {
-                Some(b) => b.est,
-                None => match &q.open {
-                    Some(b) if !b.records.is_empty() => b.est,
-                    _ => continue,
-                },
+            let Some(est) = self.queues[p].next_est() else {
+                continue;
             };
             if !taken.is_empty() && size + est > self.cfg.max_request_bytes {
                 break;
             }
             size += est;
-            let b = if !self.queues[p].sealed.is_empty() {
-                self.queues[p].sealed.pop_front().unwrap()
-            } else {
-                let b = self.queues[p].open.take().unwrap();
-                if p == self.sticky.current() && self.cfg.keys.is_none() {
-                    self.sticky.advance();
-                }
-                b
-            };
-            taken.push((p, b));
+            taken.push((p, self.take_next(p)));
         }
-        if taken.is_empty() {
-            return Ok(());
+        taken
+    }
+
+    /// Takes partition `p`'s next batch (see [`PartitionQueue::next_est`]). Taking the open
+    /// batch of the sticky partition moves the sticky partitioner on, as sealing it would.
+    fn take_next(&mut self, p: usize) -> Batch {
+        if let Some(b) = self.queues[p].sealed.pop_front() {
+            return b;
         }
+        let b = self.queues[p]
+            .open
+            .take()
+            .expect("next_est saw an open batch");
+        if p == self.sticky.current() && self.cfg.keys.is_none() {
+            self.sticky.advance();
+        }
+        b
+    }
+
+    /// Encodes each batch as its partition's entry of a produce request, keeping what is needed
+    /// to account for it; a batch that cannot be encoded counts as errors and frees its buffer.
+    fn encode(&self, taken: Vec<(usize, Batch)>) -> (Vec<PartitionProduceData>, Vec<SentBatch>) {
         let origin_wall_ms = self.run.origin_wall_ms;
         let mut data = Vec::with_capacity(taken.len());
         let mut sent = Vec::with_capacity(taken.len());
@@ -454,22 +559,27 @@ impl Producer {
                     self.shared
                         .buffered
                         .set(self.shared.buffered.get() - b.payload);
-                    self.shared
-                        .first_failure
-                        .borrow_mut()
-                        .get_or_insert(format!("{e:#}"));
+                    self.shared.note_failure(&format!("{e:#}"));
                 }
             }
         }
-        if data.is_empty() {
-            return Ok(());
-        }
-        let req = ProduceRequest::default()
+        (data, sent)
+    }
+
+    /// The produce request carrying `data` to the topic, with the run's acks and timeout.
+    fn produce_request(&self, data: Vec<PartitionProduceData>) -> ProduceRequest {
+        ProduceRequest::default()
             .with_acks(self.cfg.acks)
             .with_timeout_ms(self.cfg.request_timeout.as_millis().min(i32::MAX as u128) as i32)
             .with_topic_data(vec![TopicProduceData::default()
                 .with_name(topic_name(&self.cfg.topic.name))
-                .with_partition_data(data)]);
+                .with_partition_data(data)])
+    }
+
+    /// Queues `req` on node `n`'s connection (pipelined: it counts as in flight until its
+    /// response, or for acks=0 its write, completes) and leaves the accounting for `sent` to a
+    /// task. A request that cannot be queued fails its batches and is returned as the error.
+    fn dispatch(&self, n: usize, req: &ProduceRequest, sent: Vec<SentBatch>) -> Result<()> {
         let node = &self.nodes[n];
         let conn = node.conn.clone();
         let in_flight = node.in_flight.clone();
@@ -483,43 +593,35 @@ impl Producer {
             sent,
             producer: self.spec.id,
         };
-        if self.cfg.acks == 0 {
-            let (written, len) = match conn.send_only(ApiKey::Produce, version, &req) {
-                Ok(v) => v,
-                Err(e) => {
-                    task.failed("ConnectionError", &format!("{e:#}"));
-                    return Err(e);
-                }
-            };
-            self.meter.wire(Flow::Produced, len as u64);
-            let timeout = self.cfg.request_timeout;
-            glommio::spawn_local(async move {
-                match with_timeout(timeout, written).await {
-                    Some(Ok(())) => task.acked(None),
-                    Some(Err(_)) => {
-                        task.failed("ConnectionError", "connection closed while writing")
-                    }
-                    None => task.failed("RequestTimedOut", "write timed out"),
-                }
-            })
-            .detach();
+        let queued = if self.cfg.acks == 0 {
+            conn.send_only(ApiKey::Produce, version, req)
+                .map(|(written, len)| (Outstanding::Write(written), len))
         } else {
-            let fut = match conn.start(ApiKey::Produce, version, &req) {
-                Ok(f) => f,
-                Err(e) => {
-                    task.failed("ConnectionError", &format!("{e:#}"));
-                    return Err(e);
-                }
-            };
-            self.meter.wire(Flow::Produced, fut.request_bytes as u64);
-            let timeout = self.cfg.request_timeout;
-            glommio::spawn_local(async move {
-                task.complete(conn, fut, timeout).await;
+            conn.start(ApiKey::Produce, version, req).map(|fut| {
+                let len = fut.request_bytes;
+                (Outstanding::Response(conn, fut), len)
             })
-            .detach();
-        }
+        };
+        let (outstanding, len) = match queued {
+            Ok(v) => v,
+            Err(e) => {
+                task.failed("ConnectionError", &format!("{e:#}"));
+                return Err(e);
+            }
+        };
+        self.meter.wire(Flow::Produced, len as u64);
+        let timeout = self.cfg.request_timeout;
+        glommio::spawn_local(task.complete(outstanding, timeout)).detach();
         Ok(())
     }
+}
+
+/// What a queued produce request still waits for.
+enum Outstanding {
+    /// acks=0: its write to the socket (the connection is not kept alive for it).
+    Write(oneshot::Receiver<()>),
+    /// Its response on this connection.
+    Response(Rc<Connection>, ResponseFuture),
 }
 
 /// Accounts for one produce request when its response (or failure) comes.
@@ -533,7 +635,26 @@ struct Completion {
 }
 
 impl Completion {
-    async fn complete(self, conn: Rc<Connection>, fut: ResponseFuture, timeout: Duration) {
+    /// Waits (at most `timeout`) for what the request still waits for and accounts for it.
+    async fn complete(self, outstanding: Outstanding, timeout: Duration) {
+        match outstanding {
+            Outstanding::Write(written) => self.written(written, timeout).await,
+            Outstanding::Response(conn, fut) => self.answered(conn, fut, timeout).await,
+        }
+    }
+
+    /// acks=0: the request counts as acknowledged once written; a write that fails or times
+    /// out fails its records (without aborting the run).
+    async fn written(self, written: oneshot::Receiver<()>, timeout: Duration) {
+        match with_timeout(timeout, written).await {
+            Some(Ok(())) => self.acked(None),
+            Some(Err(_)) => self.failed("ConnectionError", "connection closed while writing"),
+            None => self.failed("RequestTimedOut", "write timed out"),
+        }
+    }
+
+    /// Times and accounts for the response; a request that gets none aborts the run.
+    async fn answered(self, conn: Rc<Connection>, fut: ResponseFuture, timeout: Duration) {
         let sent_at = fut.sent_at;
         match conn.wait::<ProduceResponse>(fut, timeout).await {
             Ok((resp, _)) => {
@@ -593,10 +714,7 @@ impl Completion {
             self.meter.error(kind, b.sched_ns.len() as u64);
             freed += b.payload;
         }
-        self.shared
-            .first_failure
-            .borrow_mut()
-            .get_or_insert_with(|| why.to_string());
+        self.shared.note_failure(why);
         self.release(freed);
     }
 

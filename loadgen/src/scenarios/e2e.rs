@@ -2,35 +2,28 @@
 //! from each record's scheduled send time (carried in its value) to its arrival at a consumer in
 //! this process (same monotonic clock).
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::Result;
 
-use super::consume::{consumer_specs, FETCH_MAX_BYTES};
-use super::produce::{expected_records, latency_words, producer_config, producer_specs};
-use super::{
-    discover, elapsed, launch, on_executor, supervise, threads, ActorConfigs, ActorSpec, RunState,
+use super::consume::{consumer_specs, FETCH_LATENCY_WORDS, FETCH_MAX_BYTES};
+use super::produce::{
+    expected_records, latency_words, producer_config, producer_specs, request_latency,
 };
+use super::{run_actors, setup_topic, ActorConfigs, ActorSpec, Cluster, Ended, RunState, Watch};
 use crate::actors::ConsumerConfig;
 use crate::analytics::metrics::{Flow, Lat};
-use crate::analytics::report::{LatencySummary, Report};
-use crate::args::{Acks, E2eArgs};
+use crate::analytics::report::Report;
+use crate::args::E2eArgs;
 
+/// `loadgen e2e`: sets up the topic, runs producers and consumers together and reports the
+/// records consumed, timed end to end.
 pub fn run(args: &E2eArgs) -> Result<Report> {
     let common = &args.common;
     let finish = args.finish.finish();
     let np = args.tuning.producers as usize;
     let run = Arc::new(RunState::new(np, None));
-    let cluster = {
-        let (b, t, p) = (
-            common.bootstrap.clone(),
-            common.topic.clone(),
-            args.partitions,
-        );
-        let (ct, rt) = (common.connect_timeout(), common.request_timeout());
-        on_executor(common, move || discover(b, t, p, true, ct, rt))?
-    };
+    let cluster = setup_topic(common, args.partitions)?;
     let pcfg = producer_config(
         common,
         &args.tuning,
@@ -61,64 +54,51 @@ pub fn run(args: &E2eArgs) -> Result<Report> {
     // Producers first, then consumers, round-robin over the executors: with two executors, one
     // producer and one consumer get one each.
     let actors: Vec<ActorSpec> = pspecs
-        .iter()
-        .cloned()
+        .into_iter()
         .map(ActorSpec::Producer)
         .chain(cspecs.into_iter().map(ActorSpec::Consumer))
         .collect();
-    let t = threads(common).min(actors.len());
-    let placement = super::deal(&actors, t);
     let cfgs = ActorConfigs {
         producer: Some(Arc::new(pcfg)),
         consumer: Some(Arc::new(ccfg)),
     };
-    let launched = launch(common, &run, placement, cfgs)?;
-    let outcome = supervise(common, &run, launched, Flow::Consumed, Lat::E2e, finish);
+    let watch = Watch {
+        flow: Flow::Consumed,
+        lat: Lat::E2e,
+        finish,
+    };
+    let ended = run_actors(common, &run, actors, cfgs, watch)?;
+    report(args, &cluster, &ended, expected)
+}
 
-    let m = &run.metrics;
-    let agg = m.snapshot();
-    let consumed = m.flow(Flow::Consumed).records.load(Ordering::Relaxed);
-    let produced = m.flow(Flow::Produced).records.load(Ordering::Relaxed);
-    let errors = m.errors.load(Ordering::Relaxed);
-    let shortfall = expected.map_or(0, |e| e.saturating_sub(consumed + errors));
-    let mut parameters = serde_json::to_value(args)?;
-    parameters["partitions_used"] = partitions.len().into();
-    parameters["threads_used"] = t.into();
-    parameters["versions"] = serde_json::to_value(cluster.versions)?;
+/// The e2e report: records consumed, timed from their scheduled send, with the produce,
+/// request and fetch latencies beside; the wire bytes are those of the produce requests.
+fn report(
+    args: &E2eArgs,
+    cluster: &Cluster,
+    ended: &Ended,
+    expected: Option<u64>,
+) -> Result<Report> {
+    let consumed = ended.records(Flow::Consumed);
+    let errors = ended.errors();
     let mut other = vec![(
         "produce_latency_us".to_string(),
         latency_words(args.acks, Some(args.rate)),
-        LatencySummary::of(&agg.latency[Lat::Produce as usize]),
+        ended.latency(Lat::Produce),
     )];
-    if args.acks != Acks::None {
-        other.push((
-            "request_latency_us".into(),
-            "produce request sent → response".into(),
-            LatencySummary::of(&agg.latency[Lat::Request as usize]),
-        ));
-    }
+    other.extend(request_latency(ended, args.acks));
     other.push((
         "fetch_latency_us".into(),
-        "fetch request sent → response (long poll included)".into(),
-        LatencySummary::of(&agg.latency[Lat::Fetch as usize]),
+        FETCH_LATENCY_WORDS.into(),
+        ended.latency(Lat::Fetch),
     ));
     Ok(Report {
-        command: "e2e".into(),
-        parameters,
-        records: consumed,
-        bytes: m.flow(Flow::Consumed).bytes.load(Ordering::Relaxed),
-        wire_bytes: m.flow(Flow::Produced).wire_bytes.load(Ordering::Relaxed),
-        elapsed_s: elapsed(&run, Flow::Consumed, finish, &outcome).as_secs_f64(),
+        wire_bytes: ended.wire_bytes(Flow::Produced),
         latency_kind: "record's scheduled send time → consumed (end to end)".into(),
-        latency: LatencySummary::of(&agg.latency[Lat::E2e as usize]),
         other_latencies: other,
-        errors,
-        error_kinds: agg.error_kinds.clone(),
         expected,
-        shortfall,
-        aborted: run.abort_reason(),
-        series: agg.series[Flow::Consumed as usize].clone(),
-        extra: vec![("produced".into(), produced.into())],
-        notes: run.notes(),
+        shortfall: expected.map_or(0, |e| e.saturating_sub(consumed + errors)),
+        extra: vec![("produced".into(), ended.records(Flow::Produced).into())],
+        ..ended.report("e2e", ended.parameters(args, cluster)?)
     })
 }

@@ -16,12 +16,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
 use glommio::{LocalExecutorBuilder, Placement};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::actors::{
     Consumer, ConsumerConfig, ConsumerSpec, Producer, ProducerConfig, ProducerSpec,
 };
-use crate::analytics::metrics::{Flow, Lat, Meter, Metrics};
+use crate::analytics::metrics::{Aggregate, Flow, Lat, Meter, Metrics};
 use crate::analytics::progress::Progress;
+use crate::analytics::report::{LatencySummary, Report};
 use crate::args::Common;
 use crate::utils::finish::{Budget, Finish};
 use crate::utils::kafka::{admin, Connection, TopicInfo, Versions};
@@ -147,7 +150,7 @@ pub struct ActorConfigs {
 }
 
 /// The executors to use: `--threads`, or one per CPU.
-pub fn threads(common: &Common) -> usize {
+fn threads(common: &Common) -> usize {
     common
         .threads
         .map(|t| t as usize)
@@ -187,45 +190,73 @@ pub struct Cluster {
     pub topic: TopicInfo,
 }
 
-/// Connects to the first bootstrap address that answers, learns the API versions and makes sure
-/// the topic is there (creating it when `partitions` is given and it is missing).
-pub async fn discover(
-    bootstrap: String,
-    topic: String,
-    partitions: Option<i32>,
-    auto_create: bool,
-    connect_timeout: Duration,
-    request_timeout: Duration,
-) -> Result<Cluster> {
-    let mut last_err = None;
-    for addr in bootstrap.split(',').map(str::trim) {
-        let conn = match Connection::connect(addr, connect_timeout).await {
-            Ok(c) => c,
-            Err(e) => {
-                last_err = Some(e);
-                continue;
+/// Where setup reaches the cluster, from the command line (owned, so it can move onto the setup
+/// executor).
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    /// Comma-separated "host:port" addresses.
+    pub addrs: String,
+    pub topic: String,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+impl Bootstrap {
+    /// The bootstrap addresses, topic and timeouts of the command line.
+    pub fn of(common: &Common) -> Bootstrap {
+        Bootstrap {
+            addrs: common.bootstrap.clone(),
+            topic: common.topic.clone(),
+            connect_timeout: common.connect_timeout(),
+            request_timeout: common.request_timeout(),
+        }
+    }
+
+    /// Connects to the first bootstrap address that answers; returns it and its address (or
+    /// the last connect error).
+    pub async fn connect(&self) -> Result<(&str, Connection)> {
+        let mut last_err = None;
+        for addr in self.addrs.split(',').map(str::trim) {
+            match Connection::connect(addr, self.connect_timeout).await {
+                Ok(conn) => return Ok((addr, conn)),
+                Err(e) => last_err = Some(e),
             }
-        };
-        let versions = admin::api_versions(&conn, request_timeout)
+        }
+        Err(last_err.unwrap_or_else(|| anyhow!("no bootstrap address")))
+    }
+
+    /// Connects to the first bootstrap address that answers, learns the API versions and makes
+    /// sure the topic is there (creating it when `partitions` is given and it is missing).
+    pub async fn discover(&self, partitions: Option<i32>, auto_create: bool) -> Result<Cluster> {
+        let (addr, conn) = self.connect().await?;
+        let versions = admin::api_versions(&conn, self.request_timeout)
             .await
             .with_context(|| format!("ApiVersions with {addr}"))?;
         let topic = admin::ensure_topic(
             &conn,
             &versions,
-            &topic,
+            &self.topic,
             partitions,
             auto_create,
-            request_timeout,
-            TOPIC_WAIT.max(request_timeout),
+            self.request_timeout,
+            TOPIC_WAIT.max(self.request_timeout),
         )
         .await?;
-        return Ok(Cluster { versions, topic });
+        Ok(Cluster { versions, topic })
     }
-    Err(last_err.unwrap_or_else(|| anyhow!("no bootstrap address")))
+}
+
+/// The setup step of the scenarios that produce: API versions and the topic, created with
+/// `partitions` partitions if it is missing.
+pub fn setup_topic(common: &Common, partitions: Option<i32>) -> Result<Cluster> {
+    let bootstrap = Bootstrap::of(common);
+    on_executor(common, move || async move {
+        bootstrap.discover(partitions, true).await
+    })
 }
 
 /// Executors started and connected, waiting for the start signal.
-pub struct Launched {
+struct Launched {
     executors: usize,
     done: mpsc::Receiver<()>,
 }
@@ -240,7 +271,7 @@ impl Drop for DoneGuard {
 
 /// Starts one executor per non-empty entry of `placement`, connects every actor, and returns once
 /// all are connected (or the first failure).
-pub fn launch(
+fn launch(
     common: &Common,
     run: &Arc<RunState>,
     placement: Vec<Vec<ActorSpec>>,
@@ -357,15 +388,15 @@ async fn executor_main(
 }
 
 /// How supervision ended.
-pub struct Outcome {
-    pub end: Instant,
+struct Outcome {
+    end: Instant,
 }
 
 /// Starts the run, prints progress about once a second, and ends it: when every executor is
 /// done, or on a stall (nothing completes for `--stall-timeout-s`, records runs), or at
 /// `hard_deadline` (timed runs: the duration plus a grace period), after which executors get a
 /// few seconds to wind down and are then left behind.
-pub fn supervise(
+fn supervise(
     common: &Common,
     run: &Arc<RunState>,
     launched: Launched,
@@ -444,9 +475,114 @@ pub fn supervise(
     }
 }
 
+/// What a run is watched by: the flow whose records it counts and the latency it reports first
+/// (the progress line shows the same two), and how it finishes.
+#[derive(Debug, Clone, Copy)]
+pub struct Watch {
+    pub flow: Flow,
+    pub lat: Lat,
+    pub finish: Finish,
+}
+
+/// A run that has ended: its measurements, read once, for the report.
+pub struct Ended {
+    run: Arc<RunState>,
+    /// Every executor's histograms, series and error kinds, merged.
+    agg: Aggregate,
+    /// Executors used.
+    threads: usize,
+    watch: Watch,
+    outcome: Outcome,
+}
+
+/// Deals `actors` round-robin over the executors (no more executors than actors), starts and
+/// connects them, and supervises the run to its end.
+pub fn run_actors(
+    common: &Common,
+    run: &Arc<RunState>,
+    actors: Vec<ActorSpec>,
+    cfgs: ActorConfigs,
+    watch: Watch,
+) -> Result<Ended> {
+    let threads = threads(common).min(actors.len());
+    let placement = deal(&actors, threads);
+    let launched = launch(common, run, placement, cfgs)?;
+    let outcome = supervise(common, run, launched, watch.flow, watch.lat, watch.finish);
+    Ok(Ended {
+        run: run.clone(),
+        agg: run.metrics.snapshot(),
+        threads,
+        watch,
+        outcome,
+    })
+}
+
+impl Ended {
+    /// Records completed in `flow`.
+    pub fn records(&self, flow: Flow) -> u64 {
+        self.run.metrics.flow(flow).records.load(Ordering::Relaxed)
+    }
+
+    /// Records that failed.
+    pub fn errors(&self) -> u64 {
+        self.run.metrics.errors.load(Ordering::Relaxed)
+    }
+
+    /// Bytes on the wire of `flow`: produce request frames, or fetch response frames.
+    pub fn wire_bytes(&self, flow: Flow) -> u64 {
+        self.run
+            .metrics
+            .flow(flow)
+            .wire_bytes
+            .load(Ordering::Relaxed)
+    }
+
+    /// Percentiles of latency `lat`.
+    pub fn latency(&self, lat: Lat) -> LatencySummary {
+        LatencySummary::of(&self.agg.latency[lat as usize])
+    }
+
+    /// The report's parameters: the command line `args` (every option, defaults included)
+    /// plus the partitions, executors and API versions used.
+    pub fn parameters(&self, args: &impl Serialize, cluster: &Cluster) -> Result<Value> {
+        let mut parameters = serde_json::to_value(args)?;
+        parameters["partitions_used"] = cluster.topic.partitions.len().into();
+        parameters["threads_used"] = self.threads.into();
+        parameters["versions"] = serde_json::to_value(cluster.versions)?;
+        Ok(parameters)
+    }
+
+    /// The report of `command` as far as the measurements give it: the watched flow's
+    /// records, bytes and wire bytes over the time it took, the watched latency, errors, the
+    /// series, why the run was cut short, notes. What only the scenario knows is left empty
+    /// for it to fill in: `latency_kind`, `other_latencies`, `expected`, `shortfall`, `extra`.
+    pub fn report(&self, command: &str, parameters: Value) -> Report {
+        let Watch { flow, lat, finish } = self.watch;
+        Report {
+            command: command.into(),
+            parameters,
+            records: self.records(flow),
+            bytes: self.run.metrics.flow(flow).bytes.load(Ordering::Relaxed),
+            wire_bytes: self.wire_bytes(flow),
+            elapsed_s: elapsed(&self.run, flow, finish, &self.outcome).as_secs_f64(),
+            latency_kind: String::new(),
+            latency: self.latency(lat),
+            other_latencies: vec![],
+            errors: self.errors(),
+            error_kinds: self.agg.error_kinds.clone(),
+            expected: None,
+            shortfall: 0,
+            aborted: self.run.abort_reason(),
+            series: self.agg.series[flow as usize].clone(),
+            extra: vec![],
+            notes: self.run.notes(),
+        }
+    }
+}
+
 /// Seconds the run is measured over: to the last completion of `flow` (records runs), or the
 /// duration (timed runs; longer if completions went on after it), never past the end.
-pub fn elapsed(run: &RunState, flow: Flow, finish: Finish, outcome: &Outcome) -> Duration {
+fn elapsed(run: &RunState, flow: Flow, finish: Finish, outcome: &Outcome) -> Duration {
     let m = &run.metrics;
     let start = *m.start.get().expect("started");
     let last = m.last(flow);

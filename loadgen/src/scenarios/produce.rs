@@ -6,10 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::{
-    deal, discover, elapsed, launch, on_executor, supervise, threads, ActorConfigs, ActorSpec,
-    RunState,
-};
+use super::{run_actors, setup_topic, ActorConfigs, ActorSpec, Ended, RunState, Watch};
 use crate::actors::{ProducerConfig, ProducerSpec};
 use crate::analytics::metrics::{Flow, Lat};
 use crate::analytics::report::{LatencySummary, Report};
@@ -88,20 +85,26 @@ pub fn latency_words(acks: Acks, rate: Option<f64>) -> String {
     )
 }
 
+/// `other_latencies` of a report on produce requests: their round trip, when there are
+/// responses to time (not with acks=0).
+pub fn request_latency(ended: &Ended, acks: Acks) -> Vec<(String, String, LatencySummary)> {
+    if acks == Acks::None {
+        return vec![];
+    }
+    vec![(
+        "request_latency_us".into(),
+        "produce request sent → response".into(),
+        ended.latency(Lat::Request),
+    )]
+}
+
+/// `loadgen produce`: sets up the topic, runs the producers and reports what was acknowledged.
 pub fn run(args: &ProduceArgs) -> Result<Report> {
     let common = &args.common;
     let finish = args.finish.finish();
     let n = args.tuning.producers as usize;
     let run = Arc::new(RunState::new(n, None));
-    let cluster = {
-        let (b, t, p) = (
-            common.bootstrap.clone(),
-            common.topic.clone(),
-            args.partitions,
-        );
-        let (ct, rt) = (common.connect_timeout(), common.request_timeout());
-        on_executor(common, move || discover(b, t, p, true, ct, rt))?
-    };
+    let cluster = setup_topic(common, args.partitions)?;
     let cfg = producer_config(
         common,
         &args.tuning,
@@ -114,58 +117,28 @@ pub fn run(args: &ProduceArgs) -> Result<Report> {
     );
     let specs = producer_specs(n, finish, args.rate);
     let expected = expected_records(&specs, finish);
-    let t = threads(common).min(n);
-    let placement = deal(
-        &specs
-            .iter()
-            .cloned()
-            .map(ActorSpec::Producer)
-            .collect::<Vec<_>>(),
-        t,
-    );
+    let actors = specs.into_iter().map(ActorSpec::Producer).collect();
     let cfgs = ActorConfigs {
         producer: Some(Arc::new(cfg)),
         consumer: None,
     };
-    let launched = launch(common, &run, placement, cfgs)?;
-    let outcome = supervise(common, &run, launched, Flow::Produced, Lat::Produce, finish);
+    let watch = Watch {
+        flow: Flow::Produced,
+        lat: Lat::Produce,
+        finish,
+    };
+    let ended = run_actors(common, &run, actors, cfgs, watch)?;
 
-    let m = &run.metrics;
-    let agg = m.snapshot();
-    let records = m.flow(Flow::Produced).records.load(Ordering::Relaxed);
-    let errors = m.errors.load(Ordering::Relaxed);
-    let generated = m.generated.load(Ordering::Relaxed);
+    let records = ended.records(Flow::Produced);
+    let errors = ended.errors();
+    let generated = run.metrics.generated.load(Ordering::Relaxed);
     let expected = expected.or(Some(generated));
-    let shortfall = expected.map_or(0, |e| e.saturating_sub(records + errors));
-    let mut parameters = serde_json::to_value(args)?;
-    parameters["partitions_used"] = cluster.topic.partitions.len().into();
-    parameters["threads_used"] = t.into();
-    parameters["versions"] = serde_json::to_value(cluster.versions)?;
     Ok(Report {
-        command: "produce".into(),
-        parameters,
-        records,
-        bytes: m.flow(Flow::Produced).bytes.load(Ordering::Relaxed),
-        wire_bytes: m.flow(Flow::Produced).wire_bytes.load(Ordering::Relaxed),
-        elapsed_s: elapsed(&run, Flow::Produced, finish, &outcome).as_secs_f64(),
         latency_kind: latency_words(args.acks, args.rate),
-        latency: LatencySummary::of(&agg.latency[Lat::Produce as usize]),
-        other_latencies: if args.acks == Acks::None {
-            vec![]
-        } else {
-            vec![(
-                "request_latency_us".into(),
-                "produce request sent → response".into(),
-                LatencySummary::of(&agg.latency[Lat::Request as usize]),
-            )]
-        },
-        errors,
-        error_kinds: agg.error_kinds.clone(),
+        other_latencies: request_latency(&ended, args.acks),
         expected,
-        shortfall,
-        aborted: run.abort_reason(),
-        series: agg.series[Flow::Produced as usize].clone(),
+        shortfall: expected.map_or(0, |e| e.saturating_sub(records + errors)),
         extra: vec![("generated".into(), generated.into())],
-        notes: run.notes(),
+        ..ended.report("produce", ended.parameters(args, &cluster)?)
     })
 }
