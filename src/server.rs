@@ -140,7 +140,7 @@ async fn shard_main(
 ) -> io::Result<()> {
     crate::log::segment::probe_device(&shard.config.data_dir, shard.id).await?;
     let replica = Replica::new();
-    let partitions = Partitions::new(shard.clone(), replica.clone());
+    let partitions = Partitions::new(shard.id, shard.count, shard.config.clone(), replica.clone());
     let groups = Coordinator::new(shard.clone(), replica.clone(), partitions.clone());
     shard.provide(replica.clone());
     shard.provide(Control::new(shard.clone(), replica.clone()));

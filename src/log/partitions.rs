@@ -15,7 +15,6 @@ use super::partition::{io_buffer_bytes, AppendReceiver, LogConfig, PartitionLog}
 use super::LogError;
 use crate::catalog::{self, Catalog, Replica, Topic};
 use crate::config::Config;
-use crate::shard::Shard;
 use crate::util::blocking;
 
 impl LogConfig {
@@ -33,7 +32,10 @@ impl LogConfig {
 }
 
 pub struct Partitions {
-    shard: Rc<Shard>,
+    /// This shard's id and the number of shards: which partitions are ours.
+    shard_id: usize,
+    shard_count: usize,
+    config: Arc<Config>,
     catalog: Rc<Replica>,
     logs: RefCell<HashMap<String, HashMap<i32, Rc<PartitionLog>>>>,
     commit: Rc<GroupCommit>,
@@ -42,11 +44,18 @@ pub struct Partitions {
 impl Partitions {
     /// The shard's partition service, following `catalog` from now on. Opens nothing yet:
     /// partitions open when the catalog is installed.
-    pub fn new(shard: Rc<Shard>, catalog: Rc<Replica>) -> Rc<Partitions> {
+    pub fn new(
+        shard_id: usize,
+        shard_count: usize,
+        config: Arc<Config>,
+        catalog: Rc<Replica>,
+    ) -> Rc<Partitions> {
         let commit = GroupCommit::new();
         glommio::spawn_local(commit.clone().run()).detach();
         let partitions = Rc::new(Partitions {
-            shard,
+            shard_id,
+            shard_count,
+            config,
             catalog: catalog.clone(),
             logs: RefCell::new(HashMap::new()),
             commit,
@@ -64,7 +73,7 @@ impl Partitions {
     }
 
     pub fn config(&self) -> &Config {
-        &self.shard.config
+        &self.config
     }
 
     /// The catalog as this shard sees it now.
@@ -139,7 +148,7 @@ impl Partitions {
     /// Waits until everything written on this shard so far is on stable storage, unless the
     /// operator chose to acknowledge without it (`shardlog.fsync.on.ack=false`).
     pub async fn durable(&self) -> Result<(), LogError> {
-        if !self.shard.config.group_commit {
+        if !self.config.group_commit {
             return Ok(());
         }
         self.commit
@@ -173,14 +182,14 @@ impl Partitions {
 
     /// Opens every partition of `catalog` that this shard owns and has not opened.
     async fn open_owned(&self, catalog: &Catalog) {
-        let (id, count) = (self.shard.id, self.shard.count);
+        let (id, count) = (self.shard_id, self.shard_count);
         for (name, topic) in &catalog.topics {
             for p in 0..topic.partitions {
                 if catalog::owner_shard(name, p, count) != id || self.get(name, p).is_some() {
                     continue;
                 }
-                let config = LogConfig::for_topic(&self.shard.config, topic);
-                let data_dir = &self.shard.config.data_dir;
+                let config = LogConfig::for_topic(&self.config, topic);
+                let data_dir = &self.config.data_dir;
                 match PartitionLog::open(data_dir, name, p, config, self.commit.clone()).await {
                     Ok(log) => {
                         self.logs
