@@ -161,14 +161,19 @@ async fn wait_any(
     timeout: Duration,
 ) {
     let shard = &broker.shard;
+    // By slot, so a fetch of many partitions costs one pass, not one search per partition.
+    let mut high_watermarks = vec![-1; plan.slots()];
+    for (slot, r) in read {
+        if let Some(hw) = high_watermarks.get_mut(*slot) {
+            *hw = r.high_watermark;
+        }
+    }
     let mut by_owner: Vec<Vec<(String, i32, i64)>> = vec![Vec::new(); shard.count];
-    for (slot, p) in plan.routed() {
-        let high_watermark = read
-            .iter()
-            .find(|(s, _)| *s == slot)
-            .map_or(-1, |(_, r)| r.high_watermark);
-        let owner = catalog::owner_shard(&p.topic, p.partition, shard.count);
-        by_owner[owner].push((p.topic.clone(), p.partition, p.offset.max(high_watermark)));
+    for (owner, slot, p) in plan.routed() {
+        let high_watermark = high_watermarks.get(slot).copied().unwrap_or(-1);
+        if let Some(parts) = by_owner.get_mut(owner) {
+            parts.push((p.topic.clone(), p.partition, p.offset.max(high_watermark)));
+        }
     }
     let mut waits = Vec::new();
     for (owner, parts) in by_owner.into_iter().enumerate() {

@@ -68,11 +68,17 @@ impl<P, A> Plan<P, A> {
         }
     }
 
-    /// Every routed part with its slot, owner by owner.
-    pub fn routed(&self) -> impl Iterator<Item = (usize, &P)> {
+    /// Every routed part with its owner and slot, owner by owner.
+    pub fn routed(&self) -> impl Iterator<Item = (usize, usize, &P)> {
         self.routed
             .iter()
-            .flat_map(|parts| parts.iter().map(|(slot, p)| (*slot, p)))
+            .enumerate()
+            .flat_map(|(owner, parts)| parts.iter().map(move |(slot, p)| (owner, *slot, p)))
+    }
+
+    /// How many partition slots the request has.
+    pub fn slots(&self) -> usize {
+        self.answers.len()
     }
 
     /// True when no partition goes to an owner.

@@ -72,15 +72,6 @@ impl Partitions {
         partitions
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// The catalog as this shard sees it now.
-    pub fn catalog(&self) -> Arc<Catalog> {
-        self.catalog.get()
-    }
-
     /// A partition this shard owns and has open.
     pub fn get(&self, topic: &str, partition: i32) -> Option<Rc<PartitionLog>> {
         self.logs.borrow().get(topic)?.get(&partition).cloned()

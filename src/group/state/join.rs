@@ -308,12 +308,7 @@ impl Group {
             }
         }
         self.sync_deadline = None;
-        let rebalance_timeout = self
-            .members
-            .iter()
-            .map(|m| ms(m.rebalance_timeout_ms))
-            .max()
-            .unwrap_or_default();
+        let rebalance_timeout = self.rebalance_timeout();
         if self.state == GroupState::Empty {
             self.join_deadline = Some(now + initial_delay.min(rebalance_timeout));
             self.initial_limit = Some(now + rebalance_timeout);
@@ -371,13 +366,7 @@ impl Group {
             self.leader = Some(self.members[0].id.clone());
         }
         self.set_state(GroupState::CompletingRebalance, wall_ms);
-        let rebalance_timeout = self
-            .members
-            .iter()
-            .map(|m| ms(m.rebalance_timeout_ms))
-            .max()
-            .unwrap_or_default();
-        self.sync_deadline = Some(now + rebalance_timeout);
+        self.sync_deadline = Some(now + self.rebalance_timeout());
         tracing::debug!(group = %self.id, generation = self.generation, members = self.members.len(), protocol = ?self.protocol, "join complete");
         for i in 0..self.members.len() {
             let outcome = self.current_outcome(i);
@@ -387,6 +376,15 @@ impl Group {
                 let _ = j.send(outcome);
             }
         }
+    }
+
+    /// The group's rebalance timeout: the longest any member asked for, as in Kafka.
+    fn rebalance_timeout(&self) -> Duration {
+        self.members
+            .iter()
+            .map(|m| ms(m.rebalance_timeout_ms))
+            .max()
+            .unwrap_or_default()
     }
 
     /// Removes a member without changing state; its waiters learn it is gone.
