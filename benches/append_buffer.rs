@@ -116,6 +116,7 @@ fn append_durable(c: &mut Criterion) {
                 index_interval_bytes: 4096,
                 max_message_bytes: 1 << 20,
                 io_buffer_bytes: shardlog::log::partition::io_buffer_bytes(IO_MEMORY),
+                producer_id_expiration_ms: 86_400_000,
             };
             let log: Rc<PartitionLog> =
                 PartitionLog::open(dir.path(), "bench", 0, config, commit.clone())

@@ -8,6 +8,8 @@
 //! - `api`: one file per Kafka API, the only layer that knows wire versions and error codes;
 //!   the ApiVersions table is built from the handlers' version ranges; `api::partitioned` plans,
 //!   scatters and gathers per-partition requests.
+//! - `txn`: producer ids and the transaction coordinator, on the shards owning
+//!   `__transaction_state`; it tells group coordinators when a transaction's offsets commit.
 //! - `group`: the consumer group coordinator, on the shards owning `__consumer_offsets`.
 //! - `log`: partition logs (segments, indexes, appends, reads, recovery, group commit) and the
 //!   shard's partition service with the operations run on a partition's owner.
@@ -32,6 +34,7 @@ pub mod log;
 pub mod net;
 pub mod server;
 pub mod shard;
+pub mod txn;
 pub mod util;
 
 /// Starts a broker (every shard listening) and returns its handle; `Running::stop` stops it.

@@ -18,6 +18,7 @@ use crate::log::Partitions;
 use crate::net::listener::{self, Connections};
 use crate::shard::runtime::{self, Inbox};
 use crate::shard::Shard;
+use crate::txn::{ProducerIds, TxnCoordinator};
 
 /// Handles to the running shards, for the thread that owns the process (signals, exit code).
 pub struct Running {
@@ -142,10 +143,19 @@ async fn shard_main(
     let replica = Replica::new();
     let partitions = Partitions::new(shard.id, shard.count, shard.config.clone(), replica.clone());
     let groups = Coordinator::new(shard.clone(), replica.clone(), partitions.clone());
+    let ids = ProducerIds::new(shard.clone());
+    let txns = TxnCoordinator::new(
+        shard.clone(),
+        replica.clone(),
+        partitions.clone(),
+        ids.clone(),
+    );
     shard.provide(replica.clone());
     shard.provide(Control::new(shard.clone(), replica.clone()));
     shard.provide(partitions.clone());
     shard.provide(groups.clone());
+    shard.provide(ids);
+    shard.provide(txns.clone());
     // Partitions open and groups load before the shard serves.
     replica.install(catalog).await;
     inbox.serve(&shard);
@@ -170,6 +180,7 @@ async fn shard_main(
     shard.begin_stop();
     accepting.await;
     groups.shutdown();
+    txns.shutdown();
     connections.drained().await;
     let _ = lifecycle.drained.send(());
     // Phase 2 (every shard drained, so no peer will ask us for more): close the logs.

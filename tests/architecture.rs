@@ -11,12 +11,18 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "server",
         &[
-            "net", "api", "group", "log", "catalog", "shard", "config", "util",
+            "net", "api", "txn", "group", "log", "catalog", "shard", "config", "util",
         ],
     ),
     ("net", &["api", "shard", "config", "util"]),
     (
         "api",
+        &["txn", "group", "log", "catalog", "shard", "config", "util"],
+    ),
+    // The transaction coordinator tells group coordinators when a transaction's offsets
+    // commit or abort; groups know nothing of transactions beyond their pending offsets.
+    (
+        "txn",
         &["group", "log", "catalog", "shard", "config", "util"],
     ),
     ("group", &["log", "catalog", "shard", "config", "util"]),

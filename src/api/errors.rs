@@ -6,7 +6,9 @@ use kafka_protocol::ResponseError;
 use crate::catalog::change::ChangeError;
 use crate::group;
 use crate::log::batch::BatchError;
+use crate::log::producers::ProducerError;
 use crate::log::LogError;
+use crate::txn::TxnError;
 
 /// A partition's log failure.
 pub fn log(e: &LogError) -> ResponseError {
@@ -18,6 +20,16 @@ pub fn log(e: &LogError) -> ResponseError {
         LogError::UnknownPartition => ResponseError::UnknownTopicOrPartition,
         LogError::Batch(b) => batch(b),
         LogError::NoRecords => ResponseError::CorruptMessage,
+        LogError::Producer(p) => producer(p),
+    }
+}
+
+/// A batch the producer state refused.
+pub fn producer(e: &ProducerError) -> ResponseError {
+    match e {
+        ProducerError::FencedEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        ProducerError::OutOfOrder { .. } => ResponseError::OutOfOrderSequenceNumber,
+        ProducerError::InvalidTxnState(_) => ResponseError::InvalidTxnState,
     }
 }
 
@@ -90,4 +102,25 @@ pub fn change(e: &ChangeError) -> ResponseError {
         ChangeError::InvalidConfig(_) => ResponseError::InvalidConfig,
         ChangeError::Storage(_) => ResponseError::KafkaStorageError,
     }
+}
+
+/// A transaction coordinator's refusal.
+pub fn txn(e: &TxnError) -> ResponseError {
+    match e {
+        TxnError::CoordinatorNotAvailable | TxnError::Storage(_) => {
+            ResponseError::CoordinatorNotAvailable
+        }
+        TxnError::NotCoordinator => ResponseError::NotCoordinator,
+        TxnError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
+        TxnError::ConcurrentTransactions => ResponseError::ConcurrentTransactions,
+        TxnError::InvalidProducerIdMapping => ResponseError::InvalidProducerIdMapping,
+        TxnError::ProducerFenced => ResponseError::ProducerFenced,
+        TxnError::InvalidTxnState => ResponseError::InvalidTxnState,
+        TxnError::InvalidTransactionTimeout => ResponseError::InvalidTransactionTimeout,
+    }
+}
+
+/// The code of a transaction result: 0 for success.
+pub fn txn_code<T>(r: &Result<T, TxnError>) -> i16 {
+    r.as_ref().map_or_else(|e| txn(e).code(), |_| 0)
 }

@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::LocalBoxFuture;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
 use super::partitioned::Plan;
@@ -15,7 +17,7 @@ use super::{errors, Broker, Ctx, Reply, Versions};
 use crate::catalog;
 use crate::log::batch;
 use crate::log::ops::{ReadAnswer, ReadPart};
-use crate::log::Partitions;
+use crate::log::{Isolation, Partitions};
 
 pub const VERSIONS: Versions = Versions { min: 4, max: 12 };
 
@@ -27,8 +29,12 @@ pub const FETCH_MAX_WAIT_CAP_MS: u64 = 30_000;
 pub struct Answer {
     pub error: Option<ResponseError>,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
     pub records: Bytes,
+    /// read_committed: the aborted transactions among the records, as (producer id, first
+    /// offset); `None` for read_uncommitted (null on the wire, as Kafka sends it).
+    pub aborted: Option<Vec<(i64, i64)>>,
 }
 
 impl Answer {
@@ -36,19 +42,26 @@ impl Answer {
         Answer {
             error: Some(e),
             high_watermark: -1,
+            last_stable_offset: -1,
             log_start_offset: -1,
             records: Bytes::new(),
+            aborted: None,
         }
     }
-}
 
-impl From<ReadAnswer> for Answer {
-    fn from(r: ReadAnswer) -> Answer {
+    fn from_read(r: ReadAnswer, isolation: Isolation) -> Answer {
         Answer {
             error: r.error.as_ref().map(errors::log),
             high_watermark: r.high_watermark,
+            last_stable_offset: r.last_stable_offset,
             log_start_offset: r.log_start_offset,
             records: r.records,
+            aborted: (isolation == Isolation::ReadCommitted).then(|| {
+                r.aborted
+                    .iter()
+                    .map(|a| (a.producer_id, a.first_offset))
+                    .collect()
+            }),
         }
     }
 }
@@ -62,6 +75,11 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: FetchRequest) -> Reply {
     let deadline = Instant::now() + Duration::from_millis(wait_ms);
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
     let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
+    let isolation = if req.isolation_level == 1 {
+        Isolation::ReadCommitted
+    } else {
+        Isolation::ReadUncommitted
+    };
 
     // Partitions we cannot serve are answered right away.
     let mut plan: Plan<ReadPart, Answer> = Plan::new(shard.count);
@@ -83,6 +101,7 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: FetchRequest) -> Reply {
                 // No partition may fill more than the whole response may hold (the trim
                 // below then fits the sum, as Kafka does).
                 max_bytes: u32::try_from(p.partition_max_bytes.min(req.max_bytes)).unwrap_or(0),
+                isolation,
             };
             plan.route(
                 p.partition,
@@ -97,8 +116,10 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: FetchRequest) -> Reply {
             .scatter_copies(shard, |parts| {
                 move |partitions: &Rc<Partitions>| {
                     let read = partitions.read(parts);
-                    Box::pin(async move { read.await.into_iter().map(Answer::from).collect() })
-                        as LocalBoxFuture<'static, Vec<Answer>>
+                    Box::pin(async move {
+                        let answers = read.await.into_iter();
+                        answers.map(|r| Answer::from_read(r, isolation)).collect()
+                    }) as LocalBoxFuture<'static, Vec<Answer>>
                 }
             })
             .await
@@ -202,13 +223,22 @@ fn build_response(topics: Vec<(String, Vec<(i32, Answer)>)>, version: i16) -> Fe
             let partitions = partitions
                 .into_iter()
                 .map(|(index, r)| {
+                    let aborted = r.aborted.map(|list| {
+                        list.into_iter()
+                            .map(|(producer_id, first_offset)| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(producer_id))
+                                    .with_first_offset(first_offset)
+                            })
+                            .collect()
+                    });
                     PartitionData::default()
                         .with_partition_index(index)
                         .with_error_code(r.error.map_or(0, |e| e.code()))
                         .with_high_watermark(r.high_watermark)
-                        .with_last_stable_offset(r.high_watermark)
+                        .with_last_stable_offset(r.last_stable_offset)
                         .with_log_start_offset(if version >= 5 { r.log_start_offset } else { -1 })
-                        .with_aborted_transactions(Some(Vec::new()))
+                        .with_aborted_transactions(aborted)
                         .with_preferred_read_replica(BrokerId(-1))
                         .with_records(Some(r.records))
                 })
@@ -245,8 +275,10 @@ mod tests {
         Answer {
             error: None,
             high_watermark: 0,
+            last_stable_offset: 0,
             log_start_offset: 0,
             records,
+            aborted: None,
         }
     }
 

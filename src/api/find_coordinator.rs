@@ -1,7 +1,8 @@
-//! FindCoordinator: this broker coordinates every group (key type 0), through the shard that
-//! owns the group's `__consumer_offsets` partition. The topic is created on the first request,
-//! with `offsets.topic.num.partitions` partitions, as Kafka does. Transaction coordinators
-//! (key type 1) do not exist yet: COORDINATOR_NOT_AVAILABLE, which clients retry.
+//! FindCoordinator: this broker coordinates every group (key type 0) and every transactional
+//! id (key type 1), through the shard that owns the key's partition of `__consumer_offsets`
+//! or `__transaction_state`. Each topic is created on the first request for its kind, with
+//! `offsets.topic.num.partitions` / `transaction.state.log.num.partitions` partitions, as
+//! Kafka does.
 //!
 //! Advertised from the start because clients infer broker features from it: librdkafka only
 //! compresses with LZ4 when the broker lists FindCoordinator (rdkafka_feature.c).
@@ -15,11 +16,12 @@ use kafka_protocol::ResponseError;
 
 use super::{errors, str_bytes, Broker, Ctx, Reply, Versions};
 use crate::catalog::change::{self, Change, ChangeError, NewTopic};
-use crate::catalog::OFFSETS_TOPIC;
+use crate::catalog::{OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC};
 
 pub const VERSIONS: Versions = Versions { min: 0, max: 6 };
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: FindCoordinatorRequest) -> Reply {
     // v0 has no key type: always a group.
@@ -28,13 +30,13 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: FindCoordinatorRequest) 
     } else {
         KEY_TYPE_GROUP
     };
-    let answer = if key_type == KEY_TYPE_GROUP {
-        ensure_offsets_topic(broker).await
-    } else {
-        Err((
-            ResponseError::CoordinatorNotAvailable.code(),
-            "transactions are not implemented yet".to_string(),
-        ))
+    let answer = match key_type {
+        KEY_TYPE_GROUP => ensure_offsets_topic(broker).await,
+        KEY_TYPE_TRANSACTION => ensure_transaction_topic(broker).await,
+        _ => Err((
+            ResponseError::InvalidRequest.code(),
+            format!("unknown coordinator key type {key_type}"),
+        )),
     };
     let config = &broker.shard.config;
     let node = BrokerId(config.node_id);
@@ -70,19 +72,37 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: FindCoordinatorRequest) 
 
 /// Creates `__consumer_offsets` if it does not exist yet.
 async fn ensure_offsets_topic(broker: &Rc<Broker>) -> Result<(), (i16, String)> {
-    if broker.catalog.get().topic(OFFSETS_TOPIC).is_some() {
+    let groups = &broker.shard.config.groups;
+    let (partitions, segment_bytes) = (
+        groups.offsets_topic_num_partitions,
+        groups.offsets_topic_segment_bytes,
+    );
+    ensure_internal_topic(broker, OFFSETS_TOPIC, partitions, segment_bytes).await
+}
+
+/// Creates `__transaction_state` if it does not exist yet.
+async fn ensure_transaction_topic(broker: &Rc<Broker>) -> Result<(), (i16, String)> {
+    let txn = &broker.shard.config.txn;
+    let (partitions, segment_bytes) = (txn.state_log_num_partitions, txn.state_log_segment_bytes);
+    ensure_internal_topic(broker, TRANSACTION_STATE_TOPIC, partitions, segment_bytes).await
+}
+
+/// Creates an internal compacted topic if it does not exist yet.
+async fn ensure_internal_topic(
+    broker: &Rc<Broker>,
+    name: &str,
+    partitions: i32,
+    segment_bytes: u64,
+) -> Result<(), (i16, String)> {
+    if broker.catalog.get().topic(name).is_some() {
         return Ok(());
     }
-    let groups = &broker.shard.config.groups;
     let topic = NewTopic {
-        name: OFFSETS_TOPIC.to_string(),
-        partitions: groups.offsets_topic_num_partitions,
+        name: name.to_string(),
+        partitions,
         configs: [
             ("cleanup.policy".to_string(), "compact".to_string()),
-            (
-                "segment.bytes".to_string(),
-                groups.offsets_topic_segment_bytes.to_string(),
-            ),
+            ("segment.bytes".to_string(), segment_bytes.to_string()),
         ]
         .into(),
     };
@@ -95,21 +115,18 @@ async fn ensure_offsets_topic(broker: &Rc<Broker>) -> Result<(), (i16, String)> 
         .unwrap_or_default();
     match result.into_iter().next() {
         Some((_, Ok(()))) => {
-            tracing::info!(
-                partitions = groups.offsets_topic_num_partitions,
-                "created {OFFSETS_TOPIC}"
-            );
+            tracing::info!(partitions, "created {name}");
             Ok(())
         }
         // Another connection created it first.
         Some((_, Err(ChangeError::AlreadyExists(_)))) => Ok(()),
         Some((_, Err(e))) => {
-            tracing::error!(error = %e, code = ?errors::change(&e), "cannot create {OFFSETS_TOPIC}");
+            tracing::error!(error = %e, code = ?errors::change(&e), "cannot create {name}");
             Err((ResponseError::CoordinatorNotAvailable.code(), e.to_string()))
         }
         None => Err((
             ResponseError::CoordinatorNotAvailable.code(),
-            format!("cannot create {OFFSETS_TOPIC}"),
+            format!("cannot create {name}"),
         )),
     }
 }

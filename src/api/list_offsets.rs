@@ -26,8 +26,10 @@ pub const MAX_TIMESTAMP: i64 = -3;
 type Answer = Result<(i64, i64), ResponseError>;
 
 /// The query a request's timestamp stands for; `None` for a value Kafka gives no meaning.
-fn query(timestamp: i64) -> Option<OffsetQuery> {
+/// `read_committed` asks the latest stable offset instead of the high watermark.
+fn query(timestamp: i64, read_committed: bool) -> Option<OffsetQuery> {
     match timestamp {
+        LATEST_TIMESTAMP if read_committed => Some(OffsetQuery::LatestStable),
         LATEST_TIMESTAMP => Some(OffsetQuery::Latest),
         EARLIEST_TIMESTAMP => Some(OffsetQuery::Earliest),
         MAX_TIMESTAMP => Some(OffsetQuery::MaxTimestamp),
@@ -50,7 +52,7 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: ListOffsetsRequest) -> R
         plan.topic(topic.clone());
         for p in &t.partitions {
             let index = p.partition_index;
-            match query(p.timestamp) {
+            match query(p.timestamp, req.isolation_level == 1) {
                 _ if !catalog.has_partition(&topic, index) => {
                     plan.answer(index, Err(ResponseError::UnknownTopicOrPartition))
                 }

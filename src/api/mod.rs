@@ -7,6 +7,8 @@
 //! layers below with their own types and map their errors in one place (`errors`).
 //! Per-partition APIs share one plan, scatter and gather helper (`partitioned`).
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -17,14 +19,19 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_producers;
+pub mod describe_transactions;
+pub mod end_txn;
 pub mod errors;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -32,6 +39,7 @@ pub mod offset_fetch;
 pub mod partitioned;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
 
 use std::future::Future;
 use std::rc::Rc;
@@ -88,6 +96,17 @@ pub const SUPPORTED: &[(ApiKey, Versions)] = &[
         consumer_group_describe::VERSIONS,
     ),
     (ApiKey::DescribeCluster, describe_cluster::VERSIONS),
+    (ApiKey::InitProducerId, init_producer_id::VERSIONS),
+    (ApiKey::AddPartitionsToTxn, add_partitions_to_txn::VERSIONS),
+    (ApiKey::AddOffsetsToTxn, add_offsets_to_txn::VERSIONS),
+    (ApiKey::EndTxn, end_txn::VERSIONS),
+    (ApiKey::TxnOffsetCommit, txn_offset_commit::VERSIONS),
+    (ApiKey::DescribeProducers, describe_producers::VERSIONS),
+    (
+        ApiKey::DescribeTransactions,
+        describe_transactions::VERSIONS,
+    ),
+    (ApiKey::ListTransactions, list_transactions::VERSIONS),
 ];
 
 pub fn supported(key: ApiKey) -> Option<Versions> {
@@ -283,6 +302,28 @@ pub async fn dispatch(
         }
         RequestKind::DescribeCluster(req) => {
             spawn(async move { describe_cluster::handle(&b, ctx, req) })
+        }
+        RequestKind::InitProducerId(req) => {
+            spawn(async move { init_producer_id::handle(&b, ctx, req).await })
+        }
+        RequestKind::AddPartitionsToTxn(req) => {
+            spawn(async move { add_partitions_to_txn::handle(&b, ctx, req).await })
+        }
+        RequestKind::AddOffsetsToTxn(req) => {
+            spawn(async move { add_offsets_to_txn::handle(&b, ctx, req).await })
+        }
+        RequestKind::EndTxn(req) => spawn(async move { end_txn::handle(&b, ctx, req).await }),
+        RequestKind::TxnOffsetCommit(req) => {
+            spawn(async move { txn_offset_commit::handle(&b, ctx, req).await })
+        }
+        RequestKind::DescribeProducers(req) => {
+            spawn(async move { describe_producers::handle(&b, ctx, req).await })
+        }
+        RequestKind::DescribeTransactions(req) => {
+            spawn(async move { describe_transactions::handle(&b, ctx, req).await })
+        }
+        RequestKind::ListTransactions(req) => {
+            spawn(async move { list_transactions::handle(&b, ctx, req).await })
         }
         _ => return Err(format!("API {api_key:?} has no handler")),
     })

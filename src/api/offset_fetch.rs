@@ -14,6 +14,7 @@ use super::{by_topic, errors, str_bytes, topic_name, Broker, Ctx, Reply, Version
 use crate::group::client;
 use crate::group::ops::TopicPartitions;
 use crate::group::state::Committed;
+use kafka_protocol::ResponseError;
 
 pub const VERSIONS: Versions = Versions { min: 1, max: 9 };
 
@@ -28,6 +29,9 @@ struct Answer {
 
 pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: OffsetFetchRequest) -> Reply {
     let v = ctx.version;
+    // v7+ (KIP-447): partitions with offsets pending in a transaction answer
+    // UNSTABLE_OFFSET_COMMIT, and the consumer asks again.
+    let stable = v >= 7 && req.require_stable;
     if v >= 8 {
         let mut groups = Vec::with_capacity(req.groups.len());
         for g in req.groups {
@@ -36,7 +40,7 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: OffsetFetchRequest) -> R
                     .map(|t| (t.name.0.to_string(), t.partition_indexes))
                     .collect()
             });
-            let (answers, error) = fetch(broker, &g.group_id.0, topics).await;
+            let (answers, error) = fetch(broker, &g.group_id.0, topics, stable).await;
             groups.push(
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)
@@ -73,7 +77,7 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: OffsetFetchRequest) -> R
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    let (answers, error) = fetch(broker, &group_id, topics).await;
+    let (answers, error) = fetch(broker, &group_id, topics, stable).await;
     let mut resp = OffsetFetchResponse::default().with_topics(
         answers
             .into_iter()
@@ -115,6 +119,7 @@ async fn fetch(
     broker: &Rc<Broker>,
     group_id: &str,
     topics: Option<TopicPartitions>,
+    require_stable: bool,
 ) -> (Vec<(String, Vec<Answer>)>, i16) {
     let asked: Vec<(String, i32)> = topics
         .iter()
@@ -130,10 +135,24 @@ async fn fetch(
             errors::group(e).code(),
         ),
     };
-    let answers = found
-        .into_iter()
-        .map(|(t, p, c): (String, i32, Option<Committed>)| {
+    let mut pending = vec![false; found.len()];
+    if require_stable && error == 0 && !found.is_empty() {
+        let parts = found.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
+        let group = group_id.to_string();
+        if let Ok(p) = client::pending_offsets(&broker.shard, &catalog, group, parts).await {
+            pending = p;
+        }
+    }
+    let answers = found.into_iter().zip(pending).map(
+        |((t, p, c), pending): ((String, i32, Option<Committed>), bool)| {
             let a = match c {
+                _ if pending => Answer {
+                    partition: p,
+                    offset: -1,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                    error: ResponseError::UnstableOffsetCommit.code(),
+                },
                 Some(c) => Answer {
                     partition: p,
                     offset: c.offset,
@@ -150,6 +169,7 @@ async fn fetch(
                 },
             };
             (t, a)
-        });
+        },
+    );
     (by_topic(answers), error)
 }

@@ -14,8 +14,10 @@ use kafka_protocol::ResponseError;
 use super::partitioned::Plan;
 use super::{errors, spawn, Broker, Ctx, Reply, ReplyTask, Versions};
 use crate::catalog;
+use crate::log::batch::BatchHeader;
 use crate::log::ops::AppendPart;
 use crate::log::Partitions;
+use crate::txn;
 
 pub const VERSIONS: Versions = Versions { min: 3, max: 9 };
 
@@ -46,6 +48,10 @@ pub async fn start(broker: &Rc<Broker>, ctx: Ctx, req: ProduceRequest) -> ReplyT
     let acks = req.acks;
     let catalog = broker.catalog.get();
     let shard = &broker.shard;
+    let refused = match &req.transactional_id {
+        Some(id) => verify_transaction(broker, &catalog, id.0.to_string(), &req).await,
+        None => Vec::new(),
+    };
     let mut plan: Plan<AppendPart, Answer> = Plan::new(shard.count);
     for t in req.topic_data {
         let topic = t.name.0.to_string();
@@ -63,6 +69,12 @@ pub async fn start(broker: &Rc<Broker>, ctx: Ctx, req: ProduceRequest) -> ReplyT
                     ResponseError::InvalidTopicException,
                     "cannot produce to an internal topic",
                 );
+                plan.answer(p.index, e);
+            } else if let Some((_, _, e)) = refused
+                .iter()
+                .find(|(t, i, _)| *t == topic && *i == p.index)
+            {
+                let e = Answer::error(*e, "the partition is not in the producer's transaction");
                 plan.answer(p.index, e);
             } else if !catalog.has_partition(&topic, p.index) {
                 let e = Answer::error(
@@ -140,4 +152,42 @@ fn build_response(topics: Vec<(String, Vec<(i32, Answer)>)>, version: i16) -> Pr
         })
         .collect();
     ProduceResponse::default().with_responses(topics)
+}
+
+/// KIP-890 part 1: a transactional producer's batches are written only to partitions that
+/// its open transaction includes, as the coordinator answers now. This refuses a late (retried)
+/// write of a transaction that has ended, which would otherwise open a transaction no one ends
+/// and hold the partition's last stable offset back for good. Returns the refused partitions.
+async fn verify_transaction(
+    broker: &Rc<Broker>,
+    catalog: &crate::catalog::Catalog,
+    id: String,
+    req: &ProduceRequest,
+) -> Vec<(String, i32, ResponseError)> {
+    let mut producer = None;
+    let mut parts = Vec::new();
+    for t in &req.topic_data {
+        for p in &t.partition_data {
+            let header = p.records.as_deref().and_then(BatchHeader::parse);
+            if let Some(h) = header.filter(|h| h.is_transactional() && h.producer_id >= 0) {
+                producer = Some((h.producer_id, h.producer_epoch));
+                parts.push((t.name.0.to_string(), p.index));
+            }
+        }
+    }
+    let Some(producer) = producer else {
+        return Vec::new();
+    };
+    match txn::client::verify(&broker.shard, catalog, id, producer, parts.clone()).await {
+        Ok(found) => parts
+            .into_iter()
+            .zip(found)
+            .filter(|(_, ok)| !ok)
+            .map(|((t, p), _)| (t, p, ResponseError::InvalidTxnState))
+            .collect(),
+        Err(e) => {
+            let code = errors::txn(&e);
+            parts.into_iter().map(|(t, p)| (t, p, code)).collect()
+        }
+    }
 }

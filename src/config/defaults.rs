@@ -161,3 +161,16 @@ pub const COMPRESSION_TYPES: &[&str] =
     &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
 /// Values of `message.timestamp.type` / `log.message.timestamp.type`.
 pub const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
+
+/// `transaction.state.log.num.partitions` default (Kafka's).
+pub const DEFAULT_TRANSACTION_STATE_LOG_NUM_PARTITIONS: i32 = 50;
+/// `transaction.state.log.segment.bytes` default (Kafka's).
+pub const DEFAULT_TRANSACTION_STATE_LOG_SEGMENT_BYTES: u64 = 104_857_600;
+/// `transaction.max.timeout.ms` default (Kafka's: 15 minutes).
+pub const DEFAULT_TRANSACTION_MAX_TIMEOUT_MS: i32 = 900_000;
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms` default (Kafka's).
+pub const DEFAULT_TRANSACTION_ABORT_INTERVAL_MS: u64 = 10_000;
+/// `transactional.id.expiration.ms` default (Kafka's: 7 days).
+pub const DEFAULT_TRANSACTIONAL_ID_EXPIRATION_MS: i64 = 604_800_000;
+/// `producer.id.expiration.ms` default (Kafka's: 1 day).
+pub const DEFAULT_PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;

@@ -472,6 +472,25 @@ pub static KEYS: &[Key] = &[
         .default_int(DEFAULT_GROUP_CONSUMER_SESSION_TIMEOUT_MS as i64).acted()
         .field(field!(groups.consumer_session_timeout_ms)),
 
+    Key::broker("transaction.state.log.num.partitions", int_within(MIN_ONE, MAX_OFFSETS_TOPIC_NUM_PARTITIONS as i64), "Partitions of the internal topic __transaction_state.")
+        .default_int(DEFAULT_TRANSACTION_STATE_LOG_NUM_PARTITIONS as i64).acted()
+        .field(field!(txn.state_log_num_partitions)),
+    Key::broker("transaction.state.log.segment.bytes", int_within(MIN_LOG_SEGMENT_BYTES as i64, MAX_LOG_SEGMENT_BYTES as i64), "Segment size of __transaction_state.")
+        .default_int(DEFAULT_TRANSACTION_STATE_LOG_SEGMENT_BYTES as i64).acted()
+        .field(field!(txn.state_log_segment_bytes)),
+    Key::broker("transaction.max.timeout.ms", int(MIN_ONE), "Longest transaction timeout a producer may ask for.")
+        .default_int(DEFAULT_TRANSACTION_MAX_TIMEOUT_MS as i64).acted()
+        .field(field!(txn.max_timeout_ms)),
+    Key::broker("transaction.abort.timed.out.transaction.cleanup.interval.ms", int(MIN_ONE), "How often transactions open past their timeout are looked for and aborted.")
+        .default_int(DEFAULT_TRANSACTION_ABORT_INTERVAL_MS as i64).acted()
+        .field(field!(txn.abort_timed_out_interval_ms)),
+    Key::broker("transactional.id.expiration.ms", int(MIN_ONE), "How long the coordinator keeps a transactional id that has not been used.")
+        .default_int(DEFAULT_TRANSACTIONAL_ID_EXPIRATION_MS)
+        .field(field!(txn.transactional_id_expiration_ms)),
+    Key::broker("producer.id.expiration.ms", int(MIN_ONE), "How long a partition keeps the state of a producer that has not written to it.")
+        .default_int(DEFAULT_PRODUCER_ID_EXPIRATION_MS).acted().update(Update::ClusterWide)
+        .field(field!(txn.producer_id_expiration_ms)),
+
     // --- Broker keys checked, stored and reported, not acted on yet -------------------------
     Key::broker("log.retention.ms", long(RETENTION_UNLIMITED), "How long a log is kept; -1 is unlimited.")
         .default_int(DEFAULT_LOG_RETENTION_MS).synonyms(&[minutes("log.retention.minutes"), hours("log.retention.hours")])

@@ -84,6 +84,8 @@ pub struct Config {
     pub io_memory_bytes: usize,
     /// The consumer-group coordinator's settings (`offsets.*` and `group.*`).
     pub groups: GroupConfig,
+    /// Producer ids and the transaction coordinator (`transaction.*`, `producer.id.*`).
+    pub txn: TxnConfig,
     /// Every key that was set explicitly (file, --override, or the dedicated flag that stands for
     /// it: `--data-dir` for `log.dirs`, `--listen` for `listeners`, `--advertise` for
     /// `advertised.listeners`), with its winning value as given; for DescribeConfigs.
@@ -128,6 +130,38 @@ impl Default for GroupConfig {
             max_size: DEFAULT_GROUP_MAX_SIZE,
             consumer_heartbeat_interval_ms: DEFAULT_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS,
             consumer_session_timeout_ms: DEFAULT_GROUP_CONSUMER_SESSION_TIMEOUT_MS,
+        }
+    }
+}
+
+/// The transaction coordinator's and the producer state's settings, with Kafka's key names
+/// and defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxnConfig {
+    /// `transaction.state.log.num.partitions`: partitions of `__transaction_state`.
+    pub state_log_num_partitions: i32,
+    /// `transaction.state.log.segment.bytes`: segment size of `__transaction_state`.
+    pub state_log_segment_bytes: u64,
+    /// `transaction.max.timeout.ms`: the longest transaction timeout a producer may ask for.
+    pub max_timeout_ms: i32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often the coordinator
+    /// looks for transactions open past their timeout (and aborts them).
+    pub abort_timed_out_interval_ms: u64,
+    /// `transactional.id.expiration.ms`: how long an idle transactional id is kept.
+    pub transactional_id_expiration_ms: i64,
+    /// `producer.id.expiration.ms`: how long a partition keeps an idle producer's state.
+    pub producer_id_expiration_ms: i64,
+}
+
+impl Default for TxnConfig {
+    fn default() -> TxnConfig {
+        TxnConfig {
+            state_log_num_partitions: DEFAULT_TRANSACTION_STATE_LOG_NUM_PARTITIONS,
+            state_log_segment_bytes: DEFAULT_TRANSACTION_STATE_LOG_SEGMENT_BYTES,
+            max_timeout_ms: DEFAULT_TRANSACTION_MAX_TIMEOUT_MS,
+            abort_timed_out_interval_ms: DEFAULT_TRANSACTION_ABORT_INTERVAL_MS,
+            transactional_id_expiration_ms: DEFAULT_TRANSACTIONAL_ID_EXPIRATION_MS,
+            producer_id_expiration_ms: DEFAULT_PRODUCER_ID_EXPIRATION_MS,
         }
     }
 }
@@ -290,6 +324,7 @@ impl Config {
             group_commit: DEFAULT_GROUP_COMMIT,
             io_memory_bytes,
             groups: GroupConfig::default(),
+            txn: TxnConfig::default(),
             explicit: BTreeMap::new(),
         }
     }

@@ -202,3 +202,53 @@ pub async fn list_all(shard: &Rc<Shard>, states: Vec<String>) -> Vec<Listed> {
     }
     out
 }
+
+/// TxnOffsetCommit: offsets of a transaction, pending until it ends.
+pub async fn txn_commit(
+    shard: &Rc<Shard>,
+    catalog: &Catalog,
+    group: String,
+    producer: (i64, i16),
+    who: MemberRef,
+    partitions: Vec<CommitPartition>,
+) -> Result<PartitionResults, Error> {
+    on_coordinator(shard, catalog, group, move |co, p, group| {
+        Box::pin(async move { Ok(co.txn_commit(p, &group, producer, who, partitions).await) })
+    })
+    .await
+}
+
+/// Tells the coordinator of `__consumer_offsets` partition `partition` that the producer's
+/// transaction ended there (its marker is durable).
+pub async fn complete_transaction(
+    shard: &Rc<Shard>,
+    partition: i32,
+    producer_id: i64,
+    commit: bool,
+) {
+    let owner = catalog::owner_shard(OFFSETS_TOPIC, partition, shard.count);
+    let _ = shard
+        .invoke_on(owner, move |co: &Rc<Coordinator>| {
+            co.complete_transaction(partition, producer_id, commit);
+            ready(())
+        })
+        .await;
+}
+
+/// Which of the partitions have offsets pending in a transaction (OffsetFetch with
+/// `require_stable`).
+pub async fn pending_offsets(
+    shard: &Rc<Shard>,
+    catalog: &Catalog,
+    group: String,
+    partitions: Vec<(String, i32)>,
+) -> Result<Vec<bool>, Error> {
+    on_coordinator(shard, catalog, group, move |co, _, group| {
+        let pending = partitions
+            .iter()
+            .map(|(t, p)| co.offset_pending(&group, t, *p))
+            .collect();
+        ready(Ok(pending))
+    })
+    .await
+}

@@ -12,9 +12,10 @@ use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
 use super::records::Entry;
 use super::state::{Committed, Group, Limits};
+use super::txn_offsets::{PendingOffset, PendingOffsets};
 use super::{partition_for, wall_ms, Error, OFFSETS_TOPIC};
 use crate::catalog::{self, Catalog, Replica};
-use crate::log::{batch, LogError, PartitionLog, Partitions};
+use crate::log::{batch, Isolation, LogError, PartitionLog, Partitions};
 use crate::shard::Shard;
 use crate::util::Notify;
 
@@ -24,8 +25,10 @@ const TIMER_IDLE: Duration = Duration::from_secs(3600);
 pub struct Coordinator {
     pub(super) shard: Rc<Shard>,
     pub(super) catalog: Rc<Replica>,
-    partitions: Rc<Partitions>,
+    pub(super) partitions: Rc<Partitions>,
     pub(super) groups: RefCell<HashMap<String, Group>>,
+    /// Offsets committed in transactions not yet ended (`txn_offsets`).
+    pub(super) pending_txn: RefCell<PendingOffsets>,
     /// `__consumer_offsets` partitions of this shard whose groups are loaded.
     loaded: RefCell<HashSet<i32>>,
     /// The broker is stopping: waiting joins and syncs were answered NOT_COORDINATOR.
@@ -49,6 +52,7 @@ impl Coordinator {
             catalog: catalog.clone(),
             partitions,
             groups: RefCell::new(HashMap::new()),
+            pending_txn: RefCell::new(PendingOffsets::default()),
             loaded: RefCell::new(HashSet::new()),
             stopping: Cell::new(false),
             next_expiry_check: Cell::new(None),
@@ -136,7 +140,13 @@ impl Coordinator {
         let end = log.high_watermark();
         let mut applied = 0usize;
         while offset < end {
-            let read = log.read(offset, log.config().io_buffer_bytes).await?;
+            let read = log
+                .read(
+                    offset,
+                    log.config().io_buffer_bytes,
+                    Isolation::ReadUncommitted,
+                )
+                .await?;
             let mut buf = read.records;
             if buf.is_empty() {
                 break;
@@ -152,10 +162,33 @@ impl Coordinator {
                 };
                 for r in set.records.into_iter().filter(|r| r.offset >= offset) {
                     next = r.offset + 1;
+                    if r.control {
+                        // A transaction's marker: its offsets here become committed or go.
+                        if let Some(commit) = batch::marker_of(r.key.as_deref()) {
+                            self.complete_transaction(log.partition, r.producer_id, commit);
+                        }
+                        continue;
+                    }
                     let Some(key) = r.key.as_deref() else {
                         continue;
                     };
                     match Entry::decode(key, r.value.as_deref()) {
+                        Some(Entry::Offset {
+                            group,
+                            topic,
+                            partition,
+                            value: Some(v),
+                        }) if r.transactional => {
+                            self.pending_txn.borrow_mut().add(
+                                r.producer_id,
+                                PendingOffset {
+                                    group,
+                                    topic,
+                                    partition,
+                                    committed: Committed::from(v),
+                                },
+                            );
+                        }
                         Some(entry) => {
                             self.apply(entry, start);
                             applied += 1;

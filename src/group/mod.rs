@@ -25,8 +25,7 @@ pub mod error;
 pub mod ops;
 pub mod records;
 pub mod state;
-
-use std::time::{SystemTime, UNIX_EPOCH};
+pub mod txn_offsets;
 
 pub use crate::catalog::OFFSETS_TOPIC;
 pub use coordinator::Coordinator;
@@ -37,19 +36,11 @@ pub const OFFSET_METADATA_MAX_BYTES: usize = 4096;
 
 /// The `__consumer_offsets` partition of a group: Kafka's `abs(groupId.hashCode) % partitions`.
 pub fn partition_for(group: &str, partitions: i32) -> i32 {
-    let hash = group
-        .encode_utf16()
-        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32));
-    // Kafka's Utils.abs: Math.abs, with Integer.MIN_VALUE mapped to 0.
-    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
-    abs % partitions.max(1)
+    crate::util::key_partition(group, partitions)
 }
 
 fn wall_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    crate::util::now_ms()
 }
 
 #[cfg(test)]

@@ -72,6 +72,8 @@ pub struct BatchHeader {
     pub base_timestamp: i64,
     pub max_timestamp: i64,
     pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
     pub record_count: i32,
 }
 
@@ -87,6 +89,24 @@ impl BatchHeader {
 
     pub fn is_control(&self) -> bool {
         self.attributes & 0x20 != 0
+    }
+
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & 0x10 != 0
+    }
+
+    /// The sequence of the batch's last record: sequences wrap from `i32::MAX` to 0, as
+    /// Kafka's `DefaultRecordBatch.incrementSequence`.
+    pub fn last_sequence(&self) -> i32 {
+        if self.base_sequence < 0 {
+            return self.base_sequence;
+        }
+        let last = i64::from(self.base_sequence) + i64::from(self.last_offset_delta);
+        if last > i64::from(i32::MAX) {
+            (last - i64::from(i32::MAX) - 1) as i32
+        } else {
+            last as i32
+        }
     }
 
     /// Parses the fixed header at the front of `buf`. `None` when `buf` is shorter than a header
@@ -110,6 +130,8 @@ impl BatchHeader {
             base_timestamp: be_i64(buf, 27),
             max_timestamp: be_i64(buf, 35),
             producer_id: be_i64(buf, 43),
+            producer_epoch: i16::from_be_bytes([buf[51], buf[52]]),
+            base_sequence: be_i32(buf, 53),
             record_count: be_i32(buf, 57),
         })
     }
@@ -214,6 +236,29 @@ pub fn validate_produce(
     Ok(headers)
 }
 
+/// The producer fields a client may send, as Kafka's LogValidator checks them: control batches
+/// are the broker's own (transaction markers), a transactional batch needs a producer id, and
+/// an idempotent batch a sequence.
+pub fn check_producer_fields(header: &BatchHeader) -> Result<(), BatchError> {
+    if header.is_control() {
+        return Err(BatchError::Invalid("clients cannot write control batches"));
+    }
+    if header.producer_id < 0 {
+        if header.is_transactional() {
+            return Err(BatchError::Invalid(
+                "a transactional batch needs a producer id",
+            ));
+        }
+        return Ok(());
+    }
+    if header.producer_epoch < 0 || header.base_sequence < 0 {
+        return Err(BatchError::Invalid(
+            "a batch with a producer id needs its epoch and sequence",
+        ));
+    }
+    Ok(())
+}
+
 /// Walks the length prefixes of an uncompressed batch's records and checks that there are
 /// exactly `expected` of them filling the batch.
 fn count_uncompressed_records(mut body: &[u8], expected: i32) -> Result<(), BatchError> {
@@ -265,21 +310,32 @@ pub fn try_encode_batch(
     records: impl IntoIterator<Item = (Option<bytes::Bytes>, Option<bytes::Bytes>, i64)>,
     compression: kafka_protocol::records::Compression,
 ) -> Result<Vec<u8>, String> {
+    try_encode_batch_as(records, compression, None)
+}
+
+/// `try_encode_batch` for a transactional producer `(producer id, epoch)`, without sequences:
+/// the group coordinator's transactional offset commits, which Kafka writes the same way.
+pub fn try_encode_batch_as(
+    records: impl IntoIterator<Item = (Option<bytes::Bytes>, Option<bytes::Bytes>, i64)>,
+    compression: kafka_protocol::records::Compression,
+    transactional: Option<(i64, i16)>,
+) -> Result<Vec<u8>, String> {
     use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let (producer_id, producer_epoch) = transactional.unwrap_or((-1, -1));
     let records: Vec<Record> = records
         .into_iter()
         .enumerate()
         .map(|(i, (key, value, timestamp))| Record {
-            transactional: false,
+            transactional: transactional.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // The encoder starts a new batch where offset - sequence changes: keep it constant.
-            sequence: i as i32,
+            sequence: i as i32 - i32::from(transactional.is_some()),
             timestamp,
             key,
             value,
@@ -293,6 +349,84 @@ pub fn try_encode_batch(
     };
     RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| e.to_string())?;
     Ok(buf.to_vec())
+}
+
+/// A transaction marker as Kafka writes it: a control batch of one record whose key is
+/// `version i16 (0), type i16 (0 abort, 1 commit)` and whose value is an `EndTxnMarker`
+/// (`version i16 (0), coordinator_epoch i32`), with the producer's id and epoch and no
+/// sequence.
+pub fn encode_marker(
+    producer_id: i64,
+    producer_epoch: i16,
+    coordinator_epoch: i32,
+    commit: bool,
+    timestamp: i64,
+) -> Result<Vec<u8>, String> {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let mut key = Vec::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&i16::from(commit).to_be_bytes());
+    let mut value = Vec::with_capacity(6);
+    value.extend_from_slice(&0i16.to_be_bytes());
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    let record = Record {
+        transactional: true,
+        control: true,
+        delete_horizon: false,
+        partition_leader_epoch: 0,
+        producer_id,
+        producer_epoch,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp,
+        key: Some(bytes::Bytes::from(key)),
+        value: Some(bytes::Bytes::from(value)),
+        headers: Default::default(),
+    };
+    let mut buf = bytes::BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, [&record], &options)
+        .map_err(|e| format!("encoding a transaction marker: {e}"))?;
+    Ok(buf.to_vec())
+}
+
+/// Reads a stored control batch as a transaction marker: `(commit, coordinator_epoch)`, or
+/// `None` when it is not one (these bytes come from disk: nothing here panics).
+pub fn parse_marker(batch: &[u8]) -> Option<(bool, i32)> {
+    let mut buf = bytes::Bytes::copy_from_slice(batch);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).ok()?;
+    let record = set.records.first()?;
+    let commit = marker_of(record.key.as_deref())?;
+    let epoch = record
+        .value
+        .as_ref()
+        .and_then(|v| {
+            Some(i32::from_be_bytes([
+                *v.get(2)?,
+                *v.get(3)?,
+                *v.get(4)?,
+                *v.get(5)?,
+            ]))
+        })
+        .unwrap_or(-1);
+    Some((commit, epoch))
+}
+
+/// A control record's key as a marker: `Some(true)` for a commit, `Some(false)` for an
+/// abort, `None` for anything else.
+pub fn marker_of(key: Option<&[u8]>) -> Option<bool> {
+    let key = key?;
+    match i16::from_be_bytes([*key.get(2)?, *key.get(3)?]) {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    }
 }
 
 /// `try_encode_batch` for tests and benches.

@@ -2,6 +2,7 @@
 //! (`api::errors`); nothing below it knows the codes.
 
 use super::batch::BatchError;
+use super::producers::ProducerError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogError {
@@ -19,6 +20,8 @@ pub enum LogError {
     Batch(BatchError),
     /// A produce that carried no records for a partition.
     NoRecords,
+    /// A producer's batch that its producer state refuses (epoch, sequence, transaction).
+    Producer(ProducerError),
 }
 
 impl std::fmt::Display for LogError {
@@ -31,6 +34,7 @@ impl std::fmt::Display for LogError {
             LogError::NotOpen => write!(f, "partition is not open on its shard"),
             LogError::Batch(e) => write!(f, "{e}"),
             LogError::NoRecords => write!(f, "no records"),
+            LogError::Producer(e) => write!(f, "{e}"),
         }
     }
 }

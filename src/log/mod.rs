@@ -10,8 +10,11 @@ pub mod index;
 pub mod ops;
 pub mod partition;
 pub mod partitions;
+pub mod producer_snapshot;
+pub mod producers;
 pub mod segment;
+pub mod txn_index;
 
 pub use error::LogError;
-pub use partition::{AppendReceiver, LogConfig, PartitionLog};
+pub use partition::{AppendReceiver, Isolation, LogConfig, Marker, Origin, PartitionLog};
 pub use partitions::Partitions;

@@ -11,8 +11,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 
-use super::partition::AppendOutcome;
+use super::partition::{AppendOutcome, Isolation, Marker};
 use super::partitions::Partitions;
+use super::txn_index::AbortedTxn;
 use super::LogError;
 
 /// One partition's records in a produce.
@@ -29,6 +30,7 @@ pub struct ReadPart {
     pub partition: i32,
     pub offset: i64,
     pub max_bytes: u32,
+    pub isolation: Isolation,
 }
 
 /// What a read found. On an error the watermarks are still reported when the partition is
@@ -36,17 +38,27 @@ pub struct ReadPart {
 pub struct ReadAnswer {
     pub error: Option<LogError>,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
     pub records: Bytes,
+    /// For read_committed: the aborted transactions among the records.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 impl ReadAnswer {
-    fn failed(error: LogError, high_watermark: i64, log_start_offset: i64) -> ReadAnswer {
+    fn failed(
+        error: LogError,
+        high_watermark: i64,
+        last_stable_offset: i64,
+        log_start_offset: i64,
+    ) -> ReadAnswer {
         ReadAnswer {
             error: Some(error),
             high_watermark,
+            last_stable_offset,
             log_start_offset,
             records: Bytes::new(),
+            aborted: Vec::new(),
         }
     }
 }
@@ -56,6 +68,8 @@ impl ReadAnswer {
 pub enum OffsetQuery {
     /// The high watermark.
     Latest,
+    /// The last stable offset (ListOffsets with read_committed).
+    LatestStable,
     /// The log start offset.
     Earliest,
     /// The record with the largest timestamp.
@@ -118,22 +132,29 @@ impl Partitions {
                 let log = match this.lookup(&p.topic, p.partition) {
                     Ok(log) => log,
                     Err(e) => {
-                        out.push(ReadAnswer::failed(e, -1, -1));
+                        out.push(ReadAnswer::failed(e, -1, -1, -1));
                         continue;
                     }
                 };
-                out.push(match log.read(p.offset, p.max_bytes).await {
+                out.push(match log.read(p.offset, p.max_bytes, p.isolation).await {
                     Ok(r) => ReadAnswer {
                         error: None,
                         high_watermark: r.high_watermark,
+                        last_stable_offset: r.last_stable_offset,
                         log_start_offset: r.log_start_offset,
                         records: r.records,
+                        aborted: r.aborted,
                     },
                     Err(e) => {
                         if let LogError::Storage(why) = &e {
                             tracing::error!(topic = %p.topic, partition = p.partition, error = %why, "fetch read failed");
                         }
-                        ReadAnswer::failed(e, log.high_watermark(), log.log_start_offset())
+                        ReadAnswer::failed(
+                            e,
+                            log.high_watermark(),
+                            log.last_stable_offset(),
+                            log.log_start_offset(),
+                        )
                     }
                 });
             }
@@ -197,6 +218,10 @@ impl Partitions {
                 offset: log.high_watermark(),
                 timestamp: None,
             }),
+            OffsetQuery::LatestStable => Some(FoundOffset {
+                offset: log.last_stable_offset(),
+                timestamp: None,
+            }),
             OffsetQuery::Earliest => Some(FoundOffset {
                 offset: log.log_start_offset(),
                 timestamp: None,
@@ -204,5 +229,52 @@ impl Partitions {
             OffsetQuery::MaxTimestamp => by_time(log.offset_of_max_timestamp().await?),
             OffsetQuery::Timestamp(ts) => by_time(log.offset_for_timestamp(ts).await?),
         })
+    }
+}
+
+impl Partitions {
+    /// Writes a transaction marker to each partition (queued now, in arrival order) and
+    /// answers once every marker is durable: the coordinator completes a transaction only when
+    /// each of its partitions has ended it.
+    pub fn write_markers(
+        self: &Rc<Self>,
+        parts: Vec<(String, i32, Marker)>,
+    ) -> LocalBoxFuture<'static, Vec<Result<(), LogError>>> {
+        let queued: Vec<_> = parts
+            .into_iter()
+            .map(|(topic, partition, marker)| {
+                self.lookup(&topic, partition)
+                    .and_then(|log| log.enqueue_marker(marker))
+            })
+            .collect();
+        let this = self.clone();
+        Box::pin(async move {
+            let mut written = Vec::with_capacity(queued.len());
+            for q in queued {
+                written.push(match q {
+                    Ok(rx) => rx.await.unwrap_or(Err(LogError::Closed)).map(|_| ()),
+                    Err(e) => Err(e),
+                });
+            }
+            if written.iter().any(Result::is_ok) {
+                if let Err(e) = this.commit_durable().await {
+                    for w in written.iter_mut().filter(|w| w.is_ok()) {
+                        *w = Err(e.clone());
+                    }
+                }
+            }
+            written
+        })
+    }
+
+    /// The producers each partition knows (DescribeProducers).
+    pub fn producers(
+        &self,
+        parts: &[(String, i32)],
+    ) -> Vec<Result<Vec<super::producers::ProducerView>, LogError>> {
+        parts
+            .iter()
+            .map(|(t, p)| self.lookup(t, *p).map(|log| log.producers()))
+            .collect()
     }
 }

@@ -20,7 +20,10 @@ use futures::channel::oneshot;
 use super::batch::{self, BatchHeader};
 use super::error::LogError;
 use super::group_commit::GroupCommit;
+use super::producer_snapshot;
+use super::producers::{Checked, ProducerStates};
 use super::segment::{self, Scan, Segment};
+use super::txn_index::{self, AbortedTxn};
 use crate::util::{blocking, Notify};
 
 /// Per-topic settings the log applies.
@@ -34,6 +37,8 @@ pub struct LogConfig {
     /// the pool falls back to a fresh heap allocation that costs ~20x more to fill (measured by
     /// benches/append_buffer.rs). See `io_buffer_bytes`.
     pub io_buffer_bytes: u32,
+    /// How long a producer's state is kept after its last batch (`producer.id.expiration.ms`).
+    pub producer_id_expiration_ms: i64,
 }
 
 /// Smallest and largest `LogConfig::io_buffer_bytes`: below 128 KiB writes and reads get
@@ -55,10 +60,33 @@ pub struct AppendOutcome {
 
 pub type AppendReceiver = oneshot::Receiver<Result<AppendOutcome, LogError>>;
 
+/// Who wrote an append, which decides what the writer checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A producer: batches with a producer id are checked against the producer state.
+    Client,
+    /// The broker's own records (group commits, transaction state).
+    Broker,
+    /// A transaction marker, written by a transaction coordinator.
+    Marker(Marker),
+}
+
+/// A transaction marker: the end of a producer's transaction in a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Marker {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub coordinator_epoch: i32,
+    pub commit: bool,
+}
+
+type AppendReply = oneshot::Sender<Result<AppendOutcome, LogError>>;
+
 struct AppendJob {
     records: Bytes,
     headers: Vec<BatchHeader>,
-    reply: oneshot::Sender<Result<AppendOutcome, LogError>>,
+    origin: Origin,
+    reply: AppendReply,
 }
 
 /// Jobs bound for the active segment, with the offsets and positions their batches will get.
@@ -67,6 +95,11 @@ struct Run {
     jobs: Vec<(AppendJob, i64)>,
     batches: Vec<PendingBatch>,
     bytes: usize,
+    /// Retried batches already in the log (or in this run): answered with their first offset
+    /// once the run is written, so the answer never precedes the original's write.
+    duplicates: Vec<(AppendReply, i64)>,
+    /// Markers in this run, at their offsets: their transactions end when the run is written.
+    markers: Vec<(Marker, i64)>,
 }
 
 struct PendingBatch {
@@ -102,7 +135,19 @@ impl LogState {
 pub struct ReadOutcome {
     pub records: Bytes,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// For a read_committed read: the aborted transactions with records in what was read.
+    pub aborted: Vec<AbortedTxn>,
+}
+
+/// Which records a read may see (Fetch's isolation level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Up to the high watermark.
+    ReadUncommitted,
+    /// Up to the last stable offset, with the aborted transactions in the range.
+    ReadCommitted,
 }
 
 pub struct PartitionLog {
@@ -119,6 +164,7 @@ pub struct PartitionLog {
     writer_done: Notify,
     writer_running: Cell<bool>,
     failed: RefCell<Option<String>>,
+    producers: RefCell<ProducerStates>,
 }
 
 pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
@@ -168,6 +214,7 @@ impl PartitionLog {
         blocking::sync_dir(&dir).await?;
         let log_start_offset = segments[0].base_offset;
         let high_watermark = segments.last().map_or(0, |s| s.next_offset);
+        let producers = recover_producers(&dir, &segments, high_watermark, &config).await?;
         let log = Rc::new(PartitionLog {
             topic: topic.to_string(),
             partition,
@@ -186,6 +233,7 @@ impl PartitionLog {
             writer_done: Notify::new(),
             writer_running: Cell::new(true),
             failed: RefCell::new(None),
+            producers: RefCell::new(producers),
         });
         glommio::spawn_local(log.clone().writer()).detach();
         Ok(log)
@@ -203,6 +251,27 @@ impl PartitionLog {
         self.state.borrow().log_start_offset
     }
 
+    /// The first offset whose transaction is still open, or the high watermark: how far a
+    /// read_committed consumer may read.
+    pub fn last_stable_offset(&self) -> i64 {
+        let hw = self.high_watermark();
+        self.producers
+            .borrow()
+            .first_unstable_offset()
+            .map_or(hw, |first| first.min(hw))
+    }
+
+    /// The producers this partition knows (DescribeProducers).
+    pub fn producers(&self) -> Vec<super::producers::ProducerView> {
+        self.producers.borrow().describe()
+    }
+
+    /// Forgets producers idle for longer than `producer.id.expiration.ms`.
+    pub fn expire_producers(&self, now_ms: i64) -> usize {
+        let expiration = self.config.get().producer_id_expiration_ms;
+        self.producers.borrow_mut().expire(now_ms, expiration)
+    }
+
     /// Queues validated batches for the writer; resolves once they are written to the file
     /// (not yet synced: see `GroupCommit::durable`).
     pub async fn append(
@@ -210,7 +279,7 @@ impl PartitionLog {
         records: Bytes,
         headers: Vec<BatchHeader>,
     ) -> Result<AppendOutcome, LogError> {
-        self.enqueue(records, headers)?
+        self.enqueue(records, headers, Origin::Client)?
             .await
             .unwrap_or(Err(LogError::Closed))
     }
@@ -221,6 +290,7 @@ impl PartitionLog {
         &self,
         records: Bytes,
         headers: Vec<BatchHeader>,
+        origin: Origin,
     ) -> Result<AppendReceiver, LogError> {
         if self.closed.get() {
             return Err(LogError::Closed);
@@ -232,6 +302,7 @@ impl PartitionLog {
         self.queue.borrow_mut().push_back(AppendJob {
             records,
             headers,
+            origin,
             reply,
         });
         self.queued.notify_all();
@@ -298,6 +369,21 @@ impl PartitionLog {
                 (state.active().size, state.active().next_offset)
             };
             let base_offset = run.batches.last().map_or(segment_next, |b| b.next_offset);
+            match self.check_producer(&job, base_offset) {
+                Ok(Checked::Append) => {}
+                Ok(Checked::Duplicate { first_offset }) => {
+                    run.duplicates.push((job.reply, first_offset));
+                    continue;
+                }
+                Err(e) => {
+                    tracing::debug!(topic = %self.topic, partition = self.partition, error = %e, "refused a producer's batch");
+                    let _ = job.reply.send(Err(e));
+                    continue;
+                }
+            }
+            if let Origin::Marker(marker) = job.origin {
+                run.markers.push((marker, base_offset));
+            }
             let mut next = base_offset;
             let mut position = segment_size + run.bytes as u32;
             for h in &job.headers {
@@ -319,6 +405,37 @@ impl PartitionLog {
         }
     }
 
+    /// Checks a producer's batch against the producer state at the offset it would get, and
+    /// records it there (`producers`). Batches without a producer id, and the broker's own,
+    /// pass as they are.
+    fn check_producer(&self, job: &AppendJob, base_offset: i64) -> Result<Checked, LogError> {
+        if job.headers.iter().all(|h| h.producer_id < 0) {
+            return Ok(Checked::Append);
+        }
+        if job.origin != Origin::Client {
+            // The broker's own transactional writes (offset commits of a transaction) open
+            // the transaction here like a producer's, unchecked.
+            let mut producers = self.producers.borrow_mut();
+            let mut offset = base_offset;
+            for h in job.headers.iter().filter(|h| !h.is_control()) {
+                producers.record(h, offset);
+                offset += i64::from(h.last_offset_delta) + 1;
+            }
+            return Ok(Checked::Append);
+        }
+        // Kafka takes one batch per partition from a producer; with several, a retried one
+        // could not be answered alone.
+        let [h] = job.headers.as_slice() else {
+            return Err(LogError::Batch(batch::BatchError::Invalid(
+                "a producer with an id sends one batch per partition",
+            )));
+        };
+        self.producers
+            .borrow_mut()
+            .check(h, base_offset)
+            .map_err(LogError::Producer)
+    }
+
     fn fail(&self, e: io::Error, job: AppendJob) {
         tracing::error!(topic = %self.topic, partition = self.partition, error = %e, "write failed; partition is offline");
         *self.failed.borrow_mut() = Some(e.to_string());
@@ -326,11 +443,28 @@ impl PartitionLog {
     }
 
     /// Writes a run to the active segment (its batches copied once, straight into the aligned
-    /// buffer, with their offsets written in), then publishes it: index, high watermark,
-    /// waiting fetches, and the jobs' replies.
+    /// buffer, with their offsets written in), then publishes it: index, ended transactions,
+    /// high watermark, waiting fetches, and the jobs' replies.
     async fn flush(&self, run: &mut Run) -> io::Result<()> {
+        let duplicates = std::mem::take(&mut run.duplicates);
+        let result = self.write_run(run).await;
+        let outcome = |base_offset| match &result {
+            Ok(log_start_offset) => Ok(AppendOutcome {
+                base_offset,
+                log_start_offset: *log_start_offset,
+            }),
+            Err(e) => Err(LogError::Storage(e.to_string())),
+        };
+        for (reply, first_offset) in duplicates {
+            let _ = reply.send(outcome(first_offset));
+        }
+        result.map(|_| ())
+    }
+
+    /// `flush` without the duplicates: returns the log start offset the replies report.
+    async fn write_run(&self, run: &mut Run) -> io::Result<i64> {
         if run.jobs.is_empty() {
-            return Ok(());
+            return Ok(self.log_start_offset());
         }
         let run_start = run.batches.first().map_or(0, |b| b.position);
         let planned = {
@@ -359,6 +493,7 @@ impl PartitionLog {
         };
         let jobs = std::mem::take(&mut run.jobs);
         let batches = std::mem::take(&mut run.batches);
+        let markers = std::mem::take(&mut run.markers);
         run.bytes = 0;
         let (file, new_size) = match result {
             Ok(ok) => ok,
@@ -371,7 +506,7 @@ impl PartitionLog {
             }
         };
         let interval = self.config.get().index_interval_bytes;
-        let log_start_offset = {
+        let (log_start_offset, aborted, segment_base) = {
             let mut state = self.state.borrow_mut();
             let active = state.active_mut();
             for b in batches {
@@ -386,18 +521,47 @@ impl PartitionLog {
             }
             active.size = new_size;
             let next = active.next_offset;
+            let segment_base = active.base_offset;
+            // Transactions end before the high watermark moves past their markers, so a
+            // read_committed reader never sees an aborted record as stable.
+            let mut producers = self.producers.borrow_mut();
+            let aborted: Vec<AbortedTxn> = markers
+                .iter()
+                .filter_map(|(m, offset)| {
+                    producers.complete(
+                        m.producer_id,
+                        m.producer_epoch,
+                        m.coordinator_epoch,
+                        m.commit,
+                        *offset,
+                        next,
+                    )
+                })
+                .collect();
             state.high_watermark = next;
-            state.log_start_offset
+            (state.log_start_offset, aborted, segment_base)
         };
         self.commit.mark_dirty(&file);
         self.appended.notify_all();
+        if !aborted.is_empty() {
+            // Before the marker's reply: the coordinator counts the transaction as ended in
+            // this partition once answered, and a later snapshot relies on the index.
+            self.index_aborted(segment_base, &aborted).await?;
+        }
         for (job, base_offset) in jobs {
             let _ = job.reply.send(Ok(AppendOutcome {
                 base_offset,
                 log_start_offset,
             }));
         }
-        Ok(())
+        Ok(log_start_offset)
+    }
+
+    /// Appends aborted transactions to the `.txnindex` of the segment holding their markers.
+    async fn index_aborted(&self, segment_base: i64, aborted: &[AbortedTxn]) -> io::Result<()> {
+        let path = self.dir.join(txn_index::file_name(segment_base));
+        let bytes: Vec<u8> = aborted.iter().flat_map(txn_index::encode).collect();
+        blocking::append_synced(&path, bytes).await
     }
 
     /// Seals the active segment and starts a new one at the next offset.
@@ -409,6 +573,7 @@ impl PartitionLog {
         };
         seal.execute().await?;
         let segment = Segment::create(&self.dir, next_offset).await?;
+        self.write_producer_snapshot(next_offset).await?;
         blocking::sync_dir(&self.dir).await?;
         self.state.borrow_mut().segments.push(segment);
         tracing::debug!(topic = %self.topic, partition = self.partition, base_offset = next_offset, "rolled segment");
@@ -429,7 +594,13 @@ impl PartitionLog {
 
     /// Reads whole batches starting with the one that holds `offset`, up to `max_bytes` (the
     /// first batch is returned whole even when larger, so a consumer always makes progress).
-    pub async fn read(&self, offset: i64, max_bytes: u32) -> Result<ReadOutcome, LogError> {
+    pub async fn read(
+        &self,
+        offset: i64,
+        max_bytes: u32,
+        isolation: Isolation,
+    ) -> Result<ReadOutcome, LogError> {
+        let last_stable_offset = self.last_stable_offset();
         let (high_watermark, log_start_offset, mut seg_idx) = {
             let state = self.state.borrow();
             if offset < state.log_start_offset || offset > state.high_watermark {
@@ -441,14 +612,22 @@ impl PartitionLog {
                 .saturating_sub(1);
             (state.high_watermark, state.log_start_offset, idx)
         };
+        let limit = match isolation {
+            Isolation::ReadUncommitted => high_watermark,
+            Isolation::ReadCommitted => last_stable_offset,
+        };
         let mut out = BytesMut::new();
-        if offset == high_watermark {
-            return Ok(ReadOutcome {
-                records: out.freeze(),
-                high_watermark,
-                log_start_offset,
-            });
+        let mut outcome = ReadOutcome {
+            records: Bytes::new(),
+            high_watermark,
+            last_stable_offset,
+            log_start_offset,
+            aborted: Vec::new(),
+        };
+        if offset >= limit {
+            return Ok(outcome);
         }
+        let mut last_read = offset;
         loop {
             let seg = {
                 let state = self.state.borrow();
@@ -469,7 +648,7 @@ impl PartitionLog {
                     if header.last_offset() < offset {
                         return Scan::Continue;
                     }
-                    if header.base_offset >= high_watermark {
+                    if header.base_offset >= limit {
                         full = true;
                         return Scan::Stop;
                     }
@@ -478,6 +657,7 @@ impl PartitionLog {
                         return Scan::Stop;
                     }
                     out.extend_from_slice(bytes);
+                    last_read = header.last_offset();
                     Scan::Continue
                 },
             )
@@ -488,11 +668,14 @@ impl PartitionLog {
             }
             seg_idx += 1;
         }
-        Ok(ReadOutcome {
-            records: out.freeze(),
-            high_watermark,
-            log_start_offset,
-        })
+        if isolation == Isolation::ReadCommitted && !out.is_empty() {
+            outcome.aborted = self
+                .producers
+                .borrow()
+                .aborted_between(offset, last_read + 1);
+        }
+        outcome.records = out.freeze();
+        Ok(outcome)
     }
 
     /// The offset and timestamp of the first record whose timestamp is at or after `ts`
@@ -588,12 +771,142 @@ impl PartitionLog {
         if let Some(seal) = seal {
             seal.execute().await?;
         }
+        if self.failed.borrow().is_none() {
+            self.write_producer_snapshot(self.high_watermark()).await?;
+        }
         Ok(())
+    }
+
+    /// Saves the producer state as of `offset` (everything before it written and published),
+    /// so a start replays only the batches after it. Expired producers are dropped first.
+    async fn write_producer_snapshot(&self, offset: i64) -> io::Result<()> {
+        self.expire_producers(crate::util::now_ms());
+        let entries = self.producers.borrow().snapshot();
+        let path = self.dir.join(producer_snapshot::file_name(offset));
+        segment::write_file_synced(&path, &producer_snapshot::encode(&entries)).await
+    }
+
+    /// Queues a transaction marker (a control batch the broker builds) for the writer.
+    pub fn enqueue_marker(&self, marker: Marker) -> Result<AppendReceiver, LogError> {
+        let records = batch::encode_marker(
+            marker.producer_id,
+            marker.producer_epoch,
+            marker.coordinator_epoch,
+            marker.commit,
+            crate::util::now_ms(),
+        )
+        .map_err(LogError::Storage)?;
+        let header = BatchHeader::parse(&records).ok_or(LogError::Storage(
+            "a marker the broker built does not parse".into(),
+        ))?;
+        self.enqueue(Bytes::from(records), vec![header], Origin::Marker(marker))
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// Rebuilds a partition's producer state at open: the newest snapshot at or below the high
+/// watermark, the aborted transactions indexed before it, and every batch after it replayed
+/// from the segments (Kafka's `loadProducerState`). Snapshots past the high watermark (a cut
+/// tail) and older ones are removed. Aborted transactions found by the replay that the index
+/// lacks (a crash between marker and index) are indexed now.
+async fn recover_producers(
+    dir: &Path,
+    segments: &[Segment],
+    high_watermark: i64,
+    config: &LogConfig,
+) -> io::Result<ProducerStates> {
+    let names = blocking::list_dir(dir).await?;
+    let mut snapshots: Vec<i64> = names
+        .iter()
+        .filter_map(|n| producer_snapshot::parse_file_name(n))
+        .collect();
+    snapshots.sort_unstable();
+    let mut chosen: Option<(i64, ProducerStates)> = None;
+    for &offset in snapshots.iter().rev().filter(|&&o| o <= high_watermark) {
+        let path = dir.join(producer_snapshot::file_name(offset));
+        let Some(bytes) = blocking::read_if_exists(&path).await else {
+            continue;
+        };
+        match producer_snapshot::decode(&bytes) {
+            Ok(entries) => {
+                chosen = Some((offset, ProducerStates::from_snapshot(&entries)));
+                break;
+            }
+            Err(why) => {
+                tracing::warn!(file = %path.display(), error = why, "ignoring a damaged producer snapshot; replaying the log instead");
+            }
+        }
+    }
+    let log_start = segments.first().map_or(0, |s| s.base_offset);
+    let (start, mut states) = chosen.unwrap_or((log_start, ProducerStates::default()));
+    for &offset in snapshots.iter().filter(|&&o| o != start) {
+        blocking::remove_file(&dir.join(producer_snapshot::file_name(offset))).await;
+    }
+    let mut indexed = Vec::new();
+    for name in names.iter().filter(|n| n.ends_with(".txnindex")) {
+        if let Some(bytes) = blocking::read_if_exists(&dir.join(name)).await {
+            indexed.extend(txn_index::decode_all(&bytes));
+        }
+    }
+    states.restore_aborted(indexed.iter().filter(|a| a.last_offset < start).cloned());
+    let mut missing: Vec<(i64, AbortedTxn)> = Vec::new();
+    for seg in segments.iter().filter(|s| s.next_offset > start) {
+        let from = if start > seg.base_offset {
+            let rel = u32::try_from(start - seg.base_offset).unwrap_or(u32::MAX);
+            seg.index.lookup(rel).position
+        } else {
+            0
+        };
+        let mut batches: Vec<(BatchHeader, Option<(bool, i32)>)> = Vec::new();
+        segment::scan(
+            &seg.file,
+            from,
+            seg.size,
+            false,
+            config.io_buffer_bytes,
+            |_, h, bytes| {
+                if h.last_offset() >= start && h.producer_id >= 0 {
+                    let marker = if h.is_control() {
+                        batch::parse_marker(bytes)
+                    } else {
+                        None
+                    };
+                    batches.push((*h, marker));
+                }
+                Scan::Continue
+            },
+        )
+        .await?;
+        for (h, marker) in batches {
+            match marker {
+                Some((commit, coordinator_epoch)) => {
+                    let ended = states.complete(
+                        h.producer_id,
+                        h.producer_epoch,
+                        coordinator_epoch,
+                        commit,
+                        h.base_offset,
+                        high_watermark,
+                    );
+                    missing.extend(
+                        ended
+                            .filter(|a| !indexed.contains(a))
+                            .map(|a| (seg.base_offset, a)),
+                    );
+                }
+                None if !h.is_control() => states.record(&h, h.base_offset),
+                None => {}
+            }
+        }
+    }
+    for (segment_base, aborted) in missing {
+        let path = dir.join(txn_index::file_name(segment_base));
+        blocking::append_synced(&path, txn_index::encode(&aborted).to_vec()).await?;
+    }
+    Ok(states)
 }
 
 /// Decodes one stored batch (decompressing it when needed) and finds its first record with a
@@ -628,6 +941,7 @@ mod tests {
             index_interval_bytes: 256,
             max_message_bytes: 1 << 20,
             io_buffer_bytes: 256 << 10,
+            producer_id_expiration_ms: 86_400_000,
         }
     }
 
@@ -688,7 +1002,10 @@ mod tests {
         let mut out = Vec::new();
         let mut offset = from;
         while offset < log.high_watermark() {
-            let r = log.read(offset, 1000).await.expect("read");
+            let r = log
+                .read(offset, 1000, Isolation::ReadUncommitted)
+                .await
+                .expect("read");
             let mut rest = &r.records[..];
             assert!(
                 !rest.is_empty(),
@@ -724,15 +1041,19 @@ mod tests {
                 .windows(2)
                 .all(|w| w[1].base_offset == w[0].last_offset() + 1));
             // Offset 2 sits inside the second batch (offsets 1-2): that batch comes back whole.
-            let r = log.read(2, 1).await.expect("read");
+            let r = log
+                .read(2, 1, Isolation::ReadUncommitted)
+                .await
+                .expect("read");
             let h = batch::check_stored_batch(&r.records).expect("batch");
             assert_eq!((h.base_offset, h.last_offset()), (1, 2));
             assert!(matches!(
-                log.read(expected + 1, 100).await,
+                log.read(expected + 1, 100, Isolation::ReadUncommitted)
+                    .await,
                 Err(LogError::OffsetOutOfRange)
             ));
             assert!(log
-                .read(expected, 100)
+                .read(expected, 100, Isolation::ReadUncommitted)
                 .await
                 .expect("at end")
                 .records
@@ -906,11 +1227,11 @@ mod recovery_fuzz {
                     crate::log::segment::probe_device(&path, 0).await.expect("probe");
                     let commit = GroupCommit::new();
                     glommio::spawn_local(commit.clone().run()).detach();
-                    let log = PartitionLog::open(&path, "t", 0, LogConfig { segment_bytes: 1 << 20, index_interval_bytes: 100, max_message_bytes: 1 << 20, io_buffer_bytes: window.unwrap_or(256 << 10) }, commit).await.expect("open");
+                    let log = PartitionLog::open(&path, "t", 0, LogConfig { segment_bytes: 1 << 20, index_interval_bytes: 100, max_message_bytes: 1 << 20, io_buffer_bytes: window.unwrap_or(256 << 10), producer_id_expiration_ms: 86_400_000 }, commit).await.expect("open");
                     let mut served = Vec::new();
                     let mut at = 0;
                     while at < log.high_watermark() {
-                        let r = log.read(at, 10_000).await.expect("read");
+                        let r = log.read(at, 10_000, Isolation::ReadUncommitted).await.expect("read");
                         let mut rest = &r.records[..];
                         if rest.is_empty() { break; }
                         while !rest.is_empty() {

@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::batch;
 use super::group_commit::GroupCommit;
-use super::partition::{io_buffer_bytes, AppendReceiver, LogConfig, PartitionLog};
+use super::partition::{io_buffer_bytes, AppendReceiver, LogConfig, Origin, PartitionLog};
 use super::LogError;
 use crate::catalog::{self, Catalog, Replica, Topic};
 use crate::config::Config;
@@ -27,6 +27,7 @@ impl LogConfig {
             index_interval_bytes: topic.index_interval_bytes,
             max_message_bytes: topic.max_message_bytes,
             io_buffer_bytes: io_buffer_bytes(config.io_memory_bytes),
+            producer_id_expiration_ms: config.txn.producer_id_expiration_ms,
         }
     }
 }
@@ -60,6 +61,7 @@ impl Partitions {
             logs: RefCell::new(HashMap::new()),
             commit,
         });
+        glommio::spawn_local(expire_producers(Rc::downgrade(&partitions))).detach();
         let this: Weak<Partitions> = Rc::downgrade(&partitions);
         catalog.subscribe(Rc::new(move |previous, next| {
             let this = this.clone();
@@ -106,7 +108,7 @@ impl Partitions {
         partition: i32,
         records: Bytes,
     ) -> Result<AppendReceiver, LogError> {
-        self.validate_and_enqueue(topic, partition, records, None)
+        self.validate_and_enqueue(topic, partition, records, None, Origin::Client)
     }
 
     /// Queues records the broker writes itself (group commits): validated for framing like a
@@ -118,7 +120,7 @@ impl Partitions {
         partition: i32,
         records: Bytes,
     ) -> Result<AppendReceiver, LogError> {
-        self.validate_and_enqueue(topic, partition, records, Some(u32::MAX))
+        self.validate_and_enqueue(topic, partition, records, Some(u32::MAX), Origin::Broker)
     }
 
     /// Validates `records` against `max_bytes` (the topic's `max.message.bytes` when `None`)
@@ -129,11 +131,17 @@ impl Partitions {
         partition: i32,
         records: Bytes,
         max_bytes: Option<u32>,
+        origin: Origin,
     ) -> Result<AppendReceiver, LogError> {
         let log = self.lookup(topic, partition)?;
         let max_bytes = max_bytes.unwrap_or(log.config().max_message_bytes);
         let headers = batch::validate_produce(&records, max_bytes)?;
-        log.enqueue(records, headers)
+        if origin == Origin::Client {
+            for h in &headers {
+                batch::check_producer_fields(h)?;
+            }
+        }
+        log.enqueue(records, headers, origin)
     }
 
     /// Waits until everything written on this shard so far is on stable storage, unless the
@@ -142,6 +150,15 @@ impl Partitions {
         if !self.config.group_commit {
             return Ok(());
         }
+        self.commit
+            .durable()
+            .await
+            .map_err(|e| LogError::Storage(e.to_string()))
+    }
+
+    /// Waits until everything written on this shard so far is on stable storage, whatever
+    /// `shardlog.fsync.on.ack` says: transaction markers end transactions for good.
+    pub async fn commit_durable(&self) -> Result<(), LogError> {
         self.commit
             .durable()
             .await
@@ -206,5 +223,28 @@ impl Partitions {
             }
         }
         self.commit.flush_and_stop().await
+    }
+}
+
+/// How often each partition forgets producers idle past `producer.id.expiration.ms` (Kafka's
+/// `producer.id.expiration.check.interval.ms` default); snapshots also drop them.
+const PRODUCER_EXPIRY_CHECK: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Runs for the life of the shard's partition service.
+async fn expire_producers(partitions: Weak<Partitions>) {
+    loop {
+        glommio::timer::sleep(PRODUCER_EXPIRY_CHECK).await;
+        let Some(partitions) = partitions.upgrade() else {
+            return;
+        };
+        let now = crate::util::now_ms();
+        let expired: usize = partitions
+            .owned()
+            .iter()
+            .map(|log| log.expire_producers(now))
+            .sum();
+        if expired > 0 {
+            tracing::debug!(expired, "forgot idle producers");
+        }
     }
 }

@@ -366,7 +366,7 @@ async fn read_tail(file: &DmaFile, size: u32) -> io::Result<Vec<u8>> {
     Ok(rr[..len].to_vec())
 }
 
-async fn write_file_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(super) async fn write_file_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     let file = glommio::io::BufferedFile::create(&tmp)
         .await

@@ -79,3 +79,19 @@ pub async fn remove_file(path: &Path) {
     })
     .await
 }
+
+/// Appends `bytes` to a file (creating it) and makes them durable before returning: small
+/// records that must survive a crash once answered (aborted transaction index entries).
+pub async fn append_synced(path: &Path, bytes: Vec<u8>) -> io::Result<()> {
+    let path = path.to_path_buf();
+    run(move || {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_data()))
+            .map_err(|e| with_path(e, &path))
+    })
+    .await
+}

@@ -5,3 +5,25 @@ pub mod blocking;
 pub mod notify;
 
 pub use notify::Notify;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Wall-clock milliseconds since the epoch (record timestamps, expiry); 0 before 1970.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The partition of an internal topic that a coordinator key (a group id, a transactional
+/// id) belongs to: Kafka's `Utils.abs(key.hashCode) % partitions`, with Java's `String.hashCode`,
+/// so a key maps to the same partition as on a Kafka cluster.
+pub fn key_partition(key: &str, partitions: i32) -> i32 {
+    let hash = key
+        .encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32));
+    // Kafka's Utils.abs: Math.abs, with Integer.MIN_VALUE mapped to 0.
+    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
+    abs % partitions.max(1)
+}

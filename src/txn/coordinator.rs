@@ -1,0 +1,510 @@
+//! A shard's transaction coordinator: the transactional ids of the `__transaction_state`
+//! partitions it owns, loaded from them when they open, changed only after the change is
+//! durable in them, and ended by writing markers to every partition of a transaction.
+//!
+//! A transaction ends in two steps, as in Kafka: `PrepareCommit` / `PrepareAbort` is written
+//! to the transaction log, then a marker to each partition (on whichever shard owns it, all
+//! durable), then `CompleteCommit` / `CompleteAbort`. A crash between the two finds the
+//! prepared state at load and writes the markers again (a marker for a transaction a
+//! partition already ended changes nothing there). EndTxn is answered once the transaction is
+//! complete, so a client never has to retry CONCURRENT_TRANSACTIONS after its own commit.
+//!
+//! Transactions open longer than their timeout are aborted by a timer that runs every
+//! `transaction.abort.timed.out.transaction.cleanup.interval.ms`, with the producer's epoch
+//! bumped so its later writes are fenced.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
+
+use super::error::TxnError;
+use super::ids::ProducerIds;
+use super::records::{self, TxnStatus};
+use super::state::{InitRequest, InitStep, TxnMeta};
+use crate::catalog::{self, Catalog, Replica, OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC};
+use crate::group;
+use crate::log::{batch, Isolation, LogError, Marker, PartitionLog, Partitions};
+use crate::shard::Shard;
+use crate::util::now_ms;
+
+/// How long a failed marker write waits before it is tried again.
+const MARKER_RETRY: Duration = Duration::from_millis(200);
+
+/// A transactional id as DescribeTransactions and ListTransactions report it.
+#[derive(Debug, Clone)]
+pub struct TxnView {
+    pub transactional_id: String,
+    pub meta: TxnMeta,
+}
+
+pub struct TxnCoordinator {
+    shard: Rc<Shard>,
+    catalog: Rc<Replica>,
+    partitions: Rc<Partitions>,
+    ids: Rc<ProducerIds>,
+    txns: RefCell<HashMap<String, TxnMeta>>,
+    /// Transactional ids with a write of their state (or their markers) in flight.
+    busy: RefCell<HashSet<String>>,
+    /// `__transaction_state` partitions of this shard whose ids are loaded.
+    loaded: RefCell<HashSet<i32>>,
+    stopping: Cell<bool>,
+}
+
+impl TxnCoordinator {
+    /// The shard's coordinator, following the catalog after `partitions` does, with its
+    /// timeout timer running.
+    pub fn new(
+        shard: Rc<Shard>,
+        catalog: Rc<Replica>,
+        partitions: Rc<Partitions>,
+        ids: Rc<ProducerIds>,
+    ) -> Rc<TxnCoordinator> {
+        let co = Rc::new(TxnCoordinator {
+            shard,
+            catalog: catalog.clone(),
+            partitions,
+            ids,
+            txns: RefCell::new(HashMap::new()),
+            busy: RefCell::new(HashSet::new()),
+            loaded: RefCell::new(HashSet::new()),
+            stopping: Cell::new(false),
+        });
+        let this: Weak<TxnCoordinator> = Rc::downgrade(&co);
+        catalog.subscribe(Rc::new(move |_, next| {
+            let this = this.clone();
+            Box::pin(async move {
+                if let Some(this) = this.upgrade() {
+                    this.load_new_partitions(&next).await;
+                }
+            })
+        }));
+        glommio::spawn_local(co.clone().run_timer()).detach();
+        co
+    }
+
+    /// The broker is stopping: refuse new work.
+    pub fn shutdown(&self) {
+        self.stopping.set(true);
+    }
+
+    /// Whether this shard serves the ids of `partition` now.
+    pub(super) fn serving(&self, partition: i32) -> Result<(), TxnError> {
+        if self.stopping.get() {
+            return Err(TxnError::NotCoordinator);
+        }
+        if self.loaded.borrow().contains(&partition) {
+            return Ok(());
+        }
+        let known = self
+            .catalog
+            .get()
+            .has_partition(TRANSACTION_STATE_TOPIC, partition);
+        Err(if known {
+            TxnError::CoordinatorLoadInProgress
+        } else {
+            TxnError::CoordinatorNotAvailable
+        })
+    }
+
+    fn get(&self, id: &str) -> Option<TxnMeta> {
+        self.txns.borrow().get(id).cloned()
+    }
+
+    /// Runs `f` with the id marked busy, so no other operation on it interleaves with its
+    /// writes (they get CONCURRENT_TRANSACTIONS).
+    async fn exclusive<R>(
+        &self,
+        id: &str,
+        f: impl std::future::Future<Output = Result<R, TxnError>>,
+    ) -> Result<R, TxnError> {
+        if !self.busy.borrow_mut().insert(id.to_string()) {
+            return Err(TxnError::ConcurrentTransactions);
+        }
+        let r = f.await;
+        self.busy.borrow_mut().remove(id);
+        r
+    }
+
+    /// InitProducerId for a transactional id: a new producer id for a new id, else the
+    /// id's producer with its epoch bumped (fencing older producers), an open transaction
+    /// aborted first.
+    pub async fn init_producer_id(
+        self: &Rc<Self>,
+        partition: i32,
+        id: String,
+        req: InitRequest,
+    ) -> Result<(i64, i16), TxnError> {
+        let max = self.shard.config.txn.max_timeout_ms;
+        if req.timeout_ms <= 0 || req.timeout_ms > max {
+            return Err(TxnError::InvalidTransactionTimeout);
+        }
+        let this = self.clone();
+        let key = id.clone();
+        self.exclusive(&key, async move {
+            loop {
+                let now = now_ms();
+                let current = match this.get(&id) {
+                    Some(m) => m,
+                    None => {
+                        let pid = this.allocate().await?;
+                        TxnMeta::new(pid, req.timeout_ms, now)
+                    }
+                };
+                let next = match current.init(req, now)? {
+                    InitStep::Answer(pid, epoch) => return Ok((pid, epoch)),
+                    InitStep::AbortFirst => {
+                        this.end_now(partition, &id, current, false, true).await?;
+                        continue;
+                    }
+                    InitStep::Write(next) => next,
+                    InitStep::NewProducerId(mut next) => {
+                        next.producer_id = this.allocate().await?;
+                        next
+                    }
+                };
+                this.write(partition, &id, &next).await?;
+                let answer = (next.producer_id, next.epoch);
+                this.txns.borrow_mut().insert(id.clone(), next);
+                tracing::debug!(transactional_id = %id, producer_id = answer.0, epoch = answer.1, "initialised producer id");
+                return Ok(answer);
+            }
+        })
+        .await
+    }
+
+    async fn allocate(&self) -> Result<i64, TxnError> {
+        self.ids
+            .allocate()
+            .await
+            .map_err(|e| TxnError::Storage(e.to_string()))
+    }
+
+    /// AddPartitionsToTxn / AddOffsetsToTxn: adds `parts` to the open transaction (opening
+    /// one), durable before the answer.
+    pub async fn add_partitions(
+        &self,
+        partition: i32,
+        id: String,
+        producer_id: i64,
+        epoch: i16,
+        parts: Vec<(String, i32)>,
+    ) -> Result<(), TxnError> {
+        let current = self.get(&id).ok_or(TxnError::InvalidProducerIdMapping)?;
+        current.check_producer(producer_id, epoch)?;
+        let Some(next) = current.add_partitions(&parts, now_ms())? else {
+            return Ok(());
+        };
+        self.exclusive(&id, async {
+            self.write(partition, &id, &next).await?;
+            self.txns.borrow_mut().insert(id.clone(), next);
+            Ok(())
+        })
+        .await
+    }
+
+    /// AddPartitionsToTxn v4+ verify-only (KIP-890): whether each partition is in the
+    /// producer's open transaction, so a late write of an ended transaction is refused.
+    pub fn verify(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        parts: &[(String, i32)],
+    ) -> Result<Vec<bool>, TxnError> {
+        let current = self.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
+        current.check_producer(producer_id, epoch)?;
+        Ok(current.verify(parts))
+    }
+
+    /// EndTxn: commits or aborts the open transaction; answered once it is complete.
+    pub async fn end_txn(
+        self: &Rc<Self>,
+        partition: i32,
+        id: String,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<(), TxnError> {
+        let current = self.get(&id).ok_or(TxnError::InvalidProducerIdMapping)?;
+        current.check_producer(producer_id, epoch)?;
+        if !current.end(commit)? {
+            return Ok(());
+        }
+        let this = self.clone();
+        let key = id.clone();
+        self.exclusive(&key, async move {
+            this.end_now(partition, &id, current, commit, false).await
+        })
+        .await
+    }
+
+    /// Ends `current`'s open transaction: prepared state, markers, complete state.
+    async fn end_now(
+        &self,
+        partition: i32,
+        id: &str,
+        current: TxnMeta,
+        commit: bool,
+        fence: bool,
+    ) -> Result<(), TxnError> {
+        let prepared = current.prepare(commit, fence, now_ms());
+        self.write(partition, id, &prepared).await?;
+        self.txns
+            .borrow_mut()
+            .insert(id.to_string(), prepared.clone());
+        self.complete(partition, id, prepared).await
+    }
+
+    /// Writes the markers of a prepared transaction and its complete state.
+    async fn complete(&self, partition: i32, id: &str, prepared: TxnMeta) -> Result<(), TxnError> {
+        let commit = prepared.status == TxnStatus::PrepareCommit;
+        self.write_markers(&prepared, commit).await?;
+        let done = prepared.complete(now_ms());
+        self.write(partition, id, &done).await?;
+        tracing::debug!(transactional_id = %id, producer_id = done.producer_id, commit, "transaction complete");
+        self.txns.borrow_mut().insert(id.to_string(), done);
+        Ok(())
+    }
+
+    /// Writes a marker to every partition of the transaction, on the shards that own them,
+    /// retrying until each is durable (or its topic is gone). Committed offsets of the
+    /// transaction are then made visible (or dropped) by their group coordinators.
+    async fn write_markers(&self, txn: &TxnMeta, commit: bool) -> Result<(), TxnError> {
+        let marker = Marker {
+            producer_id: txn.producer_id,
+            producer_epoch: txn.epoch,
+            coordinator_epoch: 0,
+            commit,
+        };
+        let mut left: Vec<(String, i32)> = txn.partitions.iter().cloned().collect();
+        while !left.is_empty() {
+            if self.shard.stopping() || self.stopping.get() {
+                return Err(TxnError::NotCoordinator);
+            }
+            let mut by_owner: BTreeMap<usize, Vec<(String, i32, Marker)>> = BTreeMap::new();
+            for (t, p) in &left {
+                let owner = catalog::owner_shard(t, *p, self.shard.count);
+                by_owner
+                    .entry(owner)
+                    .or_default()
+                    .push((t.clone(), *p, marker));
+            }
+            let mut failed = Vec::new();
+            for (owner, parts) in by_owner {
+                let asked: Vec<(String, i32)> =
+                    parts.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
+                let answers = self
+                    .shard
+                    .invoke_on(owner, move |partitions: &Rc<Partitions>| {
+                        partitions.write_markers(parts)
+                    })
+                    .await
+                    .unwrap_or_else(|_| vec![Err(LogError::Closed); asked.len()]);
+                for ((t, p), answer) in asked.into_iter().zip(answers) {
+                    match answer {
+                        Ok(()) | Err(LogError::UnknownPartition) => {}
+                        Err(e) => {
+                            tracing::warn!(topic = %t, partition = p, error = %e, "cannot write a transaction marker yet; retrying");
+                            failed.push((t, p));
+                        }
+                    }
+                }
+            }
+            left = failed;
+            if !left.is_empty() {
+                glommio::timer::sleep(MARKER_RETRY).await;
+            }
+        }
+        for (_, p) in txn.partitions.iter().filter(|(t, _)| t == OFFSETS_TOPIC) {
+            group::client::complete_transaction(&self.shard, *p, txn.producer_id, commit).await;
+        }
+        Ok(())
+    }
+
+    /// Appends the id's state to its `__transaction_state` partition and waits until durable.
+    async fn write(&self, partition: i32, id: &str, meta: &TxnMeta) -> Result<(), TxnError> {
+        let key = records::encode_key(id);
+        let value = records::encode_value(&meta.to_value());
+        let bytes =
+            batch::try_encode_batch([(Some(key), Some(value), now_ms())], Compression::None)
+                .map_err(TxnError::Storage)?;
+        let storage = |e: LogError| TxnError::Storage(e.to_string());
+        let rx = self
+            .partitions
+            .enqueue_own(TRANSACTION_STATE_TOPIC, partition, Bytes::from(bytes))
+            .map_err(storage)?;
+        rx.await.unwrap_or(Err(LogError::Closed)).map_err(storage)?;
+        self.partitions.commit_durable().await.map_err(storage)
+    }
+
+    /// Every transactional id this shard coordinates.
+    pub fn list(&self) -> Vec<TxnView> {
+        self.txns
+            .borrow()
+            .iter()
+            .map(|(id, meta)| TxnView {
+                transactional_id: id.clone(),
+                meta: meta.clone(),
+            })
+            .collect()
+    }
+
+    /// One transactional id's state.
+    pub fn describe(&self, id: &str) -> Option<TxnMeta> {
+        self.get(id)
+    }
+
+    /// Loads the ids of every `__transaction_state` partition this shard has opened since,
+    /// then finishes the transactions a crash left prepared.
+    async fn load_new_partitions(self: &Rc<Self>, catalog: &Catalog) {
+        let Some(topic) = catalog.topic(TRANSACTION_STATE_TOPIC) else {
+            return;
+        };
+        for p in 0..topic.partitions {
+            if catalog::owner_shard(TRANSACTION_STATE_TOPIC, p, self.shard.count) != self.shard.id
+                || self.loaded.borrow().contains(&p)
+            {
+                continue;
+            }
+            let Some(log) = self.partitions.get(TRANSACTION_STATE_TOPIC, p) else {
+                continue;
+            };
+            match self.load(&log).await {
+                Ok(loaded) => {
+                    self.loaded.borrow_mut().insert(p);
+                    self.resume(p, loaded);
+                }
+                Err(e) => {
+                    tracing::error!(partition = p, error = %e, "cannot load transactional ids; their coordinator stays unavailable");
+                }
+            }
+        }
+    }
+
+    /// Reads one partition's records (last one per id wins; a null value removes the id).
+    async fn load(&self, log: &PartitionLog) -> Result<Vec<String>, LogError> {
+        let mut offset = log.log_start_offset();
+        let end = log.high_watermark();
+        let mut found: HashMap<String, Option<TxnMeta>> = HashMap::new();
+        while offset < end {
+            let read = log
+                .read(
+                    offset,
+                    log.config().io_buffer_bytes,
+                    Isolation::ReadUncommitted,
+                )
+                .await?;
+            let mut buf = read.records;
+            if buf.is_empty() {
+                break;
+            }
+            let mut next = offset;
+            while !buf.is_empty() {
+                let Ok(set) = RecordBatchDecoder::decode(&mut buf) else {
+                    tracing::error!(partition = log.partition, offset = next, "cannot decode a batch of {TRANSACTION_STATE_TOPIC}; the rest of the partition is not loaded");
+                    next = end;
+                    break;
+                };
+                for r in &set.records {
+                    next = next.max(r.offset + 1);
+                    let Some(id) = r.key.as_deref().and_then(records::decode_key) else {
+                        continue;
+                    };
+                    let value = r.value.as_deref().and_then(records::decode_value);
+                    found.insert(id, value.map(|v| TxnMeta::from_value(&v)));
+                }
+            }
+            if next <= offset {
+                break;
+            }
+            offset = next;
+        }
+        let mut txns = self.txns.borrow_mut();
+        let mut ids = Vec::new();
+        for (id, meta) in found {
+            match meta {
+                Some(m) => {
+                    ids.push(id.clone());
+                    txns.insert(id, m);
+                }
+                None => {
+                    txns.remove(&id);
+                }
+            }
+        }
+        if !ids.is_empty() {
+            tracing::info!(
+                partition = log.partition,
+                ids = ids.len(),
+                "loaded transactional ids"
+            );
+        }
+        Ok(ids)
+    }
+
+    /// Finishes, in the background, the transactions of `ids` that a stop left prepared
+    /// (their markers may not all be written). In the background because other shards may
+    /// not serve yet while the catalog is being installed.
+    fn resume(self: &Rc<Self>, partition: i32, ids: Vec<String>) {
+        for id in ids {
+            let Some(meta) = self.get(&id) else { continue };
+            if !meta.is_preparing() {
+                continue;
+            }
+            let mut meta = meta;
+            if meta.status == TxnStatus::PrepareEpochFence {
+                meta.status = TxnStatus::PrepareAbort;
+            }
+            let this = self.clone();
+            glommio::spawn_local(async move {
+                let key = id.clone();
+                let r = this
+                    .exclusive(&key, this.complete(partition, &id, meta))
+                    .await;
+                if let Err(e) = r {
+                    tracing::warn!(transactional_id = %id, error = %e, "cannot finish a prepared transaction");
+                }
+            })
+            .detach();
+        }
+    }
+
+    /// Aborts, every check interval, the transactions open longer than their timeout.
+    async fn run_timer(self: Rc<Self>) {
+        let interval =
+            Duration::from_millis(self.shard.config.txn.abort_timed_out_interval_ms.max(1));
+        while !self.stopping.get() {
+            glommio::timer::sleep(interval).await;
+            let now = now_ms();
+            let expired: Vec<(String, TxnMeta)> = self
+                .txns
+                .borrow()
+                .iter()
+                .filter(|(id, m)| m.timed_out(now) && !self.busy.borrow().contains(*id))
+                .map(|(id, m)| (id.clone(), m.clone()))
+                .collect();
+            for (id, meta) in expired {
+                let Some(topic) = self.catalog.get().topic(TRANSACTION_STATE_TOPIC).cloned() else {
+                    break;
+                };
+                let partition = crate::util::key_partition(&id, topic.partitions);
+                tracing::info!(transactional_id = %id, producer_id = meta.producer_id, timeout_ms = meta.timeout_ms, "aborting a transaction open past its timeout");
+                let this = self.clone();
+                glommio::spawn_local(async move {
+                    let key = id.clone();
+                    let r = this
+                        .exclusive(&key, this.end_now(partition, &id, meta, false, true))
+                        .await;
+                    if let Err(e) = r {
+                        tracing::warn!(transactional_id = %id, error = %e, "cannot abort a timed-out transaction");
+                    }
+                })
+                .detach();
+            }
+        }
+    }
+}

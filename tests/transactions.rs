@@ -1,0 +1,258 @@
+//! Idempotent and transactional producers and read_committed consumers, driven by librdkafka
+//! (rdkafka) against a real `shardlog` process.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{assign, poll_records, Broker, Msg};
+use rdkafka::consumer::Consumer;
+use rdkafka::producer::Producer as _;
+use rdkafka::Offset;
+
+const FLUSH: Duration = Duration::from_secs(15);
+const READ: Duration = Duration::from_secs(20);
+const TXN: Duration = Duration::from_secs(30);
+
+fn values(records: &[common::Consumed]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+        .collect()
+}
+
+/// Reads a partition from the start with the given isolation level until `expected` records
+/// arrived (and a little longer, so extra records would show), returning their values.
+fn read_values(broker: &Broker, topic: &str, isolation: &str, expected: usize) -> Vec<String> {
+    let consumer = broker.consumer(&[("isolation.level", isolation)]);
+    assign(&consumer, &[(topic, 0, Offset::Beginning)]);
+    let (mut got, errors) = poll_records(&consumer, expected, READ);
+    assert!(errors.is_empty(), "consumer errors: {errors:?}");
+    let (more, _) = poll_records(&consumer, 1, Duration::from_millis(1500));
+    got.extend(more);
+    values(&got)
+}
+
+/// An idempotent producer gets a producer id and writes every record once, with dense
+/// offsets; DescribeProducers-level state survives a restart, so the producer continues its
+/// sequence on the restarted broker without an error or a duplicate.
+#[test]
+fn idempotent_producer_writes_each_record_once_across_restart() {
+    let mut broker = Broker::start(&[]);
+    broker.create_topic("idem", 1);
+    let sent: Vec<Msg> = (0..500)
+        .map(|i| Msg::kv(format!("k{i}"), format!("v{i}")))
+        .collect();
+    let producer = broker.producer(&[("enable.idempotence", "true"), ("linger.ms", "2")]);
+    for m in &sent[..250] {
+        producer.send("idem", Some(0), m);
+    }
+    producer.flush_ok(FLUSH);
+    broker.restart();
+    for m in &sent[250..] {
+        producer.send("idem", Some(0), m);
+    }
+    let d = producer.flush_ok(FLUSH);
+    assert!(
+        d.iter().all(|d| d.error.is_none()),
+        "delivery errors: {d:?}"
+    );
+    let got = broker.consume_all("idem", 0, 0, sent.len(), READ);
+    let want: Vec<String> = (0..500).map(|i| format!("v{i}")).collect();
+    assert_eq!(values(&got), want);
+    assert_eq!(broker.watermarks("idem", 0), (0, 500));
+    let snapshots = std::fs::read_dir(broker.data_dir().join("idem-0"))
+        .expect("partition dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".snapshot"))
+        .count();
+    assert!(snapshots >= 1, "a clean stop leaves a producer snapshot");
+}
+
+/// commit 100 / abort 100 / commit 100: read_committed sees the 200 committed records,
+/// read_uncommitted all 300, and no control record reaches either application.
+#[test]
+fn read_committed_skips_aborted_transactions() {
+    let broker = Broker::start(&[]);
+    broker.create_topic("txn", 1);
+    let producer = broker.producer(&[("transactional.id", "txn-e2e"), ("linger.ms", "2")]);
+    producer
+        .inner
+        .init_transactions(TXN)
+        .expect("init_transactions");
+    let mut committed = Vec::new();
+    for (round, commit) in [(0, true), (1, false), (2, true)] {
+        producer.inner.begin_transaction().expect("begin");
+        for i in 0..100 {
+            let v = format!("r{round}-{i}");
+            producer.send("txn", Some(0), &Msg::kv(format!("k{i}"), v.clone()));
+            if commit {
+                committed.push(v);
+            }
+        }
+        if commit {
+            producer.inner.commit_transaction(TXN).expect("commit");
+        } else {
+            producer.inner.flush(FLUSH).expect("flush");
+            producer.inner.abort_transaction(TXN).expect("abort");
+        }
+    }
+    let all: Vec<String> = (0..3)
+        .flat_map(|r| (0..100).map(move |i| format!("r{r}-{i}")))
+        .collect();
+    assert_eq!(
+        read_values(&broker, "txn", "read_committed", 200),
+        committed
+    );
+    assert_eq!(read_values(&broker, "txn", "read_uncommitted", 300), all);
+    // Three markers: the log end is past the 300 records.
+    assert_eq!(broker.watermarks("txn", 0), (0, 303));
+}
+
+/// An open transaction holds read_committed consumers at its first offset; they see its
+/// records once it commits.
+#[test]
+fn open_transaction_holds_the_stable_offset() {
+    let broker = Broker::start(&[]);
+    broker.create_topic("lso", 1);
+    let producer = broker.producer(&[("transactional.id", "lso-e2e"), ("linger.ms", "0")]);
+    producer
+        .inner
+        .init_transactions(TXN)
+        .expect("init_transactions");
+    producer.inner.begin_transaction().expect("begin");
+    for i in 0..10 {
+        producer.send("lso", Some(0), &Msg::kv("k", format!("open-{i}")));
+    }
+    producer.inner.flush(FLUSH).expect("flush");
+    let consumer = broker.consumer(&[("isolation.level", "read_committed")]);
+    assign(&consumer, &[("lso", 0, Offset::Beginning)]);
+    let (early, _) = poll_records(&consumer, 1, Duration::from_secs(2));
+    assert!(
+        early.is_empty(),
+        "read_committed saw uncommitted records: {early:?}"
+    );
+    producer.inner.commit_transaction(TXN).expect("commit");
+    let (got, errors) = poll_records(&consumer, 10, READ);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(got.len(), 10);
+}
+
+/// A second producer with the same transactional id fences the first: the first's commit
+/// fails, its records are aborted, and the second's are committed.
+#[test]
+fn new_producer_fences_the_old_one() {
+    let broker = Broker::start(&[]);
+    broker.create_topic("fence", 1);
+    let old = broker.producer(&[("transactional.id", "fence-e2e"), ("linger.ms", "0")]);
+    old.inner.init_transactions(TXN).expect("init old");
+    old.inner.begin_transaction().expect("begin old");
+    old.send("fence", Some(0), &Msg::kv("k", "old"));
+    old.inner.flush(FLUSH).expect("flush old");
+    let new = broker.producer(&[("transactional.id", "fence-e2e"), ("linger.ms", "0")]);
+    new.inner.init_transactions(TXN).expect("init new");
+    new.inner.begin_transaction().expect("begin new");
+    new.send("fence", Some(0), &Msg::kv("k", "new"));
+    new.inner.commit_transaction(TXN).expect("commit new");
+    let err = old
+        .inner
+        .commit_transaction(TXN)
+        .expect_err("the old producer is fenced");
+    let fenced = match &err {
+        rdkafka::error::KafkaError::Transaction(e) => e.is_fatal() || e.txn_requires_abort(),
+        _ => false,
+    };
+    assert!(fenced, "unexpected error: {err}");
+    assert_eq!(
+        read_values(&broker, "fence", "read_committed", 1),
+        vec!["new"]
+    );
+}
+
+/// A transaction left open past its timeout is aborted by the broker: read_committed
+/// consumers move past it, and its producer can no longer commit it.
+#[test]
+fn timed_out_transaction_is_aborted() {
+    let broker = Broker::start(&[
+        "--override",
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms=200",
+    ]);
+    broker.create_topic("timeout", 1);
+    let stale = broker.producer(&[
+        ("transactional.id", "timeout-e2e"),
+        ("transaction.timeout.ms", "2000"),
+        // librdkafka wants its socket timeout within the transaction timeout.
+        ("socket.timeout.ms", "2000"),
+        ("message.timeout.ms", "2000"),
+        ("linger.ms", "0"),
+    ]);
+    stale.inner.init_transactions(TXN).expect("init");
+    stale.inner.begin_transaction().expect("begin");
+    stale.send("timeout", Some(0), &Msg::kv("k", "abandoned"));
+    stale.inner.flush(FLUSH).expect("flush");
+    let other = broker.producer(&[("transactional.id", "timeout-other"), ("linger.ms", "0")]);
+    other.inner.init_transactions(TXN).expect("init other");
+    other.inner.begin_transaction().expect("begin other");
+    other.send("timeout", Some(0), &Msg::kv("k", "later"));
+    other.inner.commit_transaction(TXN).expect("commit other");
+    assert_eq!(
+        read_values(&broker, "timeout", "read_committed", 1),
+        vec!["later"]
+    );
+    assert!(stale.inner.commit_transaction(TXN).is_err());
+}
+
+/// Offsets sent to a transaction become the group's committed offsets when it commits, and
+/// do not when it aborts.
+#[test]
+fn offsets_commit_with_the_transaction() {
+    let broker = Broker::start(&[]);
+    broker.create_topic("in", 1);
+    broker.create_topic("out", 1);
+    let group_consumer =
+        broker.consumer(&[("group.id", "ctp"), ("isolation.level", "read_committed")]);
+    let producer = broker.producer(&[("transactional.id", "ctp-e2e"), ("linger.ms", "0")]);
+    producer.inner.init_transactions(TXN).expect("init");
+    let metadata = group_consumer.group_metadata().expect("group metadata");
+    let mut offsets = rdkafka::TopicPartitionList::new();
+    for (offset, commit) in [(5, false), (7, true)] {
+        offsets
+            .add_partition_offset("in", 0, Offset::Offset(offset))
+            .expect("offset");
+        producer.inner.begin_transaction().expect("begin");
+        producer.send("out", Some(0), &Msg::kv("k", format!("upto-{offset}")));
+        producer
+            .inner
+            .send_offsets_to_transaction(&offsets, &metadata, TXN)
+            .expect("send offsets");
+        producer.inner.flush(FLUSH).expect("flush");
+        if commit {
+            producer.inner.commit_transaction(TXN).expect("commit");
+        } else {
+            producer.inner.abort_transaction(TXN).expect("abort");
+        }
+        let mut ask = rdkafka::TopicPartitionList::new();
+        ask.add_partition("in", 0);
+        let committed = group_consumer
+            .committed_offsets(ask, Duration::from_secs(10))
+            .expect("committed offsets");
+        let got = committed
+            .find_partition("in", 0)
+            .expect("partition")
+            .offset();
+        let want = if commit {
+            Offset::Offset(7)
+        } else {
+            Offset::Invalid
+        };
+        assert_eq!(
+            got, want,
+            "after the transaction up to {offset} (commit={commit})"
+        );
+    }
+    let out: BTreeSet<String> = read_values(&broker, "out", "read_committed", 1)
+        .into_iter()
+        .collect();
+    assert_eq!(out, BTreeSet::from(["upto-7".to_string()]));
+}
