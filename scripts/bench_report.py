@@ -3,7 +3,9 @@
 and the latest table in results/README.md. Every figure stands beside its ratio to a baseline
 measured in the same run: produce bytes/s against fio's O_DIRECT sequential write (and the
 16 KiB write+fdatasync rate, the floor of durable writes), consume bytes/s against fio's
-sequential read, and both against iperf3 over loopback."""
+sequential read, and both against iperf3 over loopback. The idempotent and transactional
+variants of produce-1k are also given as a ratio to produce-1k's records/s of the same run
+and layout."""
 import json
 import os
 import sys
@@ -26,6 +28,8 @@ base = {
 
 SCENARIOS = [
     ("produce-1k", "produce", "durable produce, 1 KiB records, 8 partitions"),
+    ("produce-1k-idempotent", "produce", "durable idempotent produce, 1 KiB records, 8 partitions"),
+    ("produce-1k-txn", "produce", "durable transactional produce, 1 KiB records, 8 partitions, 1,000-record transactions"),
     ("produce-100b", "produce", "durable produce, 100 B records, 8 partitions"),
     ("e2e-25", "e2e", "end-to-end at 25% of max"),
     ("e2e-50", "e2e", "end-to-end at 50% of max"),
@@ -37,6 +41,8 @@ SCENARIOS = [
 ]
 
 mib = lambda b: b / (1 << 20)
+# Scenarios read as a ratio to another of the same run and layout (records/s).
+RELATIVE_TO = {"produce-1k-idempotent": "produce-1k", "produce-1k-txn": "produce-1k"}
 rows = []
 layouts = [d for d in sorted(os.listdir(out)) if os.path.isdir(os.path.join(out, d))]
 for layout in layouts:
@@ -49,6 +55,10 @@ for layout in layouts:
         lat = j.get("latency_us", {})
         if kind == "produce":
             ratio = f"{bps / base['disk_write']:.2f}× disk write, {bps / base['disk_sync_write']:.2f}× sync write"
+            ref = RELATIVE_TO.get(name)
+            ref_path = os.path.join(out, layout, f"{ref}.json") if ref else None
+            if ref_path and os.path.exists(ref_path) and load(ref_path)["records_per_s"] > 0:
+                ratio = f"{j['records_per_s'] / load(ref_path)['records_per_s']:.2f}× {ref}, " + ratio
         elif kind == "consume":
             ratio = f"{bps / base['disk_read']:.2f}× disk read, {bps / base['loopback']:.3f}× loopback"
         else:

@@ -185,12 +185,38 @@ pub struct ProducerTuning {
     /// Records waiting in a producer (batched or in flight) at most, in bytes.
     #[arg(long, value_name = "N", default_value_t = 4 << 20, value_parser = clap::value_parser!(u64).range(1..=(1 << 34)))]
     pub buffer_bytes: u64,
-    /// Produce requests in flight per connection.
+    /// Produce requests in flight per connection (at most 5 with --idempotent or
+    /// --transactional-id: Kafka keeps the order of at most 5 per partition and producer).
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub max_in_flight: u32,
     /// Largest produce request, in bytes (Java's max.request.size).
     #[arg(long, value_name = "N", default_value_t = 1 << 20, value_parser = clap::value_parser!(u32).range(1024..=(256 << 20)))]
     pub max_request_bytes: u32,
+    /// Idempotent producers (Java's enable.idempotence): each gets a producer id and epoch
+    /// (InitProducerId) and numbers its batches per partition. Needs --acks all and a pipeline
+    /// of at most 5 requests per connection (--max-in-flight), whose order the connection
+    /// keeps; loadgen does not retry, so a failed batch leaves a gap the broker reports as
+    /// OutOfOrderSequenceNumber on that partition's next batches.
+    #[arg(long)]
+    pub idempotent: bool,
+    /// Transactional producers (idempotent too): producer i uses transactional id PREFIX-i,
+    /// finds its coordinator (FindCoordinator), gets its producer id there, adds each partition
+    /// to the transaction before first writing to it (AddPartitionsToTxn) and commits every
+    /// --txn-records records (EndTxn, answered before the next transaction starts). e2e's
+    /// consumers then read committed records only.
+    #[arg(long, value_name = "PREFIX", value_parser = txn_prefix)]
+    pub transactional_id: Option<String>,
+    /// Records per transaction, per producer (with --transactional-id). A transaction must end
+    /// within the 60 s transaction timeout loadgen asks for: at low rates, take fewer.
+    #[arg(long, value_name = "N", default_value_t = 1000, requires = "transactional_id", value_parser = clap::value_parser!(u64).range(1..))]
+    pub txn_records: u64,
+}
+
+impl ProducerTuning {
+    /// Whether the producers are idempotent (--idempotent, or transactional).
+    pub fn idempotent(&self) -> bool {
+        self.idempotent || self.transactional_id.is_some()
+    }
 }
 
 #[derive(Args, Debug, Clone, Serialize)]
@@ -299,6 +325,13 @@ fn positive_rate(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+fn txn_prefix(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("a transactional id prefix cannot be empty".into());
+    }
+    Ok(s.to_string())
+}
+
 fn group_name(s: &str) -> Result<String, String> {
     if s.is_empty() {
         return Err("a group id cannot be empty".into());
@@ -342,6 +375,7 @@ pub fn validate(cli: &Cli) -> Result<(), String> {
         }
     }
     let check_tuning = |t: &ProducerTuning, record_bytes: u32| -> Result<(), String> {
+        check_idempotence(t)?;
         if t.max_request_bytes < t.batch_bytes {
             return Err(format!(
                 "--max-request-bytes ({}) is smaller than --batch-bytes ({})",
@@ -357,9 +391,40 @@ pub fn validate(cli: &Cli) -> Result<(), String> {
         Ok(())
     };
     match &cli.command {
-        Command::Produce(a) => check_tuning(&a.tuning, a.record_bytes)?,
-        Command::E2e(a) => check_tuning(&a.tuning, a.record_bytes)?,
+        Command::Produce(a) => {
+            check_tuning(&a.tuning, a.record_bytes)?;
+            check_acks(&a.tuning, a.acks)?;
+        }
+        Command::E2e(a) => {
+            check_tuning(&a.tuning, a.record_bytes)?;
+            check_acks(&a.tuning, a.acks)?;
+        }
         Command::Consume(_) => {}
+    }
+    Ok(())
+}
+
+/// Most produce requests an idempotent producer may have in flight per connection: Kafka keeps
+/// the order (and the duplicates it recognises) of the last 5 batches per partition.
+pub const MAX_IN_FLIGHT_IDEMPOTENT: u32 = 5;
+
+/// Kafka's rules for idempotence: at most 5 requests in flight.
+fn check_idempotence(t: &ProducerTuning) -> Result<(), String> {
+    if t.idempotent() && t.max_in_flight > MAX_IN_FLIGHT_IDEMPOTENT {
+        return Err(format!(
+            "--max-in-flight {} is more than the {MAX_IN_FLIGHT_IDEMPOTENT} an idempotent producer may have (--idempotent, --transactional-id)",
+            t.max_in_flight
+        ));
+    }
+    Ok(())
+}
+
+/// Kafka's rules for idempotence: acks=all (the Java client refuses anything else).
+fn check_acks(t: &ProducerTuning, acks: Acks) -> Result<(), String> {
+    if t.idempotent() && acks != Acks::All {
+        return Err(
+            "an idempotent producer (--idempotent, --transactional-id) needs --acks all".into(),
+        );
     }
     Ok(())
 }
@@ -498,6 +563,91 @@ mod tests {
             "1"
         ])
         .is_ok());
+    }
+
+    fn produce(extra: &[&str]) -> Result<Cli, clap::Error> {
+        let mut v = vec![
+            "produce",
+            "--bootstrap",
+            "h:1",
+            "--topic",
+            "t",
+            "--record-bytes",
+            "10",
+            "--records",
+            "1",
+        ];
+        v.extend_from_slice(extra);
+        parse(&v)
+    }
+
+    fn tuning(cli: &Cli) -> &ProducerTuning {
+        match &cli.command {
+            Command::Produce(a) => &a.tuning,
+            Command::E2e(a) => &a.tuning,
+            Command::Consume(_) => panic!("no producer"),
+        }
+    }
+
+    #[test]
+    fn idempotence_and_transactions() {
+        let cli = produce(&[]).unwrap();
+        let t = tuning(&cli);
+        assert!(!t.idempotent() && t.transactional_id.is_none());
+        assert_eq!(t.txn_records, 1000);
+        let json = serde_json::to_value(t).unwrap();
+        assert_eq!(json["idempotent"], false);
+        assert!(json["transactional_id"].is_null());
+
+        let cli = produce(&["--idempotent"]).unwrap();
+        assert!(tuning(&cli).idempotent());
+        assert!(validate(&cli).is_ok());
+
+        let cli = produce(&["--transactional-id", "bench", "--txn-records", "50"]).unwrap();
+        let t = tuning(&cli);
+        assert!(t.idempotent(), "transactional implies idempotent");
+        assert_eq!(t.transactional_id.as_deref(), Some("bench"));
+        assert_eq!(t.txn_records, 50);
+        assert!(validate(&cli).is_ok());
+        let json = serde_json::to_value(t).unwrap();
+        assert_eq!(json["transactional_id"], "bench");
+        assert_eq!(json["txn_records"], 50);
+
+        // Kafka's rules: at most 5 in flight, acks=all.
+        for bad in [
+            &["--idempotent", "--max-in-flight", "6"][..],
+            &["--idempotent", "--acks", "1"],
+            &["--transactional-id", "x", "--acks", "0"],
+            &["--transactional-id", "x", "--max-in-flight", "10"],
+        ] {
+            let cli = produce(bad).unwrap();
+            assert!(validate(&cli).is_err(), "{bad:?}");
+        }
+        assert!(validate(&produce(&["--idempotent", "--max-in-flight", "5"]).unwrap()).is_ok());
+        assert!(validate(&produce(&["--max-in-flight", "6", "--acks", "1"]).unwrap()).is_ok());
+        // --txn-records needs --transactional-id; the prefix cannot be empty; N >= 1.
+        assert!(produce(&["--txn-records", "5"]).is_err());
+        assert!(produce(&["--transactional-id", ""]).is_err());
+        assert!(produce(&["--transactional-id", "x", "--txn-records", "0"]).is_err());
+        // e2e has them too.
+        let cli = parse(&[
+            "e2e",
+            "--bootstrap",
+            "h:1",
+            "--topic",
+            "t",
+            "--record-bytes",
+            "16",
+            "--rate",
+            "10",
+            "--records",
+            "1",
+            "--transactional-id",
+            "e",
+        ])
+        .unwrap();
+        assert!(tuning(&cli).idempotent());
+        assert!(validate(&cli).is_ok());
     }
 
     #[test]

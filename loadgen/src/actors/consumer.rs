@@ -59,6 +59,9 @@ pub struct ConsumerConfig {
     pub finish: Finish,
     /// Measure end-to-end latency and count only this run's records.
     pub e2e: bool,
+    /// Fetch isolation level: 0 read uncommitted, 1 read committed (records of transactions
+    /// once committed; records of aborted transactions are not told apart).
+    pub isolation_level: i8,
     /// Read as members of this consumer group instead of by explicit assignment.
     pub group: Option<GroupConfig>,
 }
@@ -404,14 +407,15 @@ impl LegCtx {
     }
 
     /// The Fetch request for `parts` at their positions: long poll up to max_wait_ms for at
-    /// least one byte, no fetch session (session id 0, epoch -1), uncommitted records.
+    /// least one byte, no fetch session (session id 0, epoch -1), at the isolation level of the
+    /// run (uncommitted records, but committed ones only in an e2e run of transactions).
     fn fetch_request(&self, parts: &[PartitionState]) -> FetchRequest {
         FetchRequest::default()
             .with_replica_id((-1).into())
             .with_max_wait_ms(self.cfg.max_wait_ms)
             .with_min_bytes(1)
             .with_max_bytes(self.cfg.max_bytes)
-            .with_isolation_level(0)
+            .with_isolation_level(self.cfg.isolation_level)
             .with_session_id(0)
             .with_session_epoch(-1)
             .with_topics(vec![FetchTopic::default()

@@ -7,22 +7,33 @@
 //! (one batch per partition, at most `max_request_bytes`), like the Java client's drain.
 //! Records in batches and in flight are bounded by `buffer_bytes`; generation waits past it (on a
 //! rate schedule, late records keep their scheduled time, so the wait shows as latency).
+//!
+//! Idempotent and transactional producers (see [`super::eos`]) number each batch when it is
+//! encoded, per partition, in the order the batches go out on their leader's connection, which
+//! keeps that order. A transactional producer generates `--txn-records` records into a
+//! transaction, adds each partition to it before sending its first batch there, and once every
+//! batch of the transaction is answered ends it and only then starts the next.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use futures::channel::oneshot;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TransactionalId};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 
+use super::eos::{Eos, EosConfig, Timeouts, Txn};
 use crate::analytics::metrics::{Flow, Lat, Meter, Metrics};
 use crate::scenarios::RunState;
-use crate::utils::batch::{encode_batch, PendingRecord, RecordGen, BATCH_HEADER_BYTES};
+use crate::utils::batch::{
+    encode_batch, BatchIdentity, PendingRecord, RecordGen, BATCH_HEADER_BYTES,
+};
 use crate::utils::finish::Finish;
 use crate::utils::kafka::admin::{error_name, topic_name};
 use crate::utils::kafka::conn::ResponseFuture;
@@ -53,6 +64,8 @@ pub struct ProducerConfig {
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
     pub finish: Finish,
+    /// Idempotent or transactional producers (None: plain ones).
+    pub eos: Option<EosConfig>,
 }
 
 /// One producer's part of the run.
@@ -123,6 +136,8 @@ struct Shared {
     buffered: Cell<usize>,
     notify: crate::utils::wait::Notify,
     first_failure: RefCell<Option<String>>,
+    /// A batch failed since the transaction began (it is then aborted, not committed).
+    txn_failed: Cell<bool>,
 }
 
 impl Shared {
@@ -237,6 +252,8 @@ pub struct Producer {
     sticky: Sticky,
     gen: RecordGen,
     shared: Rc<Shared>,
+    /// Idempotent or transactional: identity, sequences, transaction.
+    eos: Option<Eos>,
 }
 
 impl Producer {
@@ -266,6 +283,19 @@ impl Producer {
             nodes[n].partitions.push(i);
         }
         let partitions = cfg.topic.partitions.len();
+        let eos = match &cfg.eos {
+            None => None,
+            Some(e) => {
+                let t = Timeouts {
+                    connect: cfg.connect_timeout,
+                    request: cfg.request_timeout,
+                };
+                let eos = Eos::init(e, spec.id, &nodes[0].conn, partitions, t)
+                    .await
+                    .with_context(|| format!("producer {}", spec.id))?;
+                Some(eos)
+            }
+        };
         let gen = RecordGen::new(
             cfg.record_bytes,
             cfg.keys,
@@ -282,6 +312,7 @@ impl Producer {
             nodes,
             gen,
             shared: Rc::new(Shared::default()),
+            eos,
         })
     }
 
@@ -295,23 +326,90 @@ impl Producer {
         while !self.run.aborted() {
             let now = Instant::now();
             generation.end_at_deadline(now);
-            if generation.active {
+            if generation.active && !self.txn_full() {
                 self.generate(&mut generation, now);
             }
-            let flush_all = !generation.active || self.buffer_full();
+            let flush_all = !generation.active || self.buffer_full() || self.txn_full();
+            if let Err(e) = self.add_to_txn().await {
+                self.fail(format!("{e:#}"));
+                break;
+            }
             self.send_ready(Instant::now(), flush_all);
             if self.run.aborted() {
                 break;
             }
-            if !generation.active
-                && self.queues.iter().all(|q| q.is_empty())
-                && self.in_flight() == 0
-            {
-                break;
+            if self.queues.iter().all(|q| q.is_empty()) && self.in_flight() == 0 {
+                // Everything sent is answered: a transaction with all its records (or the
+                // last one) ends now, before anything else is generated.
+                if self.txn_due(!generation.active) {
+                    if let Err(e) = self.end_txn().await {
+                        self.fail(format!("{e:#}"));
+                        break;
+                    }
+                    continue;
+                }
+                if !generation.active {
+                    break;
+                }
             }
-            self.wait_for_work(&generation, flush_all).await;
+            let may_generate = generation.active && !self.txn_full();
+            self.wait_for_work(&generation, may_generate, flush_all)
+                .await;
         }
         self.finish().await;
+    }
+
+    /// Whether the transaction (if transactional) has taken all its records.
+    fn txn_full(&self) -> bool {
+        self.txn().is_some_and(|t| t.full())
+    }
+
+    fn txn(&self) -> Option<&Txn> {
+        self.eos.as_ref().and_then(|e| e.txn.as_ref())
+    }
+
+    /// Whether the transaction is to end now that every batch is answered: it has records,
+    /// and it is full or generation is over (`last`).
+    fn txn_due(&self, last: bool) -> bool {
+        self.txn()
+            .is_some_and(|t| t.records > 0 && (t.full() || last))
+    }
+
+    /// Transactional: adds the partitions that have records waiting and are not in the
+    /// transaction yet (awaited, so their first batches go out after it).
+    async fn add_to_txn(&mut self) -> Result<()> {
+        let Some(txn) = self.eos.as_mut().and_then(|e| e.txn.as_mut()) else {
+            return Ok(());
+        };
+        let queues = &self.queues;
+        let new = txn.to_add((0..queues.len()).filter(|&p| !queues[p].is_empty()));
+        if new.is_empty() {
+            return Ok(());
+        }
+        txn.add(&new, &self.cfg.topic).await
+    }
+
+    /// Ends the transaction: a commit, or an abort if one of its batches failed.
+    async fn end_txn(&mut self) -> Result<()> {
+        let commit = !self.shared.txn_failed.get();
+        let txn = self
+            .eos
+            .as_mut()
+            .and_then(|e| e.txn.as_mut())
+            .expect("transactional");
+        txn.end(commit, &self.meter).await?;
+        self.shared.txn_failed.set(false);
+        let m = self.meter.metrics();
+        if commit {
+            m.txn_committed.fetch_add(1, Ordering::Relaxed);
+        } else {
+            m.txn_aborted.fetch_add(1, Ordering::Relaxed);
+            self.run.note(format!(
+                "producer {}: transactions with failed batches were aborted",
+                self.spec.id
+            ));
+        }
+        Ok(())
     }
 
     /// Generates the records due now (at most [`GENERATE_CHUNK`], and only while the buffer has
@@ -319,7 +417,8 @@ impl Producer {
     fn generate(&mut self, generation: &mut Generation, now: Instant) {
         let meter = self.meter.clone();
         let m = meter.metrics();
-        let want = generation.due(m, now).min(GENERATE_CHUNK);
+        let room = self.txn().map_or(u64::MAX, |t| t.room());
+        let want = generation.due(m, now).min(GENERATE_CHUNK).min(room);
         let mut n = 0;
         while n < want && !self.buffer_full() {
             let sched_ns = generation.next_sched_ns(m);
@@ -328,6 +427,9 @@ impl Producer {
             n += 1;
         }
         self.meter.generated(n);
+        if let Some(t) = self.eos.as_mut().and_then(|e| e.txn.as_mut()) {
+            t.records += n;
+        }
         if generation.target.is_some_and(|t| generation.generated >= t) {
             generation.active = false;
         }
@@ -348,12 +450,12 @@ impl Producer {
         }
     }
 
-    /// Waits for the next thing to do: a record due, a batch lingered, a response (responses
-    /// notify). Never longer than [`ABORT_POLL`], so an abort is seen; closed-loop generation
-    /// with room in the buffer only yields to the other tasks.
-    async fn wait_for_work(&self, generation: &Generation, flush_all: bool) {
+    /// Waits for the next thing to do: a record due (if it `may_generate`), a batch lingered,
+    /// a response (responses notify). Never longer than [`ABORT_POLL`], so an abort is seen;
+    /// closed-loop generation with room in the buffer only yields to the other tasks.
+    async fn wait_for_work(&self, generation: &Generation, may_generate: bool, flush_all: bool) {
         let now = Instant::now();
-        let (mut wake, busy) = match generation.active {
+        let (mut wake, busy) = match may_generate {
             true => generation.wake(!self.buffer_full(), now),
             false => (None, false),
         };
@@ -534,15 +636,26 @@ impl Producer {
 
     /// Encodes each batch as its partition's entry of a produce request, keeping what is needed
     /// to account for it; a batch that cannot be encoded counts as errors and frees its buffer.
-    fn encode(&self, taken: Vec<(usize, Batch)>) -> (Vec<PartitionProduceData>, Vec<SentBatch>) {
+    /// Idempotent producers: each batch takes its partition's next sequence, once encoded.
+    fn encode(
+        &mut self,
+        taken: Vec<(usize, Batch)>,
+    ) -> (Vec<PartitionProduceData>, Vec<SentBatch>) {
         let origin_wall_ms = self.run.origin_wall_ms;
         let mut data = Vec::with_capacity(taken.len());
         let mut sent = Vec::with_capacity(taken.len());
         for (p, b) in taken {
             let partition = self.cfg.topic.partitions[p].id;
             let records = b.records.len() as u64;
-            match encode_batch(&b.records, origin_wall_ms, self.cfg.compression) {
+            let id = self
+                .eos
+                .as_ref()
+                .map_or(BatchIdentity::NONE, |e| e.seq.identity(p));
+            match encode_batch(&b.records, origin_wall_ms, self.cfg.compression, id) {
                 Ok(bytes) => {
+                    if let Some(e) = self.eos.as_mut() {
+                        e.seq.advance(p, b.records.len());
+                    }
                     data.push(
                         PartitionProduceData::default()
                             .with_index(partition)
@@ -556,6 +669,7 @@ impl Producer {
                 }
                 Err(e) => {
                     self.meter.error("EncodeFailed", records);
+                    self.shared.txn_failed.set(true);
                     self.shared
                         .buffered
                         .set(self.shared.buffered.get() - b.payload);
@@ -566,9 +680,14 @@ impl Producer {
         (data, sent)
     }
 
-    /// The produce request carrying `data` to the topic, with the run's acks and timeout.
+    /// The produce request carrying `data` to the topic, with the run's acks and timeout (and
+    /// the transactional id of a transactional producer).
     fn produce_request(&self, data: Vec<PartitionProduceData>) -> ProduceRequest {
+        let transactional_id = self
+            .txn()
+            .map(|t| TransactionalId(StrBytes::from_string(t.producer.transactional_id.clone())));
         ProduceRequest::default()
+            .with_transactional_id(transactional_id)
             .with_acks(self.cfg.acks)
             .with_timeout_ms(self.cfg.request_timeout.as_millis().min(i32::MAX as u128) as i32)
             .with_topic_data(vec![TopicProduceData::default()
@@ -700,8 +819,14 @@ impl Completion {
                         .latencies_since(Lat::Produce, now_ns, b.sched_ns.iter().copied());
                     self.meter.ok(Flow::Produced, n, b.payload as u64, now);
                 }
-                Some(c) => self.meter.error(&error_name(c), n),
-                None => self.meter.error("MissingPartitionResponse", n),
+                Some(c) => {
+                    self.meter.error(&error_name(c), n);
+                    self.shared.txn_failed.set(true);
+                }
+                None => {
+                    self.meter.error("MissingPartitionResponse", n);
+                    self.shared.txn_failed.set(true);
+                }
             }
             freed += b.payload;
         }
@@ -709,6 +834,7 @@ impl Completion {
     }
 
     fn failed(self, kind: &str, why: &str) {
+        self.shared.txn_failed.set(true);
         let mut freed = 0;
         for b in &self.sent {
             self.meter.error(kind, b.sched_ns.len() as u64);

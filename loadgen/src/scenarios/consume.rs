@@ -15,7 +15,7 @@ use crate::actors::{ConsumerConfig, ConsumerSpec};
 use crate::analytics::metrics::{Flow, Lat};
 use crate::analytics::report::Report;
 use crate::args::{Common, ConsumeArgs};
-use crate::utils::kafka::group::find_coordinator;
+use crate::utils::kafka::group::{find_coordinator, KEY_TYPE_GROUP};
 
 /// Fetch max_bytes (the Java consumer's fetch.max.bytes default).
 pub const FETCH_MAX_BYTES: i32 = 50 << 20;
@@ -75,6 +75,7 @@ pub fn run(args: &ConsumeArgs) -> Result<Report> {
         connect_timeout: common.connect_timeout(),
         finish,
         e2e: false,
+        isolation_level: 0,
         group: group.clone(),
     };
     let actors = specs.into_iter().map(ActorSpec::Consumer).collect();
@@ -138,9 +139,16 @@ async fn group_coordinator(
     }
     let (_, conn) = bootstrap.connect().await?;
     let rt = bootstrap.request_timeout;
-    find_coordinator(&conn, &v, group, rt, COORDINATOR_WAIT.max(rt))
-        .await
-        .with_context(|| format!("finding the coordinator of group {group}"))
+    find_coordinator(
+        &conn,
+        v.find_coordinator,
+        KEY_TYPE_GROUP,
+        group,
+        rt,
+        COORDINATOR_WAIT.max(rt),
+    )
+    .await
+    .with_context(|| format!("finding the coordinator of group {group}"))
 }
 
 /// Membership of `group` for the consumer actors, its coordinator found in setup.

@@ -8,10 +8,11 @@ use anyhow::Result;
 
 use super::consume::{consumer_specs, FETCH_LATENCY_WORDS, FETCH_MAX_BYTES};
 use super::produce::{
-    expected_records, latency_words, producer_config, producer_specs, request_latency,
+    eos_parameters, expected_records, latency_words, producer_config, producer_specs,
+    request_latency, txn_report,
 };
 use super::{run_actors, setup_topic, ActorConfigs, ActorSpec, Cluster, Ended, RunState, Watch};
-use crate::actors::ConsumerConfig;
+use crate::actors::{ConsumerConfig, EosConfig};
 use crate::analytics::metrics::{Flow, Lat};
 use crate::analytics::report::Report;
 use crate::args::E2eArgs;
@@ -33,7 +34,8 @@ pub fn run(args: &E2eArgs) -> Result<Report> {
         args.acks,
         args.compression,
         finish,
-    );
+    )?;
+    let eos = pcfg.eos.clone();
     let pspecs = producer_specs(np, finish, Some(args.rate));
     let expected = expected_records(&pspecs, finish);
     let partitions: Vec<i32> = cluster.topic.partitions.iter().map(|p| p.id).collect();
@@ -49,6 +51,12 @@ pub fn run(args: &E2eArgs) -> Result<Report> {
         connect_timeout: common.connect_timeout(),
         finish,
         e2e: true,
+        // Transactions: records count once their transaction is committed.
+        isolation_level: if args.tuning.transactional_id.is_some() {
+            1
+        } else {
+            0
+        },
         group: None,
     };
     // Producers first, then consumers, round-robin over the executors: with two executors, one
@@ -68,7 +76,7 @@ pub fn run(args: &E2eArgs) -> Result<Report> {
         finish,
     };
     let ended = run_actors(common, &run, actors, cfgs, watch)?;
-    report(args, &cluster, &ended, expected)
+    report(args, &cluster, &ended, expected, eos.as_ref())
 }
 
 /// The e2e report: records consumed, timed from their scheduled send, with the produce,
@@ -78,6 +86,7 @@ fn report(
     cluster: &Cluster,
     ended: &Ended,
     expected: Option<u64>,
+    eos: Option<&EosConfig>,
 ) -> Result<Report> {
     let consumed = ended.records(Flow::Consumed);
     let errors = ended.errors();
@@ -92,13 +101,17 @@ fn report(
         FETCH_LATENCY_WORDS.into(),
         ended.latency(Lat::Fetch),
     ));
+    let mut extra = vec![("produced".into(), ended.records(Flow::Produced).into())];
+    txn_report(ended, eos, &mut other, &mut extra);
+    let mut parameters = ended.parameters(args, cluster)?;
+    eos_parameters(&mut parameters, eos);
     Ok(Report {
         wire_bytes: ended.wire_bytes(Flow::Produced),
         latency_kind: "record's scheduled send time → consumed (end to end)".into(),
         other_latencies: other,
         expected,
         shortfall: expected.map_or(0, |e| e.saturating_sub(consumed + errors)),
-        extra: vec![("produced".into(), ended.records(Flow::Produced).into())],
-        ..ended.report("e2e", ended.parameters(args, cluster)?)
+        extra,
+        ..ended.report("e2e", parameters)
     })
 }

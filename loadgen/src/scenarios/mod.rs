@@ -316,7 +316,10 @@ fn launch(
         executors += 1;
     }
     drop(ready_tx);
-    let limit = common.connect_timeout() + common.request_timeout() * 2 + Duration::from_secs(5);
+    // A producer connects to its leaders and, when transactional, finds its coordinator,
+    // connects to it and gets its producer id there.
+    let limit =
+        common.connect_timeout() * 2 + common.request_timeout() * 3 + Duration::from_secs(5);
     let deadline = Instant::now() + limit;
     for _ in 0..executors {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -526,6 +529,15 @@ impl Ended {
     /// Records that failed.
     pub fn errors(&self) -> u64 {
         self.run.metrics.errors.load(Ordering::Relaxed)
+    }
+
+    /// Transactions committed and aborted.
+    pub fn transactions(&self) -> (u64, u64) {
+        let m = &self.run.metrics;
+        (
+            m.txn_committed.load(Ordering::Relaxed),
+            m.txn_aborted.load(Ordering::Relaxed),
+        )
     }
 
     /// Bytes on the wire of `flow`: produce request frames, or fetch response frames.

@@ -5,7 +5,11 @@
 //! the same process can measure end-to-end latency and ignore records of other runs; the rest is
 //! random uppercase letters, like Kafka's `ProducerPerformance` payloads (compressible about as
 //! much as text). Batches are v2 record batches encoded by `kafka_protocol` (CRC-32C, optional
-//! compression), as a non-idempotent Java producer writes them: producer id -1, base sequence -1.
+//! compression). A plain producer's batches carry producer id -1, epoch -1 and base sequence -1,
+//! as a non-idempotent Java producer writes them; an idempotent or transactional producer's carry
+//! its producer id and epoch and the partition's next sequence ([`Sequences`]), and a
+//! transactional producer's also the transactional attribute (bit 4). The CRC covers these
+//! fields, so they are set when the batch is encoded.
 
 use anyhow::{bail, Context, Result};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -148,12 +152,91 @@ pub fn value_tag(value: &[u8]) -> Option<(u64, Option<u64>)> {
     Some((ts, run))
 }
 
-/// Encodes `records` as one v2 record batch. `origin_wall_ms` is the wall clock (ms since the
-/// Unix epoch) at the origin, so each record's CreateTime is its scheduled time.
+/// The producer fields of a batch header: who writes it and where it stands in that
+/// producer's sequence of the partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchIdentity {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// The sequence of the batch's first record (-1: none).
+    pub base_sequence: i32,
+    /// Part of a transaction (attribute bit 4).
+    pub transactional: bool,
+}
+
+impl BatchIdentity {
+    /// A plain (non-idempotent) producer's batch: producer id, epoch and base sequence -1.
+    pub const NONE: BatchIdentity = BatchIdentity {
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+        transactional: false,
+    };
+}
+
+/// The sequence `n` records after `seq`, wrapping from `i32::MAX` to 0 as Kafka does
+/// (`DefaultRecordBatch.incrementSequence`).
+pub fn increment_sequence(seq: i32, n: i32) -> i32 {
+    debug_assert!(seq >= 0 && n >= 0);
+    if seq > i32::MAX - n {
+        n - (i32::MAX - seq) - 1
+    } else {
+        seq + n
+    }
+}
+
+/// An idempotent (or transactional) producer's identity, as InitProducerId gave it, and its
+/// next sequence per partition: each batch of a partition starts where the previous one ended.
+/// Kafka keeps the sequence across transactions (the epoch stays: EndTxn v0-4).
+#[derive(Debug, Clone)]
+pub struct Sequences {
+    producer_id: i64,
+    producer_epoch: i16,
+    transactional: bool,
+    /// Indexed like the topic's partitions (not by partition id).
+    next: Vec<i32>,
+}
+
+impl Sequences {
+    pub fn new(
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: usize,
+        transactional: bool,
+    ) -> Self {
+        Sequences {
+            producer_id,
+            producer_epoch,
+            transactional,
+            next: vec![0; partitions],
+        }
+    }
+
+    /// The identity of partition `p`'s next batch (the sequence does not move until
+    /// [`Sequences::advance`], so a batch that fails to encode leaves no gap).
+    pub fn identity(&self, p: usize) -> BatchIdentity {
+        BatchIdentity {
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            base_sequence: self.next[p],
+            transactional: self.transactional,
+        }
+    }
+
+    /// Partition `p`'s batch of `records` records is on its way: the next starts after it.
+    pub fn advance(&mut self, p: usize, records: usize) {
+        let n = i32::try_from(records).expect("a batch has fewer than 2^31 records");
+        self.next[p] = increment_sequence(self.next[p], n);
+    }
+}
+
+/// Encodes `records` as one v2 record batch written by `id`. `origin_wall_ms` is the wall clock
+/// (ms since the Unix epoch) at the origin, so each record's CreateTime is its scheduled time.
 pub fn encode_batch(
     records: &[PendingRecord],
     origin_wall_ms: i64,
     compression: Compression,
+    id: BatchIdentity,
 ) -> Result<Bytes> {
     if records.is_empty() {
         bail!("empty batch");
@@ -162,17 +245,19 @@ pub fn encode_batch(
         .iter()
         .enumerate()
         .map(|(i, r)| Record {
-            transactional: false,
+            transactional: id.transactional,
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id: id.producer_id,
+            producer_epoch: id.producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            // Offsets minus sequences must be equal for the encoder to keep one batch; starting at
-            // -1 makes the base sequence -1 (no idempotence).
-            sequence: i as i32 - 1,
+            // The encoder keeps records in one batch while offset - sequence stays the same, and
+            // writes the first record's sequence as the base sequence (-1: no idempotence). Past
+            // i32::MAX it wraps to negative here, which only the per-record view shows: the batch
+            // holds the base sequence alone, and the broker wraps it to 0 as Kafka does.
+            sequence: id.base_sequence.wrapping_add(i as i32),
             timestamp: origin_wall_ms + (r.sched_ns / 1_000_000) as i64,
             key: r.key.clone(),
             value: Some(r.value.clone()),
@@ -305,7 +390,7 @@ mod tests {
         for codec in codecs {
             let mut g = RecordGen::new(1024, Some(100), 7, 3);
             let recs = records(&mut g, 50);
-            let bytes = encode_batch(&recs, 1_700_000_000_000, codec).unwrap();
+            let bytes = encode_batch(&recs, 1_700_000_000_000, codec, BatchIdentity::NONE).unwrap();
             let h = BatchHeader::parse(&bytes).unwrap();
             assert_eq!(h.total_bytes, bytes.len(), "{codec:?}: one batch");
             assert_eq!(h.magic, 2);
@@ -339,10 +424,150 @@ mod tests {
     }
 
     #[test]
+    fn sequences_wrap_at_i32_max_to_zero() {
+        assert_eq!(increment_sequence(0, 5), 5);
+        assert_eq!(increment_sequence(100, 0), 100);
+        assert_eq!(increment_sequence(i32::MAX - 3, 3), i32::MAX);
+        assert_eq!(increment_sequence(i32::MAX - 2, 3), 0);
+        assert_eq!(increment_sequence(i32::MAX, 1), 0);
+        assert_eq!(increment_sequence(i32::MAX - 1, 5), 3);
+        assert_eq!(increment_sequence(i32::MAX, i32::MAX), i32::MAX - 1);
+    }
+
+    /// Each partition has its own sequence; a batch's identity is the producer's id and epoch
+    /// and its partition's next sequence, which moves by the batch's record count.
+    #[test]
+    fn sequences_per_partition() {
+        let mut s = Sequences::new(4242, 3, 3, false);
+        let id = s.identity(1);
+        assert_eq!(
+            id,
+            BatchIdentity {
+                producer_id: 4242,
+                producer_epoch: 3,
+                base_sequence: 0,
+                transactional: false,
+            }
+        );
+        s.advance(1, 10);
+        s.advance(1, 7);
+        s.advance(2, 1);
+        let next = |s: &Sequences, p| s.identity(p).base_sequence;
+        assert_eq!((next(&s, 0), next(&s, 1), next(&s, 2)), (0, 17, 1));
+        assert_eq!(s.identity(1).base_sequence, 17);
+        // Asking again does not move it.
+        assert_eq!(s.identity(1).base_sequence, 17);
+        assert!(Sequences::new(1, 0, 1, true).identity(0).transactional);
+        // Wrapping.
+        let mut s = Sequences::new(1, 0, 1, false);
+        s.advance(0, i32::MAX as usize);
+        assert_eq!(next(&s, 0), i32::MAX);
+        s.advance(0, 4);
+        assert_eq!(next(&s, 0), 3);
+    }
+
+    /// The producer id, epoch, base sequence and transactional bit land in the header as Kafka
+    /// lays it out, the CRC (which covers them) validates, and the decoder gives them back.
+    #[test]
+    fn batches_carry_the_producer_fields() {
+        let codecs = [Compression::None, Compression::Lz4, Compression::Zstd];
+        let ids = [
+            BatchIdentity {
+                producer_id: 0x0102_0304_0506,
+                producer_epoch: 7,
+                base_sequence: 1000,
+                transactional: false,
+            },
+            BatchIdentity {
+                producer_id: 9,
+                producer_epoch: 0,
+                base_sequence: 0,
+                transactional: true,
+            },
+            // Near the wrap: still one batch, with this base sequence.
+            BatchIdentity {
+                producer_id: 9,
+                producer_epoch: 1,
+                base_sequence: i32::MAX - 1,
+                transactional: true,
+            },
+        ];
+        for codec in codecs {
+            for id in ids {
+                let mut g = RecordGen::new(100, Some(10), 7, 3);
+                let recs = records(&mut g, 5);
+                let bytes = encode_batch(&recs, 1_700_000_000_000, codec, id).unwrap();
+                let h = BatchHeader::parse(&bytes).unwrap();
+                assert_eq!(h.total_bytes, bytes.len(), "{codec:?} {id:?}: one batch");
+                assert_eq!(h.record_count, 5);
+                assert!(!h.control);
+                let attributes = i16::from_be_bytes([bytes[21], bytes[22]]);
+                assert_eq!(attributes & (1 << 4) != 0, id.transactional, "{id:?}");
+                assert_eq!(attributes & 7, codec as i16);
+                assert_eq!(
+                    i64::from_be_bytes(bytes[43..51].try_into().unwrap()),
+                    id.producer_id
+                );
+                assert_eq!(
+                    i16::from_be_bytes(bytes[51..53].try_into().unwrap()),
+                    id.producer_epoch
+                );
+                assert_eq!(
+                    i32::from_be_bytes(bytes[53..57].try_into().unwrap()),
+                    id.base_sequence
+                );
+                let crc = u32::from_be_bytes(bytes[17..21].try_into().unwrap());
+                assert_eq!(crc, crc32c_sw(&bytes[21..]), "{codec:?} {id:?}: crc");
+
+                let info = RecordBatchDecoder::decode_batch_info(&mut bytes.clone()).unwrap();
+                assert_eq!(info.len(), 1);
+                assert_eq!(info[0].producer_id, id.producer_id);
+                assert_eq!(info[0].producer_epoch, id.producer_epoch);
+                assert_eq!(info[0].base_sequence, id.base_sequence);
+                assert_eq!(info[0].transactional, id.transactional);
+                assert!(!info[0].control);
+                assert_eq!(info[0].record_count, 5);
+
+                // The full decode checks the CRC and gives every record back.
+                let set = RecordBatchDecoder::decode(&mut bytes.clone()).unwrap();
+                assert_eq!(set.records.len(), 5);
+                for (i, (got, want)) in set.records.iter().zip(&recs).enumerate() {
+                    assert_eq!(got.producer_id, id.producer_id);
+                    assert_eq!(got.producer_epoch, id.producer_epoch);
+                    assert_eq!(got.transactional, id.transactional);
+                    assert_eq!(got.sequence, id.base_sequence.wrapping_add(i as i32));
+                    assert_eq!(got.value.as_ref(), Some(&want.value));
+                }
+                // The CRC covers the producer fields: a flipped bit there is caught.
+                for at in [44, 52, 56] {
+                    let mut bad = bytes.to_vec();
+                    bad[at] ^= 1;
+                    assert!(
+                        RecordBatchDecoder::decode(&mut Bytes::from(bad)).is_err(),
+                        "{codec:?} {id:?}: byte {at} flipped"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn complete_batches_skips_a_cut_tail() {
         let mut g = RecordGen::new(200, None, 7, 3);
-        let a = encode_batch(&records(&mut g, 3), 0, Compression::None).unwrap();
-        let b = encode_batch(&records(&mut g, 4), 0, Compression::None).unwrap();
+        let a = encode_batch(
+            &records(&mut g, 3),
+            0,
+            Compression::None,
+            BatchIdentity::NONE,
+        )
+        .unwrap();
+        let b = encode_batch(
+            &records(&mut g, 4),
+            0,
+            Compression::None,
+            BatchIdentity::NONE,
+        )
+        .unwrap();
         let mut all = BytesMut::new();
         all.put_slice(&a);
         all.put_slice(&b);

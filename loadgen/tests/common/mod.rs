@@ -310,11 +310,23 @@ impl Broker {
                     .unwrap_or_else(|e| panic!("{topic}/{partition} at {base}: {e:?}"));
                 let n = set.records.len() as i64;
                 if base + n > offset {
+                    let first = &set.records[0];
+                    let commit = match (first.control, &first.key) {
+                        // Control record key: version (i16), type (i16: 0 abort, 1 commit).
+                        (true, Some(k)) if k.len() >= 4 => Some(k[2..4] == [0, 1]),
+                        _ => None,
+                    };
                     out.push(Batch {
                         base_offset: base,
                         bytes: size,
                         records: n,
                         compression: set.compression,
+                        producer_id: first.producer_id,
+                        producer_epoch: first.producer_epoch,
+                        base_sequence: first.sequence,
+                        transactional: first.transactional,
+                        control: first.control,
+                        commit,
                     });
                 }
                 offset = offset.max(base + n);
@@ -401,6 +413,14 @@ pub struct Batch {
     pub bytes: usize,
     pub records: i64,
     pub compression: Compression,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub transactional: bool,
+    /// A control batch (a transaction marker).
+    pub control: bool,
+    /// A transaction marker's type: Some(true) commit, Some(false) abort; None for data.
+    pub commit: Option<bool>,
 }
 
 /// A KIP-848 group as described.
@@ -549,12 +569,17 @@ pub struct Loadgen {
 impl Loadgen {
     /// Starts `loadgen ARGS... --bootstrap ADDR --json broker_dir/NAME.json` plus [`COMMON`].
     pub fn spawn(broker: &Broker, name: &str, args: &[&str]) -> Loadgen {
-        let json = broker.json_path(name);
-        let out = broker.dir.path().join(format!("{name}.stdout"));
-        let err = broker.dir.path().join(format!("{name}.stderr"));
+        Loadgen::spawn_at(&broker.addr, broker.dir.path(), name, args)
+    }
+
+    /// Starts `loadgen ARGS... --bootstrap ADDR --json DIR/NAME.json` plus [`COMMON`].
+    pub fn spawn_at(addr: &str, dir: &std::path::Path, name: &str, args: &[&str]) -> Loadgen {
+        let json = dir.join(format!("{name}.json"));
+        let out = dir.join(format!("{name}.stdout"));
+        let err = dir.join(format!("{name}.stderr"));
         let child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
             .args(args)
-            .args(["--bootstrap", &broker.addr])
+            .args(["--bootstrap", addr])
             .arg("--json")
             .arg(&json)
             .args(COMMON)

@@ -28,6 +28,7 @@ pub mod code {
     pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
     pub const NOT_COORDINATOR: i16 = 16;
     pub const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub const CONCURRENT_TRANSACTIONS: i16 = 51;
     pub const FENCED_MEMBER_EPOCH: i16 = 110;
 }
 
@@ -52,6 +53,13 @@ const OURS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::OffsetCommit, 9, 9),
     (ApiKey::OffsetFetch, 8, 9),
+    // Idempotent and transactional producers (--idempotent, --transactional-id). The highest
+    // versions are those of Kafka's first transaction protocol: EndTxn v5 and AddPartitionsToTxn
+    // v4+ belong to the second (KIP-890: a new epoch at every commit, partitions added by the
+    // broker), which this client does not speak; Produce stays below v12 likewise.
+    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::EndTxn, 0, 4),
 ];
 
 /// The versions of the consumer-group APIs (KIP-848 protocol).
@@ -61,6 +69,15 @@ pub struct GroupVersions {
     pub consumer_group_heartbeat: i16,
     pub offset_commit: i16,
     pub offset_fetch: i16,
+}
+
+/// The versions of the transaction APIs (transactional producers; InitProducerId is apart, as
+/// idempotent producers need it alone).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct TxnVersions {
+    pub find_coordinator: i16,
+    pub add_partitions_to_txn: i16,
+    pub end_txn: i16,
 }
 
 /// The version of each API to use with the cluster: the highest both sides support.
@@ -76,6 +93,14 @@ pub struct Versions {
     /// (not in the report: only `consume --group` uses them, and it reports them itself).
     #[serde(skip)]
     pub group: Option<GroupVersions>,
+    /// None when the broker does not offer InitProducerId in v0-4 (not in the report unless
+    /// the run is idempotent or transactional: the produce scenarios add it then).
+    #[serde(skip)]
+    pub init_producer_id: Option<i16>,
+    /// None unless the broker offers FindCoordinator v1-6, AddPartitionsToTxn v0-3 and EndTxn
+    /// v0-4 (reported by transactional runs only, like `init_producer_id`).
+    #[serde(skip)]
+    pub txn: Option<TxnVersions>,
 }
 
 impl Versions {
@@ -113,6 +138,14 @@ impl Versions {
                     consumer_group_heartbeat: pick(ApiKey::ConsumerGroupHeartbeat)?,
                     offset_commit: pick(ApiKey::OffsetCommit)?,
                     offset_fetch: pick(ApiKey::OffsetFetch)?,
+                })
+            })(),
+            init_producer_id: pick(ApiKey::InitProducerId),
+            txn: (|| {
+                Some(TxnVersions {
+                    find_coordinator: pick(ApiKey::FindCoordinator)?,
+                    add_partitions_to_txn: pick(ApiKey::AddPartitionsToTxn)?,
+                    end_txn: pick(ApiKey::EndTxn)?,
                 })
             })(),
         })
@@ -419,6 +452,24 @@ mod tests {
         assert_eq!(v.fetch, 12);
         assert_eq!(v.metadata, 12);
         assert_eq!(v.create_topics, Some(7));
+        assert_eq!(v.init_producer_id, None);
+        assert!(v.txn.is_none());
+        // Transaction APIs: capped at Kafka's first transaction protocol.
+        let mut eos = broker.clone();
+        eos.insert(ApiKey::InitProducerId as i16, (0, 5));
+        eos.insert(ApiKey::FindCoordinator as i16, (0, 6));
+        eos.insert(ApiKey::AddPartitionsToTxn as i16, (0, 5));
+        eos.insert(ApiKey::EndTxn as i16, (0, 5));
+        let v = Versions::negotiate(&eos).unwrap();
+        assert_eq!(v.init_producer_id, Some(4));
+        let t = v.txn.unwrap();
+        assert_eq!(
+            (t.find_coordinator, t.add_partitions_to_txn, t.end_txn),
+            (6, 3, 4)
+        );
+        // A broker that offers only the second protocol's AddPartitionsToTxn: no transactions.
+        eos.insert(ApiKey::AddPartitionsToTxn as i16, (4, 5));
+        assert!(Versions::negotiate(&eos).unwrap().txn.is_none());
         let mut old = broker.clone();
         old.insert(ApiKey::Produce as i16, (0, 2));
         assert!(Versions::negotiate(&old).is_err());

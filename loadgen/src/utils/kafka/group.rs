@@ -24,7 +24,9 @@ use super::admin::{code, error_name, topic_name};
 use super::{Connection, GroupVersions};
 
 /// FindCoordinator key type of a consumer group.
-const KEY_TYPE_GROUP: i8 = 0;
+pub const KEY_TYPE_GROUP: i8 = 0;
+/// FindCoordinator key type of a transactional id.
+pub const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// A new member id: a random (version 4) UUID in text, as KIP-1082 asks clients to make.
 pub fn new_member_id() -> String {
@@ -64,27 +66,34 @@ pub fn retriable(error: i16) -> bool {
     )
 }
 
-/// The coordinator of `group` ("host:port"), retrying retriable errors until `wait` has passed.
+/// The coordinator ("host:port") of `key`, a group ([`KEY_TYPE_GROUP`]) or a transactional id
+/// ([`KEY_TYPE_TRANSACTION`]), asked with FindCoordinator `version`; retriable errors are
+/// retried until `wait` has passed.
 pub async fn find_coordinator(
     conn: &Connection,
-    v: &GroupVersions,
-    group: &str,
+    version: i16,
+    key_type: i8,
+    key: &str,
     timeout: Duration,
     wait: Duration,
 ) -> Result<String> {
     let deadline = std::time::Instant::now() + wait;
+    let what = match key_type {
+        KEY_TYPE_GROUP => "group",
+        _ => "transactional id",
+    };
     loop {
-        let key = StrBytes::from_string(group.to_string());
-        let mut req = FindCoordinatorRequest::default().with_key_type(KEY_TYPE_GROUP);
-        if v.find_coordinator >= 4 {
-            req.coordinator_keys = vec![key];
+        let k = StrBytes::from_string(key.to_string());
+        let mut req = FindCoordinatorRequest::default().with_key_type(key_type);
+        if version >= 4 {
+            req.coordinator_keys = vec![k];
         } else {
-            req.key = key;
+            req.key = k;
         }
         let resp: FindCoordinatorResponse = conn
-            .request(ApiKey::FindCoordinator, v.find_coordinator, &req, timeout)
+            .request(ApiKey::FindCoordinator, version, &req, timeout)
             .await?;
-        let (error, message, host, port) = if v.find_coordinator >= 4 {
+        let (error, message, host, port) = if version >= 4 {
             let c = resp
                 .coordinators
                 .first()
@@ -102,7 +111,7 @@ pub async fn find_coordinator(
             return Ok(format!("{}:{port}", host.as_str()));
         }
         let why = format!(
-            "FindCoordinator for group {group}: {}{}",
+            "FindCoordinator for {what} {key}: {}{}",
             error_name(error),
             message.map(|m| format!(" ({m})")).unwrap_or_default()
         );

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod conn;
 pub mod group;
+pub mod txn;
 
-pub use admin::{GroupVersions, TopicInfo, Versions};
+pub use admin::{GroupVersions, TopicInfo, TxnVersions, Versions};
 pub use conn::Connection;
