@@ -103,7 +103,7 @@ fn produce_batches_pipelines_and_partitions_by_key() {
     );
     // Pipelining (several produce requests in flight on one connection, at most
     // --max-in-flight) is not asserted: the broker does not expose it and loadgen's report
-    // does not count requests in flight. The fake broker could see it; the real one cannot.
+    // does not count requests in flight.
     // Likewise the acks of each request: the report's parameters say acks=all.
 }
 
@@ -233,7 +233,6 @@ fn assert_sequenced(
 /// producer and lands every record once, in batches numbered per producer and partition
 /// without gaps.
 #[test]
-#[ignore = "needs InitProducerId (issue 9)"]
 fn produce_idempotent() {
     let b = Broker::start();
     let r = loadgen(
@@ -280,7 +279,6 @@ fn produce_idempotent() {
 /// partition for each transaction that wrote to it (keyed records reach every partition in
 /// each transaction), readable by a read_committed consumer.
 #[test]
-#[ignore = "needs InitProducerId (issue 9)"]
 fn produce_transactional() {
     let b = Broker::start();
     let r = loadgen(
