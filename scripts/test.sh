@@ -3,7 +3,10 @@
 # then the script checks against a release build: loadgen's output read back by kcat, and
 # kcat and confluent-kafka (Python) round trips including a kill -9 and restart, and consumer
 # groups with real clients (confluent-kafka, kafka-python, aiokafka, kcat -G): failover,
-# static membership, commits surviving restarts. Installs what the tests need when it is missing.
+# static membership, commits surviving restarts. Then idempotent producers of the three Python
+# clients (each record exactly once across a kill -9) and confluent-kafka transactions (commit
+# and abort, consume-transform-produce across kills, timeouts, fencing).
+# Installs what the tests need when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,3 +34,5 @@ SHARDLOG_BIN=target/release/shardlog python3 scripts/compat/group_failover.py --
 SHARDLOG_BIN=target/release/shardlog python3 scripts/compat/group_failover.py --strategy consumer
 SHARDLOG_BIN=target/release/shardlog python3 scripts/compat/group_static.py
 SHARDLOG_BIN=target/release/shardlog python3 scripts/compat/group_clients.py
+SHARDLOG_BIN=target/release/shardlog python3 scripts/compat/idempotent_producers.py
+SHARDLOG_BIN=target/release/shardlog python3 scripts/compat/transactions.py
