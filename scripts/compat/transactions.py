@@ -277,8 +277,14 @@ class Loop:
         the error that ended the attempts, or None."""
         if self.producer is not None:
             self.retired.append(self.producer)
+        # metadata.recovery.strategy=none: librdkafka 2.10+ re-bootstraps when every broker is
+        # down (a single broker killed -9), decommissioning the broker cached as the group
+        # coordinator, and send_offsets_to_transaction then hangs past its timeout
+        # (confluentinc/librdkafka#5511, #5456; against Kafka as well). Without re-bootstrap the
+        # client reconnects to the same broker, as it must here.
         self.producer = txn_producer(self.bootstrap, "ctp-txn",
-                                     client_id=f"ctp-producer-{len(self.retired)}")
+                                     client_id=f"ctp-producer-{len(self.retired)}",
+                                     **{"metadata.recovery.strategy": "none"})
         return self.retrying(lambda: self.producer.init_transactions(STEP_TIMEOUT), deadline)
 
     def retrying(self, fn, deadline):

@@ -246,6 +246,7 @@ pub async fn dispatch(
         }
     };
     let api_key = ctx.api_key;
+    tracing::trace!(api = ?api_key, version = ctx.version, correlation_id = ctx.correlation_id, "request");
     let b = broker.clone();
     Ok(match request {
         RequestKind::Produce(req) => produce::start(&b, ctx, req).await,

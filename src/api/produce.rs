@@ -17,7 +17,7 @@ use crate::catalog;
 use crate::log::batch::BatchHeader;
 use crate::log::ops::AppendPart;
 use crate::log::Partitions;
-use crate::txn;
+use crate::txn::{self, TxnError};
 
 pub const VERSIONS: Versions = Versions { min: 3, max: 9 };
 
@@ -115,6 +115,7 @@ pub async fn start(broker: &Rc<Broker>, ctx: Ctx, req: ProduceRequest) -> ReplyT
         .await;
     spawn(async move {
         let answers = pending.gather().await;
+        tracing::trace!(correlation_id = ctx.correlation_id, answers = ?answers.iter().map(|(_, a)| a.error).collect::<Vec<_>>(), "produce answered");
         if acks == 0 {
             return Reply::Nothing;
         }
@@ -186,7 +187,12 @@ async fn verify_transaction(
             .map(|((t, p), _)| (t, p, ResponseError::InvalidTxnState))
             .collect(),
         Err(e) => {
-            let code = errors::txn(&e);
+            // An older epoch is what the partition itself refuses with INVALID_PRODUCER_EPOCH
+            // (clients take it as fenced); PRODUCER_FENCED on a produce only aborts.
+            let code = match e {
+                TxnError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+                e => errors::txn(&e),
+            };
             parts.into_iter().map(|(t, p)| (t, p, code)).collect()
         }
     }
