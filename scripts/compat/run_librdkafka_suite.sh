@@ -20,7 +20,9 @@
 #   BROKER_ARGS      extra broker arguments (default: what librdkafka's trivup harness gives
 #                    Kafka: num.partitions=4, since e.g. 0012 and 0015 produce to partitions 1-3
 #                    of auto-created topics; the group settings are Kafka's defaults, spelled
-#                    out so the scenario is written down)
+#                    out so the scenario is written down; and replication factors clamped to 1,
+#                    since the transaction tests (0103) create topics with 3 replicas, as trivup
+#                    starts 3 brokers for them)
 #
 # The suite's own last line "N passed, M failed, K skipped" is this script's last line too.
 set -uo pipefail
@@ -35,7 +37,7 @@ work="${WORK:-/tmp/shardlog-librdkafka}"
 export TEST_TIMEOUT_S="${TEST_TIMEOUT_S:-120}"
 export RESULTS_FILE="${RESULTS_FILE:-$work/results.csv}"
 compat_dir="${COMPAT_DIR:-$HOME/.cache/shardlog-compat}"
-broker_args="${BROKER_ARGS---override num.partitions=4 --override auto.create.topics.enable=true --override group.initial.rebalance.delay.ms=3000 --override group.min.session.timeout.ms=6000 --override group.max.session.timeout.ms=1800000 --override offsets.topic.num.partitions=50}"
+broker_args="${BROKER_ARGS---override num.partitions=4 --override auto.create.topics.enable=true --override group.initial.rebalance.delay.ms=3000 --override group.min.session.timeout.ms=6000 --override group.max.session.timeout.ms=1800000 --override offsets.topic.num.partitions=50 --override shardlog.replication.factor.clamp=true}"
 
 [ -x "$bin" ] || { echo "broker binary $bin is missing" >&2; exit 2; }
 [ -f "$suite" ] || { echo "suite script $suite is missing" >&2; exit 2; }

@@ -97,7 +97,8 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: CreateTopicsRequest) -> 
 /// The topic a request asks for, checked for what only this broker can judge (one node:
 /// replication factor 1, every replica on this node); the catalog checks the rest.
 fn new_topic(config: &Config, t: &CreatableTopic) -> Result<NewTopic, (ResponseError, String)> {
-    if t.replication_factor != -1 && t.replication_factor != 1 {
+    let clamped = config.replication_factor_clamp && t.replication_factor > 1;
+    if t.replication_factor != -1 && t.replication_factor != 1 && !clamped {
         return Err((
             ResponseError::InvalidReplicationFactor,
             format!(

@@ -56,6 +56,8 @@ pub const DEFAULT_LOG_CLEANUP_POLICY: &str = "delete";
 pub const DEFAULT_LOG_FLUSH_INTERVAL_MESSAGES: i64 = i64::MAX;
 /// `shardlog.fsync.on.ack`: acks=1/all wait for fdatasync unless turned off.
 pub const DEFAULT_GROUP_COMMIT: bool = true;
+/// `shardlog.replication.factor.clamp` default: refuse, as Kafka does.
+pub const DEFAULT_REPLICATION_FACTOR_CLAMP: bool = false;
 
 // Consumer-group coordinator defaults (Kafka's), gathered in [`GroupConfig`].
 

@@ -439,6 +439,8 @@ pub static KEYS: &[Key] = &[
         .default_int(DEFAULT_SOCKET_REQUEST_MAX_BYTES as i64).acted().field(field!(socket_request_max_bytes)),
     Key::broker("shardlog.fsync.on.ack", Type::Boolean, "acks=1/all wait for fdatasync (group commit); false acks once written to the file.")
         .default_bool(DEFAULT_GROUP_COMMIT).acted().field(field!(group_commit)),
+    Key::broker("shardlog.replication.factor.clamp", Type::Boolean, "Create topics asked with more replicas than brokers with one replica instead of refusing them (test suites written for 3-broker clusters).")
+        .default_bool(DEFAULT_REPLICATION_FACTOR_CLAMP).acted().field(field!(replication_factor_clamp)),
     Key::broker("shardlog.io.memory.bytes", long_within(MIN_IO_MEMORY_BYTES as i64, MAX_IO_MEMORY_BYTES as i64), "glommio io_memory per shard; by default sized to fit the memlock limit.")
         .default(DefaultValue::Computed(|c| default_io_memory_bytes(c.shards).to_value()))
         .acted().field(field!(io_memory_bytes)),

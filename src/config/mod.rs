@@ -80,6 +80,9 @@ pub struct Config {
     pub log_flush_interval_messages: i64,
     /// `shardlog.fsync.on.ack`: acks=1/all wait for fdatasync; false acks once the write reaches the file.
     pub group_commit: bool,
+    /// `shardlog.replication.factor.clamp`: CreateTopics with more replicas than brokers
+    /// creates one replica instead of failing with INVALID_REPLICATION_FACTOR.
+    pub replication_factor_clamp: bool,
     /// `shardlog.io.memory.bytes`: glommio io_memory per shard.
     pub io_memory_bytes: usize,
     /// The consumer-group coordinator's settings (`offsets.*` and `group.*`).
@@ -322,6 +325,7 @@ impl Config {
             log_cleanup_policy: DEFAULT_LOG_CLEANUP_POLICY.to_string(),
             log_flush_interval_messages: DEFAULT_LOG_FLUSH_INTERVAL_MESSAGES,
             group_commit: DEFAULT_GROUP_COMMIT,
+            replication_factor_clamp: DEFAULT_REPLICATION_FACTOR_CLAMP,
             io_memory_bytes,
             groups: GroupConfig::default(),
             txn: TxnConfig::default(),
