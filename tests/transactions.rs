@@ -256,3 +256,46 @@ fn offsets_commit_with_the_transaction() {
         .collect();
     assert_eq!(out, BTreeSet::from(["upto-7".to_string()]));
 }
+
+/// A kill -9 in the middle of a transaction over partitions of both shards leaves nothing
+/// half-visible: after the restart the coordinator finds the transaction open, aborts it at
+/// its timeout, and read_committed consumers move past its records to later commits.
+#[test]
+fn kill_mid_transaction_aborts_it_after_restart() {
+    let mut broker = Broker::start(&[
+        "--override",
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms=200",
+    ]);
+    broker.create_topic("midway", 1);
+    broker.create_topic("midway-b", 4);
+    let stale = broker.producer(&[
+        ("transactional.id", "midway-e2e"),
+        ("transaction.timeout.ms", "3000"),
+        ("socket.timeout.ms", "3000"),
+        ("message.timeout.ms", "3000"),
+        ("linger.ms", "0"),
+    ]);
+    stale.inner.init_transactions(TXN).expect("init");
+    stale.inner.begin_transaction().expect("begin");
+    stale.send("midway", Some(0), &Msg::kv("k", "half-0"));
+    for p in 0..4 {
+        stale.send("midway-b", Some(p), &Msg::kv("k", format!("half-b{p}")));
+    }
+    stale.inner.flush(FLUSH).expect("flush");
+    broker.kill9();
+    drop(stale);
+    broker.restart();
+    assert_eq!(
+        read_values(&broker, "midway", "read_uncommitted", 1),
+        vec!["half-0"]
+    );
+    let other = broker.producer(&[("transactional.id", "midway-other"), ("linger.ms", "0")]);
+    other.inner.init_transactions(TXN).expect("init other");
+    other.inner.begin_transaction().expect("begin other");
+    other.send("midway", Some(0), &Msg::kv("k", "after"));
+    other.inner.commit_transaction(TXN).expect("commit other");
+    assert_eq!(
+        read_values(&broker, "midway", "read_committed", 1),
+        vec!["after"]
+    );
+}

@@ -33,8 +33,9 @@ pub struct Answer {
     pub log_start_offset: i64,
     pub records: Bytes,
     /// read_committed: the aborted transactions among the records, as (producer id, first
-    /// offset); `None` for read_uncommitted (null on the wire, as Kafka sends it).
-    pub aborted: Option<Vec<(i64, i64)>>,
+    /// offset); empty for read_uncommitted. (Kafka sends null there; kafka-python 3 then reads
+    /// nothing at all from the partition.)
+    pub aborted: Vec<(i64, i64)>,
 }
 
 impl Answer {
@@ -45,7 +46,7 @@ impl Answer {
             last_stable_offset: -1,
             log_start_offset: -1,
             records: Bytes::new(),
-            aborted: None,
+            aborted: Vec::new(),
         }
     }
 
@@ -56,12 +57,14 @@ impl Answer {
             last_stable_offset: r.last_stable_offset,
             log_start_offset: r.log_start_offset,
             records: r.records,
-            aborted: (isolation == Isolation::ReadCommitted).then(|| {
-                r.aborted
+            aborted: match isolation {
+                Isolation::ReadCommitted => r
+                    .aborted
                     .iter()
                     .map(|a| (a.producer_id, a.first_offset))
-                    .collect()
-            }),
+                    .collect(),
+                Isolation::ReadUncommitted => Vec::new(),
+            },
         }
     }
 }
@@ -223,22 +226,22 @@ fn build_response(topics: Vec<(String, Vec<(i32, Answer)>)>, version: i16) -> Fe
             let partitions = partitions
                 .into_iter()
                 .map(|(index, r)| {
-                    let aborted = r.aborted.map(|list| {
-                        list.into_iter()
-                            .map(|(producer_id, first_offset)| {
-                                AbortedTransaction::default()
-                                    .with_producer_id(ProducerId(producer_id))
-                                    .with_first_offset(first_offset)
-                            })
-                            .collect()
-                    });
+                    let aborted = r
+                        .aborted
+                        .into_iter()
+                        .map(|(producer_id, first_offset)| {
+                            AbortedTransaction::default()
+                                .with_producer_id(ProducerId(producer_id))
+                                .with_first_offset(first_offset)
+                        })
+                        .collect();
                     PartitionData::default()
                         .with_partition_index(index)
                         .with_error_code(r.error.map_or(0, |e| e.code()))
                         .with_high_watermark(r.high_watermark)
                         .with_last_stable_offset(r.last_stable_offset)
                         .with_log_start_offset(if version >= 5 { r.log_start_offset } else { -1 })
-                        .with_aborted_transactions(aborted)
+                        .with_aborted_transactions(Some(aborted))
                         .with_preferred_read_replica(BrokerId(-1))
                         .with_records(Some(r.records))
                 })
@@ -278,7 +281,7 @@ mod tests {
             last_stable_offset: 0,
             log_start_offset: 0,
             records,
-            aborted: None,
+            aborted: Vec::new(),
         }
     }
 

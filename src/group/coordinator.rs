@@ -8,14 +8,14 @@ use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::records::{Compression, RecordBatchDecoder};
+use kafka_protocol::records::Compression;
 
 use super::records::Entry;
 use super::state::{Committed, Group, Limits};
 use super::txn_offsets::{PendingOffset, PendingOffsets};
 use super::{partition_for, wall_ms, Error, OFFSETS_TOPIC};
 use crate::catalog::{self, Catalog, Replica};
-use crate::log::{batch, Isolation, LogError, PartitionLog, Partitions};
+use crate::log::{batch, LogError, PartitionLog, Partitions};
 use crate::shard::Shard;
 use crate::util::Notify;
 
@@ -136,74 +136,43 @@ impl Coordinator {
     /// Rebuilds the groups of one `__consumer_offsets` partition from its records.
     async fn load(&self, log: &PartitionLog) -> Result<(), LogError> {
         let start = Instant::now();
-        let mut offset = log.log_start_offset();
-        let end = log.high_watermark();
         let mut applied = 0usize;
-        while offset < end {
-            let read = log
-                .read(
-                    offset,
-                    log.config().io_buffer_bytes,
-                    Isolation::ReadUncommitted,
-                )
-                .await?;
-            let mut buf = read.records;
-            if buf.is_empty() {
-                break;
+        log.replay(|r| {
+            if r.control {
+                // A transaction's marker: its offsets here become committed or go.
+                if let Some(commit) = batch::marker_of(r.key.as_deref()) {
+                    self.complete_transaction(log.partition, r.producer_id, commit);
+                }
+                return;
             }
-            let mut next = offset;
-            while !buf.is_empty() {
-                let set = match RecordBatchDecoder::decode(&mut buf) {
-                    Ok(set) => set,
-                    Err(e) => {
-                        tracing::error!(partition = log.partition, offset = next, error = %e, "cannot decode a batch of {OFFSETS_TOPIC}; the rest of the partition is not loaded");
-                        return Ok(());
-                    }
-                };
-                for r in set.records.into_iter().filter(|r| r.offset >= offset) {
-                    next = r.offset + 1;
-                    if r.control {
-                        // A transaction's marker: its offsets here become committed or go.
-                        if let Some(commit) = batch::marker_of(r.key.as_deref()) {
-                            self.complete_transaction(log.partition, r.producer_id, commit);
-                        }
-                        continue;
-                    }
-                    let Some(key) = r.key.as_deref() else {
-                        continue;
+            let Some(key) = r.key.as_deref() else {
+                return;
+            };
+            match Entry::decode(key, r.value.as_deref()) {
+                Some(Entry::Offset {
+                    group,
+                    topic,
+                    partition,
+                    value: Some(v),
+                }) if r.transactional => {
+                    let pending = PendingOffset {
+                        group,
+                        topic,
+                        partition,
+                        committed: Committed::from(v),
                     };
-                    match Entry::decode(key, r.value.as_deref()) {
-                        Some(Entry::Offset {
-                            group,
-                            topic,
-                            partition,
-                            value: Some(v),
-                        }) if r.transactional => {
-                            self.pending_txn.borrow_mut().add(
-                                r.producer_id,
-                                PendingOffset {
-                                    group,
-                                    topic,
-                                    partition,
-                                    committed: Committed::from(v),
-                                },
-                            );
-                        }
-                        Some(entry) => {
-                            self.apply(entry, start);
-                            applied += 1;
-                        }
-                        None => {
-                            tracing::warn!(partition = log.partition, offset = r.offset, "skipping a record of {OFFSETS_TOPIC} that is not a commit or group metadata")
-                        }
-                    }
+                    self.pending_txn.borrow_mut().add(r.producer_id, pending);
+                }
+                Some(entry) => {
+                    self.apply(entry, start);
+                    applied += 1;
+                }
+                None => {
+                    tracing::warn!(partition = log.partition, offset = r.offset, "skipping a record of {OFFSETS_TOPIC} that is not a commit or group metadata")
                 }
             }
-            if next <= offset {
-                break;
-            }
-            offset = next;
-        }
+        })
+        .await?;
         if applied > 0 {
             tracing::info!(
                 partition = log.partition,

@@ -45,6 +45,24 @@ pub struct CommitPartition {
     pub metadata: Option<String>,
 }
 
+impl CommitPartition {
+    /// What a commit of this partition must pass, in a transaction or not: the partition
+    /// exists and the metadata is within `offset.metadata.max.bytes`.
+    pub(super) fn check(&self, catalog: &crate::catalog::Catalog) -> Result<(), Error> {
+        if !catalog.has_partition(&self.topic, self.partition) {
+            Err(Error::UnknownTopicOrPartition)
+        } else if self
+            .metadata
+            .as_ref()
+            .is_some_and(|m| m.len() > OFFSET_METADATA_MAX_BYTES)
+        {
+            Err(Error::OffsetMetadataTooLarge)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 pub struct Described {
     pub state: &'static str,
     pub protocol_type: String,
@@ -208,19 +226,7 @@ impl Coordinator {
         let mut results = Vec::with_capacity(partitions.len());
         let mut entries = Vec::new();
         for c in partitions {
-            let r = checked.and_then(|()| {
-                if !catalog.has_partition(&c.topic, c.partition) {
-                    Err(Error::UnknownTopicOrPartition)
-                } else if c
-                    .metadata
-                    .as_ref()
-                    .is_some_and(|m| m.len() > OFFSET_METADATA_MAX_BYTES)
-                {
-                    Err(Error::OffsetMetadataTooLarge)
-                } else {
-                    Ok(())
-                }
-            });
+            let r = checked.and_then(|()| c.check(&catalog));
             if r.is_ok() {
                 let value = OffsetValue {
                     offset: c.offset,

@@ -16,7 +16,7 @@ use super::coordinator::Coordinator;
 use super::ops::{CommitPartition, MemberRef, PartitionResults};
 use super::records::{Entry, OffsetValue};
 use super::state::{Committed, Group};
-use super::{partition_for, wall_ms, Error, OFFSETS_TOPIC, OFFSET_METADATA_MAX_BYTES};
+use super::{partition_for, wall_ms, Error, OFFSETS_TOPIC};
 use crate::log::{batch, LogError};
 
 /// One pending offset: the group, the partition it is for, and the offset.
@@ -101,19 +101,7 @@ impl Coordinator {
         let mut results = Vec::with_capacity(partitions.len());
         let mut accepted = Vec::new();
         for c in partitions {
-            let r = checked.and_then(|()| {
-                if !catalog.has_partition(&c.topic, c.partition) {
-                    Err(Error::UnknownTopicOrPartition)
-                } else if c
-                    .metadata
-                    .as_ref()
-                    .is_some_and(|m| m.len() > OFFSET_METADATA_MAX_BYTES)
-                {
-                    Err(Error::OffsetMetadataTooLarge)
-                } else {
-                    Ok(())
-                }
-            });
+            let r = checked.and_then(|()| c.check(&catalog));
             if r.is_ok() {
                 accepted.push(PendingOffset {
                     group: group.to_string(),

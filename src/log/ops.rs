@@ -11,10 +11,19 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 
-use super::partition::{AppendOutcome, Isolation, Marker};
+use super::partition::{AppendOutcome, AppendReceiver, Isolation, Marker};
 use super::partitions::Partitions;
 use super::txn_index::AbortedTxn;
 use super::LogError;
+
+/// Which sync an append waits for after its write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    /// The group commit, unless `shardlog.fsync.on.ack=false`.
+    AsConfigured,
+    /// The group commit whatever the config says (transaction markers).
+    Always,
+}
 
 /// One partition's records in a produce.
 pub struct AppendPart {
@@ -105,22 +114,38 @@ impl Partitions {
             .collect();
         let this = self.clone();
         Box::pin(async move {
-            let mut written = Vec::with_capacity(queued.len());
-            for q in queued {
-                written.push(match q {
-                    Ok(rx) => rx.await.unwrap_or(Err(LogError::Closed)),
-                    Err(e) => Err(e),
-                });
-            }
-            if durable && written.iter().any(Result::is_ok) {
-                if let Err(e) = this.durable().await {
-                    for w in written.iter_mut().filter(|w| w.is_ok()) {
-                        *w = Err(e.clone());
-                    }
-                }
-            }
-            written
+            let sync = durable.then_some(Sync::AsConfigured);
+            this.written(queued, sync).await
         })
+    }
+
+    /// Waits for each queued append in order, then, when asked and any succeeded, for the
+    /// shard's group commit; a failed sync fails every append it covered.
+    async fn written(
+        &self,
+        queued: Vec<Result<AppendReceiver, LogError>>,
+        sync: Option<Sync>,
+    ) -> Vec<Result<AppendOutcome, LogError>> {
+        let mut written = Vec::with_capacity(queued.len());
+        for q in queued {
+            written.push(match q {
+                Ok(rx) => rx.await.unwrap_or(Err(LogError::Closed)),
+                Err(e) => Err(e),
+            });
+        }
+        let Some(sync) = sync.filter(|_| written.iter().any(Result::is_ok)) else {
+            return written;
+        };
+        let synced = match sync {
+            Sync::AsConfigured => self.durable().await,
+            Sync::Always => self.commit_durable().await,
+        };
+        if let Err(e) = synced {
+            for w in written.iter_mut().filter(|w| w.is_ok()) {
+                *w = Err(e.clone());
+            }
+        }
+        written
     }
 
     /// Reads each part: whole batches from its offset, up to its byte limit.
@@ -249,21 +274,8 @@ impl Partitions {
             .collect();
         let this = self.clone();
         Box::pin(async move {
-            let mut written = Vec::with_capacity(queued.len());
-            for q in queued {
-                written.push(match q {
-                    Ok(rx) => rx.await.unwrap_or(Err(LogError::Closed)).map(|_| ()),
-                    Err(e) => Err(e),
-                });
-            }
-            if written.iter().any(Result::is_ok) {
-                if let Err(e) = this.commit_durable().await {
-                    for w in written.iter_mut().filter(|w| w.is_ok()) {
-                        *w = Err(e.clone());
-                    }
-                }
-            }
-            written
+            let written = this.written(queued, Some(Sync::Always)).await;
+            written.into_iter().map(|w| w.map(|_| ())).collect()
         })
     }
 

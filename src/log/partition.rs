@@ -805,6 +805,47 @@ impl PartitionLog {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// Hands every record from the log start to the high watermark to `visit`, in order,
+    /// decoded (and decompressed): how a coordinator rebuilds its state from its internal
+    /// partition. Stops at a batch that does not decode, with an error log naming it.
+    pub async fn replay(
+        &self,
+        mut visit: impl FnMut(kafka_protocol::records::Record),
+    ) -> Result<(), LogError> {
+        let mut offset = self.log_start_offset();
+        let end = self.high_watermark();
+        let window = self.config().io_buffer_bytes;
+        while offset < end {
+            let mut buf = self
+                .read(offset, window, Isolation::ReadUncommitted)
+                .await?
+                .records;
+            if buf.is_empty() {
+                break;
+            }
+            let mut next = offset;
+            while !buf.is_empty() {
+                let set = match kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) {
+                    Ok(set) => set,
+                    Err(e) => {
+                        tracing::error!(topic = %self.topic, partition = self.partition, offset = next, error = %e, "cannot decode a batch; the rest of the partition is not replayed");
+                        return Ok(());
+                    }
+                };
+                // A read starts with the whole batch holding `offset`: skip what was replayed.
+                for r in set.records.into_iter().filter(|r| r.offset >= offset) {
+                    next = r.offset + 1;
+                    visit(r);
+                }
+            }
+            if next <= offset {
+                break;
+            }
+            offset = next;
+        }
+        Ok(())
+    }
 }
 
 /// Rebuilds a partition's producer state at open: the newest snapshot at or below the high

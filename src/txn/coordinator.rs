@@ -19,7 +19,7 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::records::{Compression, RecordBatchDecoder};
+use kafka_protocol::records::Compression;
 
 use super::error::TxnError;
 use super::ids::ProducerIds;
@@ -27,7 +27,7 @@ use super::records::{self, TxnStatus};
 use super::state::{InitRequest, InitStep, TxnMeta};
 use crate::catalog::{self, Catalog, Replica, OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC};
 use crate::group;
-use crate::log::{batch, Isolation, LogError, Marker, PartitionLog, Partitions};
+use crate::log::{batch, LogError, Marker, PartitionLog, Partitions};
 use crate::shard::Shard;
 use crate::util::now_ms;
 
@@ -387,42 +387,14 @@ impl TxnCoordinator {
 
     /// Reads one partition's records (last one per id wins; a null value removes the id).
     async fn load(&self, log: &PartitionLog) -> Result<Vec<String>, LogError> {
-        let mut offset = log.log_start_offset();
-        let end = log.high_watermark();
         let mut found: HashMap<String, Option<TxnMeta>> = HashMap::new();
-        while offset < end {
-            let read = log
-                .read(
-                    offset,
-                    log.config().io_buffer_bytes,
-                    Isolation::ReadUncommitted,
-                )
-                .await?;
-            let mut buf = read.records;
-            if buf.is_empty() {
-                break;
+        log.replay(|r| {
+            if let Some(id) = r.key.as_deref().and_then(records::decode_key) {
+                let value = r.value.as_deref().and_then(records::decode_value);
+                found.insert(id, value.map(|v| TxnMeta::from_value(&v)));
             }
-            let mut next = offset;
-            while !buf.is_empty() {
-                let Ok(set) = RecordBatchDecoder::decode(&mut buf) else {
-                    tracing::error!(partition = log.partition, offset = next, "cannot decode a batch of {TRANSACTION_STATE_TOPIC}; the rest of the partition is not loaded");
-                    next = end;
-                    break;
-                };
-                for r in &set.records {
-                    next = next.max(r.offset + 1);
-                    let Some(id) = r.key.as_deref().and_then(records::decode_key) else {
-                        continue;
-                    };
-                    let value = r.value.as_deref().and_then(records::decode_value);
-                    found.insert(id, value.map(|v| TxnMeta::from_value(&v)));
-                }
-            }
-            if next <= offset {
-                break;
-            }
-            offset = next;
-        }
+        })
+        .await?;
         let mut txns = self.txns.borrow_mut();
         let mut ids = Vec::new();
         for (id, meta) in found {

@@ -152,7 +152,11 @@ impl Broker {
                     self.log()
                 );
             }
-            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
+            // Ready once every shard listens: the first shard to bind accepts connections
+            // while the others still recover their partitions.
+            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok()
+                && self.log().matches("shardlog started").count() >= self.starts
+            {
                 return;
             }
             if Instant::now() > deadline {
