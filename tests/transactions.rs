@@ -4,7 +4,18 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::describe_producers_request::TopicRequest;
+use kafka_protocol::messages::{
+    ApiKey, DescribeProducersRequest, DescribeProducersResponse, DescribeTransactionsRequest,
+    DescribeTransactionsResponse, ListTransactionsRequest, ListTransactionsResponse, RequestHeader,
+    ResponseHeader, TopicName, TransactionalId,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use common::{assign, poll_records, Broker, Msg};
 use rdkafka::consumer::Consumer;
@@ -298,4 +309,93 @@ fn kill_mid_transaction_aborts_it_after_restart() {
         read_values(&broker, "midway", "read_committed", 1),
         vec!["after"]
     );
+}
+
+/// Sends one request with kafka-protocol's encoders and decodes its response.
+fn call<Req, Resp>(broker: &Broker, key: ApiKey, version: i16, req: &Req) -> Resp
+where
+    Req: Encodable,
+    Resp: Decodable,
+{
+    let mut stream = TcpStream::connect(broker.addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("txn-e2e")));
+    let mut body = BytesMut::new();
+    header
+        .encode(&mut body, key.request_header_version(version))
+        .expect("header");
+    req.encode(&mut body, version).expect("request");
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    stream.write_all(&frame).expect("write");
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).expect("response size");
+    let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut buf).expect("response");
+    let mut buf = Bytes::from(buf);
+    ResponseHeader::decode(&mut buf, key.response_header_version(version)).expect("header");
+    Resp::decode(&mut buf, version).expect("response body")
+}
+
+/// ListTransactions, DescribeTransactions and DescribeProducers report an open transaction as
+/// Kafka's admin tools show it: its state, producer, partitions and first offset.
+#[test]
+fn admin_apis_describe_an_open_transaction() {
+    let broker = Broker::start(&[]);
+    broker.create_topic("adm", 2);
+    let producer = broker.producer(&[("transactional.id", "adm-e2e"), ("linger.ms", "0")]);
+    producer.inner.init_transactions(TXN).expect("init");
+    producer.inner.begin_transaction().expect("begin");
+    producer.send("adm", Some(1), &Msg::kv("k", "open"));
+    producer.inner.flush(FLUSH).expect("flush");
+
+    let listed: ListTransactionsResponse = call(
+        &broker,
+        ApiKey::ListTransactions,
+        1,
+        &ListTransactionsRequest::default(),
+    );
+    let ours: Vec<_> = listed
+        .transaction_states
+        .iter()
+        .filter(|t| t.transactional_id.0.as_str() == "adm-e2e")
+        .collect();
+    assert_eq!(ours.len(), 1, "{listed:?}");
+    assert_eq!(ours[0].transaction_state.as_str(), "Ongoing");
+    let pid = ours[0].producer_id;
+
+    let described: DescribeTransactionsResponse = call(
+        &broker,
+        ApiKey::DescribeTransactions,
+        0,
+        &DescribeTransactionsRequest::default()
+            .with_transactional_ids(vec![TransactionalId(StrBytes::from_static_str("adm-e2e"))]),
+    );
+    let state = &described.transaction_states[0];
+    assert_eq!((state.error_code, state.producer_id), (0, pid));
+    assert_eq!(state.transaction_state.as_str(), "Ongoing");
+    assert_eq!(state.topics.len(), 1);
+    assert_eq!(state.topics[0].partitions, vec![1]);
+
+    let producers: DescribeProducersResponse = call(
+        &broker,
+        ApiKey::DescribeProducers,
+        0,
+        &DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+            .with_name(TopicName(StrBytes::from_static_str("adm")))
+            .with_partition_indexes(vec![0, 1])]),
+    );
+    let parts = &producers.topics[0].partitions;
+    assert!(parts[0].active_producers.is_empty(), "{parts:?}");
+    let active = &parts[1].active_producers;
+    assert_eq!(active.len(), 1, "{parts:?}");
+    assert_eq!(active[0].producer_id, pid);
+    assert_eq!(active[0].current_txn_start_offset, 0);
+    producer.inner.commit_transaction(TXN).expect("commit");
 }

@@ -14,9 +14,12 @@ use crate::{group, txn};
 pub const VERSIONS: Versions = Versions { min: 0, max: 3 };
 
 pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: AddOffsetsToTxnRequest) -> Reply {
+    // The group may never have had a coordinator (offsets sent for a group no consumer
+    // joined): the topic is created then, as FindCoordinator would.
+    let created = super::find_coordinator::ensure_offsets_topic(broker).await;
     let catalog = broker.catalog.get();
     let code = match catalog.topic(OFFSETS_TOPIC) {
-        // No group has a coordinator yet; the client finds one (creating the topic) first.
+        _ if created.is_err() => ResponseError::CoordinatorNotAvailable.code(),
         None => ResponseError::CoordinatorNotAvailable.code(),
         Some(topic) => {
             let partition = group::partition_for(&req.group_id.0, topic.partitions);

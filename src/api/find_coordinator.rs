@@ -71,7 +71,7 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: FindCoordinatorRequest) 
 }
 
 /// Creates `__consumer_offsets` if it does not exist yet.
-async fn ensure_offsets_topic(broker: &Rc<Broker>) -> Result<(), (i16, String)> {
+pub(super) async fn ensure_offsets_topic(broker: &Rc<Broker>) -> Result<(), (i16, String)> {
     let groups = &broker.shard.config.groups;
     let (partitions, segment_bytes) = (
         groups.offsets_topic_num_partitions,
