@@ -715,3 +715,38 @@ fn describe_configs_v4_types_and_documentation() {
         (SOURCE_DEFAULT, CONFIG_TYPE_INT)
     );
 }
+
+/// DeleteRecords moves the low watermark: ListOffsets earliest and a consumer starting at the
+/// beginning begin there, a fetch below it is out of range, and the new start survives a
+/// kill -9 and restart.
+#[test]
+fn delete_records_moves_the_low_watermark() {
+    let mut broker = Broker::start(&[]);
+    broker.create_topic("trim", 1);
+    let producer = broker.producer(&[("linger.ms", "0")]);
+    let sent: Vec<Msg> = (0..20).map(|i| Msg::kv("k", format!("v{i}"))).collect();
+    for m in &sent {
+        producer.send("trim", Some(0), m);
+    }
+    producer.flush_ok(FLUSH);
+    let admin = broker.admin();
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset("trim", 0, Offset::Offset(12))
+        .expect("offset");
+    let result = futures::executor::block_on(admin.delete_records(&offsets, &admin_options()))
+        .expect("DeleteRecords");
+    let low = result.find_partition("trim", 0).expect("partition");
+    assert!(low.error().is_ok(), "{:?}", low.error());
+    assert_eq!(low.offset(), Offset::Offset(12));
+    assert_eq!(broker.watermarks("trim", 0), (12, 20));
+    broker.kill9();
+    broker.restart();
+    assert_eq!(broker.watermarks("trim", 0), (12, 20));
+    let consumer = broker.consumer(&[("auto.offset.reset", "earliest")]);
+    assign(&consumer, &[("trim", 0, Offset::Beginning)]);
+    let (got, errors) = poll_records(&consumer, 8, READ);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(got.first().map(|r| r.offset), Some(12));
+    assert_eq!(got.len(), 8);
+}

@@ -15,6 +15,7 @@ pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
@@ -96,6 +97,7 @@ pub const SUPPORTED: &[(ApiKey, Versions)] = &[
         consumer_group_describe::VERSIONS,
     ),
     (ApiKey::DescribeCluster, describe_cluster::VERSIONS),
+    (ApiKey::DeleteRecords, delete_records::VERSIONS),
     (ApiKey::InitProducerId, init_producer_id::VERSIONS),
     (ApiKey::AddPartitionsToTxn, add_partitions_to_txn::VERSIONS),
     (ApiKey::AddOffsetsToTxn, add_offsets_to_txn::VERSIONS),
@@ -303,6 +305,9 @@ pub async fn dispatch(
         }
         RequestKind::DescribeCluster(req) => {
             spawn(async move { describe_cluster::handle(&b, ctx, req) })
+        }
+        RequestKind::DeleteRecords(req) => {
+            spawn(async move { delete_records::handle(&b, ctx, req).await })
         }
         RequestKind::InitProducerId(req) => {
             spawn(async move { init_producer_id::handle(&b, ctx, req).await })

@@ -290,3 +290,23 @@ impl Partitions {
             .collect()
     }
 }
+
+impl Partitions {
+    /// DeleteRecords on each part `(topic, partition, offset)`: the new low watermarks.
+    pub fn delete_records(
+        self: &Rc<Self>,
+        parts: Vec<(String, i32, i64)>,
+    ) -> LocalBoxFuture<'static, Vec<Result<i64, LogError>>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(parts.len());
+            for (topic, partition, offset) in parts {
+                out.push(match this.lookup(&topic, partition) {
+                    Ok(log) => log.delete_records(offset).await,
+                    Err(e) => Err(e),
+                });
+            }
+            out
+        })
+    }
+}

@@ -24,7 +24,7 @@ use super::producer_snapshot;
 use super::producers::{Checked, ProducerStates};
 use super::segment::{self, Scan, Segment};
 use super::txn_index::{self, AbortedTxn};
-use crate::util::{blocking, Notify};
+use crate::util::{blocking, checkpoint, Notify};
 
 /// Per-topic settings the log applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,7 +165,14 @@ pub struct PartitionLog {
     writer_running: Cell<bool>,
     failed: RefCell<Option<String>>,
     producers: RefCell<ProducerStates>,
+    /// DeleteRecords' checkpoint writes, one at a time, so the file ends with the largest.
+    start_writes: futures::lock::Mutex<()>,
 }
+
+/// The partition's log start offset when DeleteRecords moved it (a `util::checkpoint` line).
+const LOG_START_FILE: &str = "log-start-offset";
+const LOG_START_HINT: &str =
+    "remove it to serve the partition from its first segment again (deleted records reappear)";
 
 pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
     data_dir.join(format!("{topic}-{partition}"))
@@ -212,8 +219,12 @@ impl PartitionLog {
             blocking::sync_dir(data_dir).await?;
         }
         blocking::sync_dir(&dir).await?;
-        let log_start_offset = segments[0].base_offset;
         let high_watermark = segments.last().map_or(0, |s| s.next_offset);
+        // DeleteRecords may have moved the start past the first segment's base.
+        let deleted_below = checkpoint::read(&dir.join(LOG_START_FILE), LOG_START_HINT).await?;
+        let log_start_offset = deleted_below
+            .unwrap_or(0)
+            .clamp(segments[0].base_offset, high_watermark);
         let producers = recover_producers(&dir, &segments, high_watermark, &config).await?;
         let log = Rc::new(PartitionLog {
             topic: topic.to_string(),
@@ -234,6 +245,7 @@ impl PartitionLog {
             writer_running: Cell::new(true),
             failed: RefCell::new(None),
             producers: RefCell::new(producers),
+            start_writes: futures::lock::Mutex::new(()),
         });
         glommio::spawn_local(log.clone().writer()).detach();
         Ok(log)
@@ -259,6 +271,27 @@ impl PartitionLog {
             .borrow()
             .first_unstable_offset()
             .map_or(hw, |first| first.min(hw))
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset` (-1: the high watermark), so
+    /// records before it are no longer served, and persists it before answering. Returns the
+    /// new low watermark. Segments wholly below it stay on disk until retention removes them.
+    pub async fn delete_records(&self, offset: i64) -> Result<i64, LogError> {
+        let hw = self.high_watermark();
+        let target = if offset == -1 { hw } else { offset };
+        if !(0..=hw).contains(&target) {
+            return Err(LogError::OffsetOutOfRange);
+        }
+        let _one_writer = self.start_writes.lock().await;
+        let start = {
+            let mut state = self.state.borrow_mut();
+            state.log_start_offset = state.log_start_offset.max(target);
+            state.log_start_offset
+        };
+        checkpoint::write(&self.dir.join(LOG_START_FILE), start)
+            .await
+            .map_err(|e| LogError::Storage(e.to_string()))?;
+        Ok(start)
     }
 
     /// The producers this partition knows (DescribeProducers).

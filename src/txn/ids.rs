@@ -8,8 +8,7 @@
 //! the control shard for another when it runs out.
 //!
 //! # On disk
-//! `producer-ids` is one line of text: `v1 <next unallocated id> <crc32c of the id's decimal
-//! digits, in hex>`, replaced whole (write, fdatasync, rename, directory sync).
+//! `producer-ids` holds the next unallocated id as a `util::checkpoint` line, replaced whole.
 
 use std::cell::Cell;
 use std::io;
@@ -18,7 +17,7 @@ use std::rc::Rc;
 
 use crate::catalog::change::CONTROL_SHARD;
 use crate::shard::Shard;
-use crate::util::blocking;
+use crate::util::checkpoint;
 
 /// Ids per block: Kafka's `ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE`.
 pub const BLOCK_SIZE: i64 = 1000;
@@ -105,71 +104,14 @@ impl ProducerIds {
     }
 }
 
-fn encode(next: i64) -> String {
-    let digits = next.to_string();
-    format!("v1 {digits} {:08x}\n", crc32c::crc32c(digits.as_bytes()))
-}
-
-fn decode(text: &str) -> Option<i64> {
-    let mut words = text.split_whitespace();
-    if words.next()? != "v1" {
-        return None;
-    }
-    let digits = words.next()?;
-    let crc = u32::from_str_radix(words.next()?, 16).ok()?;
-    if crc32c::crc32c(digits.as_bytes()) != crc || words.next().is_some() {
-        return None;
-    }
-    digits.parse().ok().filter(|n: &i64| *n >= 0)
-}
-
 /// The first unallocated id: 0 for a new data directory. A damaged file is an error, never a
 /// restart from 0 (which would repeat ids).
 async fn read(path: &std::path::Path) -> io::Result<i64> {
-    match blocking::read_if_exists(path).await {
-        None => Ok(0),
-        Some(bytes) => String::from_utf8(bytes)
-            .ok()
-            .and_then(|t| decode(&t))
-            .ok_or_else(|| {
-                io::Error::other(format!(
-                    "{}: damaged producer id block file; restore it, or set its id above every producer id in use",
-                    path.display()
-                ))
-            }),
-    }
+    let hint = "restore it, or write a line for a value above every producer id in use \
+                (removing it would hand out ids again from 0)";
+    Ok(checkpoint::read(path, hint).await?.unwrap_or(0))
 }
 
 async fn write(path: &std::path::Path, next: i64) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let text = encode(next).into_bytes();
-    let (tmp2, dir) = (tmp.clone(), path.parent().map(|d| d.to_path_buf()));
-    blocking::run(move || {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp2)?;
-        f.write_all(&text)?;
-        f.sync_data()
-    })
-    .await
-    .map_err(|e| blocking::with_path(e, &tmp))?;
-    blocking::rename(&tmp, path).await?;
-    if let Some(dir) = dir {
-        blocking::sync_dir(&dir).await?;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The file's line round-trips, and damage is detected rather than read as another id.
-    #[test]
-    fn file_format() {
-        assert_eq!(decode(&encode(0)), Some(0));
-        assert_eq!(decode(&encode(123_000)), Some(123_000));
-        assert_eq!(decode("v1 123000 00000000\n"), None);
-        assert_eq!(decode(&encode(5).replace('5', "6")), None);
-        assert_eq!(decode(""), None);
-    }
+    checkpoint::write(path, next).await
 }

@@ -2,6 +2,7 @@
 //! shards. The bottom of the dependency picture (ARCHITECTURE "Layers").
 
 pub mod blocking;
+pub mod checkpoint;
 pub mod notify;
 
 pub use notify::Notify;
