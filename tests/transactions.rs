@@ -144,7 +144,17 @@ fn open_transaction_holds_the_stable_offset() {
         early.is_empty(),
         "read_committed saw uncommitted records: {early:?}"
     );
+    // ListOffsets latest: the high watermark for read_uncommitted, the LSO for read_committed.
+    let watermarks = |isolation| {
+        broker
+            .consumer(&[("isolation.level", isolation)])
+            .fetch_watermarks("lso", 0, Duration::from_secs(10))
+            .expect("ListOffsets")
+    };
+    assert_eq!(watermarks("read_uncommitted"), (0, 10));
+    assert_eq!(watermarks("read_committed"), (0, 0));
     producer.inner.commit_transaction(TXN).expect("commit");
+    assert_eq!(watermarks("read_committed"), (0, 11));
     let (got, errors) = poll_records(&consumer, 10, READ);
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(got.len(), 10);
