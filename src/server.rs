@@ -56,7 +56,12 @@ impl Running {
 
 /// One shard's side of the start and stop handshakes with the owning thread.
 struct Lifecycle {
+    /// Sent twice: once the shard has loaded (its partitions open, its coordinators loaded),
+    /// and once it listens. An error ends the start.
     ready: std::sync::mpsc::Sender<io::Result<()>>,
+    /// Every shard has loaded: listen. No shard takes clients before all can serve them (a
+    /// client of the first shard to load could otherwise need one still recovering).
+    listen: oneshot::Receiver<()>,
     stop: oneshot::Receiver<()>,
     drained: oneshot::Sender<()>,
     finish: oneshot::Receiver<()>,
@@ -92,7 +97,10 @@ pub fn start(mut config: Config) -> io::Result<Running> {
     };
     let mut ready = Vec::new();
     let mut lifecycles = Vec::new();
+    let mut listen_all = Vec::new();
     for _ in 0..config.shards {
+        let (listen_tx, listen) = oneshot::channel();
+        listen_all.push(listen_tx);
         let (stop_tx, stop) = oneshot::channel();
         let (drained, drained_rx) = oneshot::channel();
         let (finish_tx, finish) = oneshot::channel();
@@ -103,6 +111,7 @@ pub fn start(mut config: Config) -> io::Result<Running> {
         ready.push(ready_rx);
         lifecycles.push(Lifecycle {
             ready: ready_tx,
+            listen,
             stop,
             drained,
             finish,
@@ -120,11 +129,19 @@ pub fn start(mut config: Config) -> io::Result<Running> {
             result
         },
     )?;
-    for r in ready {
-        match r.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Err(io::Error::other("a shard stopped during start-up")),
+    // Every shard loaded, then every shard listening.
+    for phase in 0..2 {
+        for r in &ready {
+            match r.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(io::Error::other("a shard stopped during start-up")),
+            }
+        }
+        if phase == 0 {
+            for l in listen_all.drain(..) {
+                let _ = l.send(());
+            }
         }
     }
     Ok(running)
@@ -159,6 +176,11 @@ async fn shard_main(
     // Partitions open and groups load before the shard serves.
     replica.install(catalog).await;
     inbox.serve(&shard);
+    let _ = lifecycle.ready.send(Ok(()));
+    lifecycle
+        .listen
+        .await
+        .map_err(|_| io::Error::other("start-up was abandoned"))?;
 
     let broker = Rc::new(Broker {
         shard: shard.clone(),

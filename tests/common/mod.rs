@@ -152,8 +152,9 @@ impl Broker {
                     self.log()
                 );
             }
-            // Ready once every shard listens: the first shard to bind accepts connections
-            // while the others still recover their partitions.
+            // Ready once the broker reports it started (every shard listening), not at the
+            // first accepted connection: a consumer created right after a restart at the first
+            // accept saw AllBrokersDown at once (not understood yet; see the issue 9 note).
             if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok()
                 && self.log().matches("shardlog started").count() >= self.starts
             {
