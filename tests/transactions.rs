@@ -409,3 +409,44 @@ fn admin_apis_describe_an_open_transaction() {
     assert_eq!(active[0].current_txn_start_offset, 0);
     producer.inner.commit_transaction(TXN).expect("commit");
 }
+
+/// A transactional id unused for `transactional.id.expiration.ms` is removed: DescribeTransactions
+/// no longer knows it, and a new producer with it starts afresh.
+#[test]
+fn idle_transactional_id_expires() {
+    let broker = Broker::start(&[
+        "--override",
+        "transactional.id.expiration.ms=500",
+        "--override",
+        "transaction.remove.expired.transaction.cleanup.interval.ms=100",
+        "--override",
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms=100",
+    ]);
+    broker.create_topic("expire", 1);
+    let producer = broker.producer(&[("transactional.id", "expire-e2e"), ("linger.ms", "0")]);
+    producer.inner.init_transactions(TXN).expect("init");
+    producer.inner.begin_transaction().expect("begin");
+    producer.send("expire", Some(0), &Msg::kv("k", "v"));
+    producer.inner.commit_transaction(TXN).expect("commit");
+    let describe = || -> i16 {
+        let r: DescribeTransactionsResponse = call(
+            &broker,
+            ApiKey::DescribeTransactions,
+            0,
+            &DescribeTransactionsRequest::default().with_transactional_ids(vec![TransactionalId(
+                StrBytes::from_static_str("expire-e2e"),
+            )]),
+        );
+        r.transaction_states[0].error_code
+    };
+    assert_eq!(describe(), 0, "known right after its commit");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while describe() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the id never expired");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        describe(),
+        kafka_protocol::ResponseError::TransactionalIdNotFound.code()
+    );
+}

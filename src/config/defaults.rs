@@ -174,5 +174,7 @@ pub const DEFAULT_TRANSACTION_MAX_TIMEOUT_MS: i32 = 900_000;
 pub const DEFAULT_TRANSACTION_ABORT_INTERVAL_MS: u64 = 10_000;
 /// `transactional.id.expiration.ms` default (Kafka's: 7 days).
 pub const DEFAULT_TRANSACTIONAL_ID_EXPIRATION_MS: i64 = 604_800_000;
+/// `transaction.remove.expired.transaction.cleanup.interval.ms` default (Kafka's: 1 hour).
+pub const DEFAULT_TRANSACTION_REMOVE_EXPIRED_INTERVAL_MS: u64 = 3_600_000;
 /// `producer.id.expiration.ms` default (Kafka's: 1 day).
 pub const DEFAULT_PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;

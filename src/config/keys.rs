@@ -487,8 +487,11 @@ pub static KEYS: &[Key] = &[
         .default_int(DEFAULT_TRANSACTION_ABORT_INTERVAL_MS as i64).acted()
         .field(field!(txn.abort_timed_out_interval_ms)),
     Key::broker("transactional.id.expiration.ms", int(MIN_ONE), "How long the coordinator keeps a transactional id that has not been used.")
-        .default_int(DEFAULT_TRANSACTIONAL_ID_EXPIRATION_MS)
+        .default_int(DEFAULT_TRANSACTIONAL_ID_EXPIRATION_MS).acted()
         .field(field!(txn.transactional_id_expiration_ms)),
+    Key::broker("transaction.remove.expired.transaction.cleanup.interval.ms", int(MIN_ONE), "How often transactional ids idle past transactional.id.expiration.ms are removed.")
+        .default_int(DEFAULT_TRANSACTION_REMOVE_EXPIRED_INTERVAL_MS as i64).acted()
+        .field(field!(txn.remove_expired_interval_ms)),
     Key::broker("producer.id.expiration.ms", int(MIN_ONE), "How long a partition keeps the state of a producer that has not written to it.")
         .default_int(DEFAULT_PRODUCER_ID_EXPIRATION_MS).acted().update(Update::ClusterWide)
         .field(field!(txn.producer_id_expiration_ms)),

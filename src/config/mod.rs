@@ -152,6 +152,9 @@ pub struct TxnConfig {
     pub abort_timed_out_interval_ms: u64,
     /// `transactional.id.expiration.ms`: how long an idle transactional id is kept.
     pub transactional_id_expiration_ms: i64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`: how often idle
+    /// transactional ids are looked for (and removed).
+    pub remove_expired_interval_ms: u64,
     /// `producer.id.expiration.ms`: how long a partition keeps an idle producer's state.
     pub producer_id_expiration_ms: i64,
 }
@@ -164,6 +167,7 @@ impl Default for TxnConfig {
             max_timeout_ms: DEFAULT_TRANSACTION_MAX_TIMEOUT_MS,
             abort_timed_out_interval_ms: DEFAULT_TRANSACTION_ABORT_INTERVAL_MS,
             transactional_id_expiration_ms: DEFAULT_TRANSACTIONAL_ID_EXPIRATION_MS,
+            remove_expired_interval_ms: DEFAULT_TRANSACTION_REMOVE_EXPIRED_INTERVAL_MS,
             producer_id_expiration_ms: DEFAULT_PRODUCER_ID_EXPIRATION_MS,
         }
     }

@@ -327,11 +327,21 @@ impl TxnCoordinator {
 
     /// Appends the id's state to its `__transaction_state` partition and waits until durable.
     async fn write(&self, partition: i32, id: &str, meta: &TxnMeta) -> Result<(), TxnError> {
+        self.write_record(partition, id, Some(meta)).await
+    }
+
+    /// Appends the id's record (its state, or `None`: the tombstone that removes it) and
+    /// waits until durable.
+    async fn write_record(
+        &self,
+        partition: i32,
+        id: &str,
+        meta: Option<&TxnMeta>,
+    ) -> Result<(), TxnError> {
         let key = records::encode_key(id);
-        let value = records::encode_value(&meta.to_value());
-        let bytes =
-            batch::try_encode_batch([(Some(key), Some(value), now_ms())], Compression::None)
-                .map_err(TxnError::Storage)?;
+        let value = meta.map(|m| records::encode_value(&m.to_value()));
+        let bytes = batch::try_encode_batch([(Some(key), value, now_ms())], Compression::None)
+            .map_err(TxnError::Storage)?;
         let storage = |e: LogError| TxnError::Storage(e.to_string());
         let rx = self
             .partitions
@@ -445,12 +455,55 @@ impl TxnCoordinator {
         }
     }
 
+    /// Removes the transactional ids unused for `transactional.id.expiration.ms` (Kafka's
+    /// `removeExpiredTransactionalIds`): a tombstone each, then gone from memory.
+    async fn remove_expired(&self) {
+        let expiration = self.shard.config.txn.transactional_id_expiration_ms;
+        let now = now_ms();
+        let expired: Vec<String> = self
+            .txns
+            .borrow()
+            .iter()
+            .filter(|(id, m)| m.expired(now, expiration) && !self.busy.borrow().contains(*id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let Some(topic) = self.catalog.get().topic(TRANSACTION_STATE_TOPIC).cloned() else {
+            return;
+        };
+        for id in expired {
+            let partition = crate::util::key_partition(&id, topic.partitions);
+            let removed = self.exclusive(&id, async {
+                // Used again since it was picked: keep it.
+                if !self.get(&id).is_some_and(|m| m.expired(now, expiration)) {
+                    return Ok(());
+                }
+                self.write_record(partition, &id, None).await?;
+                self.txns.borrow_mut().remove(&id);
+                Ok(())
+            });
+            match removed.await {
+                Ok(()) => {
+                    tracing::info!(transactional_id = %id, "removed an expired transactional id")
+                }
+                Err(e) => {
+                    tracing::warn!(transactional_id = %id, error = %e, "cannot remove an expired transactional id")
+                }
+            }
+        }
+    }
+
     /// Aborts, every check interval, the transactions open longer than their timeout.
     async fn run_timer(self: Rc<Self>) {
-        let interval =
-            Duration::from_millis(self.shard.config.txn.abort_timed_out_interval_ms.max(1));
+        let config = &self.shard.config.txn;
+        let interval = Duration::from_millis(config.abort_timed_out_interval_ms.max(1));
+        let expiry_interval = Duration::from_millis(config.remove_expired_interval_ms.max(1));
+        let mut next_expiry = std::time::Instant::now() + expiry_interval;
         while !self.stopping.get() {
             glommio::timer::sleep(interval).await;
+            if std::time::Instant::now() >= next_expiry {
+                self.remove_expired().await;
+                next_expiry = std::time::Instant::now() + expiry_interval;
+            }
             let now = now_ms();
             let expired: Vec<(String, TxnMeta)> = self
                 .txns

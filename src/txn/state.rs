@@ -228,6 +228,15 @@ impl TxnMeta {
         next
     }
 
+    /// Whether the id may be forgotten (`transactional.id.expiration.ms`): no transaction open
+    /// or ending, and unused for longer than `expiration_ms`.
+    pub fn expired(&self, now_ms: i64, expiration_ms: i64) -> bool {
+        matches!(
+            self.status,
+            TxnStatus::Empty | TxnStatus::CompleteCommit | TxnStatus::CompleteAbort
+        ) && now_ms.saturating_sub(self.last_update_ms) > expiration_ms
+    }
+
     /// Whether the open transaction has outlived its timeout.
     pub fn timed_out(&self, now_ms: i64) -> bool {
         self.status == TxnStatus::Ongoing
@@ -318,6 +327,13 @@ mod tests {
             .expect("changed");
         assert!(!open.timed_out(100 + 60_000));
         assert!(open.timed_out(100 + 60_001));
+        assert!(
+            !open.expired(i64::MAX, 1),
+            "an open transaction's id never expires"
+        );
+        let done = open.prepare(true, false, 200).complete(300);
+        assert!(!done.expired(300 + 1000, 1000));
+        assert!(done.expired(300 + 1001, 1000));
         let mut old = initialised();
         old.epoch = i16::MAX - 1;
         let step = old.init(
