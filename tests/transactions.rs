@@ -21,6 +21,7 @@ use common::{assign, poll_records, Broker, Msg};
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::Producer as _;
 use rdkafka::Offset;
+use shardlog::txn::records::{encode_key, encode_value, TxnStatus, TxnValue};
 
 const FLUSH: Duration = Duration::from_secs(15);
 const READ: Duration = Duration::from_secs(20);
@@ -449,4 +450,77 @@ fn idle_transactional_id_expires() {
         describe(),
         kafka_protocol::ResponseError::TransactionalIdNotFound.code()
     );
+}
+
+/// A crash after the coordinator wrote PrepareCommit but before the markers: at start-up the
+/// coordinator finds the prepared state, writes the markers and completes the commit, so the
+/// transaction's records become visible to read_committed consumers. (The crash is staged by
+/// appending the PrepareCommit record, in Kafka's format, to the stopped broker's
+/// `__transaction_state` partition.)
+#[test]
+fn prepared_commit_is_finished_at_start() {
+    let mut broker = Broker::start(&[]);
+    broker.create_topic("resume", 1);
+    let producer = broker.producer(&[("transactional.id", "resume-e2e"), ("linger.ms", "0")]);
+    producer.inner.init_transactions(TXN).expect("init");
+    producer.inner.begin_transaction().expect("begin");
+    producer.send("resume", Some(0), &Msg::kv("k", "prepared"));
+    producer.inner.flush(FLUSH).expect("flush");
+    let describe = |broker: &Broker| {
+        let r: DescribeTransactionsResponse = call(
+            broker,
+            ApiKey::DescribeTransactions,
+            0,
+            &DescribeTransactionsRequest::default().with_transactional_ids(vec![TransactionalId(
+                StrBytes::from_static_str("resume-e2e"),
+            )]),
+        );
+        r.transaction_states[0].clone()
+    };
+    let open = describe(&broker);
+    assert_eq!(open.transaction_state.as_str(), "Ongoing");
+    broker.stop();
+    drop(producer);
+
+    // What the coordinator writes first when EndTxn(commit) arrives.
+    let prepared = TxnValue {
+        producer_id: open.producer_id.0,
+        producer_epoch: open.producer_epoch,
+        timeout_ms: open.transaction_timeout_ms,
+        status: TxnStatus::PrepareCommit,
+        partitions: vec![("resume".to_string(), vec![0])],
+        last_update_ms: open.transaction_start_time_ms,
+        start_ms: open.transaction_start_time_ms,
+    };
+    let partition = shardlog::util::key_partition("resume-e2e", 50);
+    let segment = common::segment_files(&broker.data_dir(), "__transaction_state", partition)
+        .pop()
+        .expect("a segment");
+    let mut bytes = std::fs::read(&segment).expect("segment");
+    let mut next_offset = 0;
+    let mut at = 0;
+    while let Some(h) = shardlog::log::batch::check_stored_batch(&bytes[at..]) {
+        next_offset = h.last_offset() + 1;
+        at += h.total_bytes as usize;
+    }
+    bytes.truncate(at);
+    let mut record = shardlog::log::batch::encode_batch(
+        [(
+            Some(encode_key("resume-e2e")),
+            Some(encode_value(&prepared)),
+            0,
+        )],
+        kafka_protocol::records::Compression::None,
+    );
+    shardlog::log::batch::assign_offset(&mut record, next_offset, 0);
+    bytes.extend_from_slice(&record);
+    std::fs::write(&segment, &bytes).expect("write segment");
+
+    broker.restart();
+    assert_eq!(
+        read_values(&broker, "resume", "read_committed", 1),
+        vec!["prepared"]
+    );
+    let done = describe(&broker);
+    assert_eq!(done.transaction_state.as_str(), "CompleteCommit");
 }
