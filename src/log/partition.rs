@@ -816,7 +816,21 @@ impl PartitionLog {
         self.expire_producers(crate::util::now_ms());
         let entries = self.producers.borrow().snapshot();
         let path = self.dir.join(producer_snapshot::file_name(offset));
-        segment::write_file_synced(&path, &producer_snapshot::encode(&entries)).await
+        segment::write_file_synced(&path, &producer_snapshot::encode(&entries)).await?;
+        // The newest two are enough: a start uses the newest at or below the log end, which
+        // only a lost tail of the active segment could put below the newest.
+        let mut older: Vec<i64> = blocking::list_dir(&self.dir)
+            .await?
+            .iter()
+            .filter_map(|n| producer_snapshot::parse_file_name(n))
+            .filter(|o| *o < offset)
+            .collect();
+        older.sort_unstable();
+        older.pop();
+        for o in older {
+            blocking::remove_file(&self.dir.join(producer_snapshot::file_name(o))).await;
+        }
+        Ok(())
     }
 
     /// Queues a transaction marker (a control batch the broker builds) for the writer.
@@ -1211,6 +1225,88 @@ mod tests {
             let reopened = open(&path, 1 << 20).await;
             assert_eq!(reopened.high_watermark(), 15);
             assert_eq!(read_all(&reopened, 0).await.len(), 3);
+        });
+    }
+
+    /// One idempotent batch of `n` records from producer `pid` (epoch 0) at sequence `seq`.
+    fn idempotent_batch(pid: i64, seq: i32, n: usize) -> Vec<u8> {
+        use kafka_protocol::records::{
+            Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+        };
+        let records: Vec<Record> = (0..n)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: pid,
+                producer_epoch: 0,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: seq + i as i32,
+                timestamp: crate::util::now_ms(),
+                key: None,
+                value: Some(Bytes::from(vec![b'x'; 60])),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode");
+        buf.to_vec()
+    }
+
+    async fn append_idempotent(log: &PartitionLog, pid: i64, seq: i32) -> Result<i64, LogError> {
+        let b = idempotent_batch(pid, seq, 3);
+        let headers = batch::validate_produce(&b, 1 << 20).expect("valid");
+        let out = log.append(Bytes::from(b), headers).await?;
+        log.durable().await.expect("durable");
+        Ok(out.base_offset)
+    }
+
+    /// A retried batch is answered with its first offset and not written again, a gap is
+    /// refused, and both still hold after a crash (no close: the state comes from the snapshot
+    /// of the last roll plus the replayed log), with at most two snapshots kept.
+    #[test]
+    fn producer_state_survives_a_crash() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        run(move || async move {
+            let log = open(&path, 2048).await;
+            let mut offsets = Vec::new();
+            for i in 0..30 {
+                offsets.push(append_idempotent(&log, 7, i * 3).await.expect("append"));
+            }
+            let end = log.high_watermark();
+            assert_eq!(append_idempotent(&log, 7, 29 * 3).await, Ok(offsets[29]));
+            assert_eq!(log.high_watermark(), end, "a duplicate is not written");
+            assert!(matches!(
+                append_idempotent(&log, 7, 100).await,
+                Err(LogError::Producer(_))
+            ));
+            // No close: as after a kill -9.
+            let reopened = open(&path, 2048).await;
+            assert_eq!(
+                append_idempotent(&reopened, 7, 29 * 3).await,
+                Ok(offsets[29])
+            );
+            assert_eq!(
+                append_idempotent(&reopened, 7, 28 * 3).await,
+                Ok(offsets[28])
+            );
+            assert_eq!(append_idempotent(&reopened, 7, 30 * 3).await, Ok(end));
+            let snapshots = std::fs::read_dir(path.join("t-0"))
+                .expect("dir")
+                .filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".snapshot"))
+                })
+                .count();
+            assert!((1..=2).contains(&snapshots), "{snapshots} snapshots");
+            reopened.close().await.expect("close");
         });
     }
 
