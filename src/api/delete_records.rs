@@ -40,22 +40,22 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: DeleteRecordsRequest) ->
             }
         }
     }
-    let answers = plan
-        .scatter(shard, |parts| {
-            move |partitions: &Rc<Partitions>| {
-                let deleted = partitions.delete_records(parts);
-                Box::pin(async move {
-                    let answers = deleted.await.into_iter();
-                    answers.map(|r| r.map_err(|e| errors::log(&e))).collect()
-                }) as LocalBoxFuture<'static, Vec<Answer>>
-            }
-        })
-        .await
-        .gather()
-        .await;
     let missing = || Err(ResponseError::NotLeaderOrFollower);
     let topics = plan
-        .respond(answers, missing)
+        .run(
+            shard,
+            |parts| {
+                move |partitions: &Rc<Partitions>| {
+                    let deleted = partitions.delete_records(parts);
+                    Box::pin(async move {
+                        let answers = deleted.await.into_iter();
+                        answers.map(|r| r.map_err(|e| errors::log(&e))).collect()
+                    }) as LocalBoxFuture<'static, Vec<Answer>>
+                }
+            },
+            missing,
+        )
+        .await
         .into_iter()
         .map(|(t, parts)| {
             let partitions = parts

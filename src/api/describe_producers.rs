@@ -36,23 +36,23 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: DescribeProducersRequest
             }
         }
     }
-    let answers = plan
-        .scatter(shard, |parts| {
-            move |partitions: &Rc<Partitions>| {
-                let found: Vec<Answer> = partitions
-                    .producers(&parts)
-                    .into_iter()
-                    .map(|r| r.map_err(|e| errors::log(&e)))
-                    .collect();
-                Box::pin(std::future::ready(found)) as LocalBoxFuture<'static, Vec<Answer>>
-            }
-        })
-        .await
-        .gather()
-        .await;
     let missing = || Err(ResponseError::NotLeaderOrFollower);
     let topics = plan
-        .respond(answers, missing)
+        .run(
+            shard,
+            |parts| {
+                move |partitions: &Rc<Partitions>| {
+                    let found: Vec<Answer> = partitions
+                        .producers(&parts)
+                        .into_iter()
+                        .map(|r| r.map_err(|e| errors::log(&e)))
+                        .collect();
+                    Box::pin(std::future::ready(found)) as LocalBoxFuture<'static, Vec<Answer>>
+                }
+            },
+            missing,
+        )
+        .await
         .into_iter()
         .map(|(t, parts)| {
             let partitions = parts

@@ -64,24 +64,24 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: ListOffsetsRequest) -> R
             }
         }
     }
-    let answers = plan
-        .scatter(shard, |parts| {
-            move |partitions: &Rc<Partitions>| {
-                let offsets = partitions.offsets(parts);
-                Box::pin(async move {
-                    let answers = offsets.await.into_iter();
-                    answers
-                        .map(|r| r.map(answer).map_err(|e| errors::log(&e)))
-                        .collect()
-                }) as LocalBoxFuture<'static, Vec<Answer>>
-            }
-        })
-        .await
-        .gather()
-        .await;
     let missing = || Err(ResponseError::NotLeaderOrFollower);
     let topics = plan
-        .respond(answers, missing)
+        .run(
+            shard,
+            |parts| {
+                move |partitions: &Rc<Partitions>| {
+                    let offsets = partitions.offsets(parts);
+                    Box::pin(async move {
+                        let answers = offsets.await.into_iter();
+                        answers
+                            .map(|r| r.map(answer).map_err(|e| errors::log(&e)))
+                            .collect()
+                    }) as LocalBoxFuture<'static, Vec<Answer>>
+                }
+            },
+            missing,
+        )
+        .await
         .into_iter()
         .map(|(name, partitions)| {
             let partitions = partitions

@@ -99,6 +99,24 @@ impl<P, A> Plan<P, A> {
         send(shard, routed, make).await
     }
 
+    /// `scatter`, `gather` and `respond` in one, for a request answered once every owner has:
+    /// the answers by topic in request order, `missing()` for an owner that stopped first.
+    pub async fn run<S, Op, F>(
+        mut self,
+        shard: &Rc<Shard>,
+        make: F,
+        missing: impl Fn() -> A,
+    ) -> Vec<(String, Vec<(i32, A)>)>
+    where
+        A: Send + 'static,
+        S: 'static,
+        F: FnMut(Vec<P>) -> Op,
+        Op: FnOnce(&Rc<S>) -> LocalBoxFuture<'static, Vec<A>> + Send + 'static,
+    {
+        let answers = self.scatter(shard, make).await.gather().await;
+        self.respond(answers, missing)
+    }
+
     /// `scatter` with copies of the parts, for a plan sent more than once (a long poll).
     pub async fn scatter_copies<S, Op, F>(&self, shard: &Rc<Shard>, make: F) -> Scattered<A>
     where
