@@ -117,6 +117,7 @@ fn append_durable(c: &mut Criterion) {
                 max_message_bytes: 1 << 20,
                 io_buffer_bytes: shardlog::log::partition::io_buffer_bytes(IO_MEMORY),
                 producer_id_expiration_ms: 86_400_000,
+                retention: shardlog::log::partition::Retention::KEEP_ALL,
             };
             let log: Rc<PartitionLog> =
                 PartitionLog::open(dir.path(), "bench", 0, config, commit.clone())

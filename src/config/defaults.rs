@@ -50,6 +50,8 @@ pub const DEFAULT_LOG_RETENTION_MS: i64 = DEFAULT_LOG_RETENTION_HOURS * MS_PER_H
 pub const RETENTION_UNLIMITED: i64 = -1;
 /// `log.retention.bytes` (Kafka's default: no size limit).
 pub const DEFAULT_LOG_RETENTION_BYTES: i64 = RETENTION_UNLIMITED;
+/// `log.retention.check.interval.ms` (Kafka's default: five minutes).
+pub const DEFAULT_LOG_RETENTION_CHECK_INTERVAL_MS: u64 = 300_000;
 /// `log.cleanup.policy` (Kafka's default).
 pub const DEFAULT_LOG_CLEANUP_POLICY: &str = "delete";
 /// `log.flush.interval.messages` (Kafka's default, Long.MAX_VALUE: leave flushing to the OS).

@@ -496,17 +496,21 @@ pub static KEYS: &[Key] = &[
         .default_int(DEFAULT_PRODUCER_ID_EXPIRATION_MS).acted().update(Update::ClusterWide)
         .field(field!(txn.producer_id_expiration_ms)),
 
-    // --- Broker keys checked, stored and reported, not acted on yet -------------------------
     Key::broker("log.retention.ms", long(RETENTION_UNLIMITED), "How long a log is kept; -1 is unlimited.")
         .default_int(DEFAULT_LOG_RETENTION_MS).synonyms(&[minutes("log.retention.minutes"), hours("log.retention.hours")])
-        .update(Update::ClusterWide).field(Field { set: set_log_retention_ms, get: |c| c.log_retention_ms.to_value() }),
+        .acted().update(Update::ClusterWide).field(Field { set: set_log_retention_ms, get: |c| c.log_retention_ms.to_value() }),
     Key::broker("log.retention.minutes", int(RETENTION_UNLIMITED), "log.retention.ms in minutes, when that is not set."),
     Key::broker("log.retention.hours", int(RETENTION_UNLIMITED), "log.retention.ms in hours, when neither it nor log.retention.minutes is set.")
         .default_int(DEFAULT_LOG_RETENTION_HOURS),
     Key::broker("log.retention.bytes", long(RETENTION_UNLIMITED), "Largest size a partition log is kept at; -1 is unlimited.")
-        .default_int(DEFAULT_LOG_RETENTION_BYTES).update(Update::ClusterWide).field(field!(log_retention_bytes)),
+        .default_int(DEFAULT_LOG_RETENTION_BYTES).acted().update(Update::ClusterWide).field(field!(log_retention_bytes)),
     Key::broker("log.cleanup.policy", Type::CleanupPolicy, "delete old segments, compact by key, or both.")
-        .default_text(DEFAULT_LOG_CLEANUP_POLICY).update(Update::ClusterWide).field(field!(log_cleanup_policy)),
+        .default_text(DEFAULT_LOG_CLEANUP_POLICY).acted().update(Update::ClusterWide).field(field!(log_cleanup_policy)),
+    Key::broker("log.retention.check.interval.ms", long(MIN_ONE), "How often retention is checked.")
+        .default_int(DEFAULT_LOG_RETENTION_CHECK_INTERVAL_MS as i64).acted()
+        .field(field!(log_retention_check_interval_ms)),
+
+    // --- Broker keys checked, stored and reported, not acted on yet -------------------------
     Key::broker("log.flush.interval.messages", long(MIN_ONE), "Messages written before a partition is flushed.")
         .default_int(DEFAULT_LOG_FLUSH_INTERVAL_MESSAGES).update(Update::ClusterWide)
         .field(field!(log_flush_interval_messages)),
@@ -516,7 +520,6 @@ pub static KEYS: &[Key] = &[
         .synonyms(&[hours("log.roll.hours")]).update(Update::ClusterWide),
     Key::broker("log.roll.hours", int(MIN_ONE), "log.roll.ms in hours, when that is not set.")
         .default_int(DEFAULT_LOG_ROLL_HOURS),
-    Key::broker("log.retention.check.interval.ms", long(MIN_ONE), "How often retention is checked."),
     Key::broker("log.message.timestamp.type", Type::OneOf(TIMESTAMP_TYPES), "Whether record timestamps are the producer's or the broker's.")
         .default_text(DEFAULT_MESSAGE_TIMESTAMP_TYPE).update(Update::ClusterWide),
     Key::broker("compression.type", Type::OneOf(COMPRESSION_TYPES), "Compression of stored batches; producer keeps what the producer sent.")
@@ -546,7 +549,7 @@ pub static KEYS: &[Key] = &[
 
     // --- Topic keys (CreateTopics configs, DescribeConfigs on a topic) ----------------------
     Key::topic("cleanup.policy", Type::CleanupPolicy, "delete old segments, compact by key, or both.")
-        .derives_from("log.cleanup.policy").topic_field(field!(cleanup_policy)),
+        .derives_from("log.cleanup.policy").acted().topic_field(field!(cleanup_policy)),
     Key::topic("compression.type", Type::OneOf(COMPRESSION_TYPES), "Compression of stored batches; producer keeps what the producer sent.")
         .derives_from("compression.type"),
     Key::topic("delete.retention.ms", long(MIN_ZERO), "How long tombstones are kept in a compacted topic.")
@@ -592,9 +595,9 @@ pub static KEYS: &[Key] = &[
     Key::topic("remote.storage.enable", Type::Boolean, "Whether the topic uses tiered storage.")
         .default_bool(DEFAULT_REMOTE_STORAGE_ENABLE),
     Key::topic("retention.bytes", long(RETENTION_UNLIMITED), "Largest size a partition log is kept at; -1 is unlimited.")
-        .derives_from("log.retention.bytes").topic_field(field!(retention_bytes)),
+        .derives_from("log.retention.bytes").acted().topic_field(field!(retention_bytes)),
     Key::topic("retention.ms", long(RETENTION_UNLIMITED), "How long a log is kept; -1 is unlimited.")
-        .derives_from("log.retention.ms").topic_field(field!(retention_ms)),
+        .derives_from("log.retention.ms").acted().topic_field(field!(retention_ms)),
     Key::topic("segment.bytes", int(MIN_LOG_SEGMENT_BYTES as i64), "Size at which a segment rolls.")
         .derives_from("log.segment.bytes").acted().topic_field(field!(segment_bytes)),
     Key::topic("segment.index.bytes", int(MIN_SEGMENT_INDEX_BYTES), "Size of a segment's offset index.")

@@ -74,6 +74,8 @@ pub struct Config {
     pub log_retention_ms: i64,
     /// `log.retention.bytes`; -1 means unlimited.
     pub log_retention_bytes: i64,
+    /// `log.retention.check.interval.ms`: how often each partition applies retention.
+    pub log_retention_check_interval_ms: u64,
     /// `log.cleanup.policy`: "delete", "compact" or both, comma-separated.
     pub log_cleanup_policy: String,
     /// `log.flush.interval.messages`; stored and reported.
@@ -326,6 +328,7 @@ impl Config {
             socket_request_max_bytes: DEFAULT_SOCKET_REQUEST_MAX_BYTES,
             log_retention_ms: DEFAULT_LOG_RETENTION_MS,
             log_retention_bytes: DEFAULT_LOG_RETENTION_BYTES,
+            log_retention_check_interval_ms: DEFAULT_LOG_RETENTION_CHECK_INTERVAL_MS,
             log_cleanup_policy: DEFAULT_LOG_CLEANUP_POLICY.to_string(),
             log_flush_interval_messages: DEFAULT_LOG_FLUSH_INTERVAL_MESSAGES,
             group_commit: DEFAULT_GROUP_COMMIT,

@@ -39,6 +39,26 @@ pub struct LogConfig {
     pub io_buffer_bytes: u32,
     /// How long a producer's state is kept after its last batch (`producer.id.expiration.ms`).
     pub producer_id_expiration_ms: i64,
+    /// Time and size retention (`retention.ms`, `retention.bytes`; -1: unlimited), applied
+    /// only when `cleanup.policy` includes `delete`.
+    pub retention: Retention,
+}
+
+/// What retention deletes: whole segments, never the active one, oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub delete: bool,
+    pub ms: i64,
+    pub bytes: i64,
+}
+
+impl Retention {
+    /// No retention: the log only grows (compacted topics, tests).
+    pub const KEEP_ALL: Retention = Retention {
+        delete: false,
+        ms: -1,
+        bytes: -1,
+    };
 }
 
 /// Smallest and largest `LogConfig::io_buffer_bytes`: below 128 KiB writes and reads get
@@ -292,6 +312,65 @@ impl PartitionLog {
             .await
             .map_err(|e| LogError::Storage(e.to_string()))?;
         Ok(start)
+    }
+
+    /// Deletes the oldest segments that retention no longer keeps (Kafka's
+    /// `deleteOldSegments`): those wholly below the log start offset (DeleteRecords), older than
+    /// `retention.ms` by their largest timestamp, or beyond `retention.bytes` of the log's size;
+    /// never the active segment. The new log start offset is made durable before any file goes,
+    /// so a crash in between leaves files that the next start skips, never a gap. Returns how
+    /// many segments went.
+    pub async fn enforce_retention(&self, now_ms: i64) -> io::Result<usize> {
+        let retention = self.config.get().retention;
+        let _one_writer = self.start_writes.lock().await;
+        let (count, new_start) = {
+            let state = self.state.borrow();
+            let mut size: u64 = state.segments.iter().map(|s| u64::from(s.size)).sum();
+            let mut count = 0;
+            // `count + 1 < len`: the active segment stays.
+            while count + 1 < state.segments.len() {
+                let s = &state.segments[count];
+                let below_start = s.next_offset <= state.log_start_offset;
+                // A segment without timestamps (-1) is never too old: Kafka falls back to the
+                // file's modification time, which a restart's recovery does not keep here.
+                let old = retention.delete
+                    && retention.ms >= 0
+                    && s.max_timestamp >= 0
+                    && now_ms.saturating_sub(s.max_timestamp) > retention.ms;
+                let big = retention.delete
+                    && retention.bytes >= 0
+                    && size - u64::from(s.size) >= retention.bytes as u64;
+                if !(below_start || old || big) {
+                    break;
+                }
+                size -= u64::from(s.size);
+                count += 1;
+            }
+            let next_base = state.segments.get(count).map_or(0, |s| s.base_offset);
+            (count, next_base.max(state.log_start_offset))
+        };
+        if count == 0 {
+            return Ok(0);
+        }
+        checkpoint::write(&self.dir.join(LOG_START_FILE), new_start).await?;
+        let removed: Vec<Segment> = {
+            let mut state = self.state.borrow_mut();
+            state.log_start_offset = state.log_start_offset.max(new_start);
+            state.segments.drain(..count).collect()
+        };
+        self.producers.borrow_mut().forget_aborted_below(new_start);
+        for s in &removed {
+            for path in [
+                s.path.clone(),
+                s.path.with_extension("index"),
+                s.path.with_extension("timeindex"),
+                self.dir.join(txn_index::file_name(s.base_offset)),
+            ] {
+                blocking::remove_file(&path).await;
+            }
+        }
+        tracing::info!(topic = %self.topic, partition = self.partition, segments = count, log_start_offset = new_start, "retention deleted old segments");
+        Ok(count)
     }
 
     /// The producers this partition knows (DescribeProducers).
@@ -634,16 +713,12 @@ impl PartitionLog {
         isolation: Isolation,
     ) -> Result<ReadOutcome, LogError> {
         let last_stable_offset = self.last_stable_offset();
-        let (high_watermark, log_start_offset, mut seg_idx) = {
+        let (high_watermark, log_start_offset) = {
             let state = self.state.borrow();
             if offset < state.log_start_offset || offset > state.high_watermark {
                 return Err(LogError::OffsetOutOfRange);
             }
-            let idx = state
-                .segments
-                .partition_point(|s| s.base_offset <= offset)
-                .saturating_sub(1);
-            (state.high_watermark, state.log_start_offset, idx)
+            (state.high_watermark, state.log_start_offset)
         };
         let limit = match isolation {
             Isolation::ReadUncommitted => high_watermark,
@@ -661,15 +736,33 @@ impl PartitionLog {
             return Ok(outcome);
         }
         let mut last_read = offset;
+        // The segment holding `offset`, then each next one, found by base offset every time:
+        // retention may remove segments at the front while this read waits for the disk.
+        let mut after_base: Option<i64> = None;
         loop {
             let seg = {
                 let state = self.state.borrow();
-                state.segments.get(seg_idx).map(|s| {
+                let idx = match after_base {
+                    None => state
+                        .segments
+                        .partition_point(|s| s.base_offset <= offset)
+                        .saturating_sub(1),
+                    Some(base) => state.segments.partition_point(|s| s.base_offset <= base),
+                };
+                state.segments.get(idx).map(|s| {
                     let rel = u32::try_from((offset - s.base_offset).max(0)).unwrap_or(u32::MAX);
-                    (s.file.clone(), s.index.lookup(rel).position, s.size)
+                    (
+                        s.file.clone(),
+                        s.index.lookup(rel).position,
+                        s.size,
+                        s.base_offset,
+                    )
                 })
             };
-            let Some((file, from, size)) = seg else { break };
+            let Some((file, from, size, base)) = seg else {
+                break;
+            };
+            after_base = Some(base);
             let mut full = false;
             segment::scan(
                 &file,
@@ -699,7 +792,6 @@ impl PartitionLog {
             if full || out.len() >= max_bytes as usize {
                 break;
             }
-            seg_idx += 1;
         }
         if isolation == Isolation::ReadCommitted && !out.is_empty() {
             outcome.aborted = self
@@ -1030,6 +1122,7 @@ mod tests {
             max_message_bytes: 1 << 20,
             io_buffer_bytes: 256 << 10,
             producer_id_expiration_ms: 86_400_000,
+            retention: Retention::KEEP_ALL,
         }
     }
 
@@ -1310,6 +1403,88 @@ mod tests {
         });
     }
 
+    /// Retention deletes the oldest whole segments by time and by size, never the active one;
+    /// reads below the new start are out of range, and the start survives a reopen.
+    #[test]
+    fn retention_deletes_whole_old_segments() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        run(move || async move {
+            let log = open(&path, 2048).await;
+            for _ in 0..40 {
+                append(&log, 3).await; // timestamps 1000..1002: long ago
+            }
+            let segments = |log: &PartitionLog| log.state.borrow().segments.len();
+            let before = segments(&log);
+            assert!(before >= 4, "{before} segments");
+            let hw = log.high_watermark();
+            // Size: keep at least two segments' worth.
+            let two = {
+                let state = log.state.borrow();
+                let n = state.segments.len();
+                u64::from(state.segments[n - 2].size) + u64::from(state.segments[n - 1].size)
+            };
+            let mut c = log.config();
+            c.retention = Retention {
+                delete: true,
+                ms: -1,
+                bytes: two as i64,
+            };
+            log.config.set(c);
+            let gone = log
+                .enforce_retention(crate::util::now_ms())
+                .await
+                .expect("retention");
+            assert_eq!(gone, before - 2);
+            assert_eq!(segments(&log), 2);
+            let start = log.log_start_offset();
+            assert_eq!(start, log.state.borrow().segments[0].base_offset);
+            assert!(matches!(
+                log.read(start - 1, 100, Isolation::ReadUncommitted).await,
+                Err(LogError::OffsetOutOfRange)
+            ));
+            assert_eq!(
+                read_all(&log, start)
+                    .await
+                    .last()
+                    .map(|h| h.last_offset() + 1),
+                Some(hw)
+            );
+            // Time: everything is old, but the active segment stays.
+            c.retention = Retention {
+                delete: true,
+                ms: 60_000,
+                bytes: -1,
+            };
+            log.config.set(c);
+            assert_eq!(
+                log.enforce_retention(crate::util::now_ms())
+                    .await
+                    .expect("retention"),
+                1
+            );
+            assert_eq!(segments(&log), 1);
+            let files = std::fs::read_dir(path.join("t-0"))
+                .expect("dir")
+                .filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log"))
+                })
+                .count();
+            assert_eq!(files, 1, "the deleted segments' files are gone");
+            let start = log.log_start_offset();
+            // Compacted topics (no `delete`) keep everything.
+            c.retention.delete = false;
+            log.config.set(c);
+            assert_eq!(log.enforce_retention(i64::MAX).await.expect("retention"), 0);
+            log.close().await.expect("close");
+            let reopened = open(&path, 2048).await;
+            assert_eq!(reopened.log_start_offset(), start);
+            assert_eq!(reopened.high_watermark(), hw);
+            reopened.close().await.expect("close");
+        });
+    }
+
     /// A lookup by timestamp finds the first record at or after it, inside a batch.
     #[test]
     fn offset_for_timestamp() {
@@ -1397,7 +1572,7 @@ mod recovery_fuzz {
                     crate::log::segment::probe_device(&path, 0).await.expect("probe");
                     let commit = GroupCommit::new();
                     glommio::spawn_local(commit.clone().run()).detach();
-                    let log = PartitionLog::open(&path, "t", 0, LogConfig { segment_bytes: 1 << 20, index_interval_bytes: 100, max_message_bytes: 1 << 20, io_buffer_bytes: window.unwrap_or(256 << 10), producer_id_expiration_ms: 86_400_000 }, commit).await.expect("open");
+                    let log = PartitionLog::open(&path, "t", 0, LogConfig { segment_bytes: 1 << 20, index_interval_bytes: 100, max_message_bytes: 1 << 20, io_buffer_bytes: window.unwrap_or(256 << 10), producer_id_expiration_ms: 86_400_000, retention: Retention::KEEP_ALL }, commit).await.expect("open");
                     let mut served = Vec::new();
                     let mut at = 0;
                     while at < log.high_watermark() {

@@ -6,12 +6,15 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::batch;
 use super::group_commit::GroupCommit;
-use super::partition::{io_buffer_bytes, AppendReceiver, LogConfig, Origin, PartitionLog};
+use super::partition::{
+    io_buffer_bytes, AppendReceiver, LogConfig, Origin, PartitionLog, Retention,
+};
 use super::LogError;
 use crate::catalog::{self, Catalog, Replica, Topic};
 use crate::config::Config;
@@ -28,6 +31,14 @@ impl LogConfig {
             max_message_bytes: topic.max_message_bytes,
             io_buffer_bytes: io_buffer_bytes(config.io_memory_bytes),
             producer_id_expiration_ms: config.txn.producer_id_expiration_ms,
+            retention: Retention {
+                delete: topic
+                    .cleanup_policy
+                    .split(',')
+                    .any(|p| p.trim() == "delete"),
+                ms: topic.retention_ms,
+                bytes: topic.retention_bytes,
+            },
         }
     }
 }
@@ -62,6 +73,8 @@ impl Partitions {
             commit,
         });
         glommio::spawn_local(expire_producers(Rc::downgrade(&partitions))).detach();
+        let check = Duration::from_millis(partitions.config.log_retention_check_interval_ms);
+        glommio::spawn_local(enforce_retention(Rc::downgrade(&partitions), check)).detach();
         let this: Weak<Partitions> = Rc::downgrade(&partitions);
         catalog.subscribe(Rc::new(move |previous, next| {
             let this = this.clone();
@@ -245,6 +258,23 @@ async fn expire_producers(partitions: Weak<Partitions>) {
             .sum();
         if expired > 0 {
             tracing::debug!(expired, "forgot idle producers");
+        }
+    }
+}
+
+/// Runs for the life of the shard's partition service: every
+/// `log.retention.check.interval.ms`, each partition deletes what retention no longer keeps.
+async fn enforce_retention(partitions: Weak<Partitions>, every: Duration) {
+    loop {
+        glommio::timer::sleep(every).await;
+        let Some(partitions) = partitions.upgrade() else {
+            return;
+        };
+        let now = crate::util::now_ms();
+        for log in partitions.owned() {
+            if let Err(e) = log.enforce_retention(now).await {
+                tracing::warn!(topic = %log.topic, partition = log.partition, error = %e, "retention could not delete old segments; trying again at the next check");
+            }
         }
     }
 }

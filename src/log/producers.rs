@@ -253,6 +253,12 @@ impl ProducerStates {
             .collect()
     }
 
+    /// Forgets the aborted transactions that ended before `offset` (retention deleted their
+    /// records).
+    pub fn forget_aborted_below(&mut self, offset: i64) {
+        self.aborted.retain(|a| a.last_offset >= offset);
+    }
+
     /// Adds aborted transactions read back from the index files, in order.
     pub fn restore_aborted(&mut self, aborted: impl IntoIterator<Item = AbortedTxn>) {
         self.aborted.extend(aborted);
