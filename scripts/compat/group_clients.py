@@ -140,6 +140,12 @@ def kafka_python_run(bootstrap, topic, group, reset, expected, on_assigned=None,
                              client_id=f"kafka-python-{group}", auto_offset_reset=reset,
                              enable_auto_commit=False, fetch_max_wait_ms=100,
                              session_timeout_ms=10000, heartbeat_interval_ms=1000)
+    # The topic's partitions known before the first poll: otherwise the first join can
+    # assign nothing, kafka-python rejoins once the metadata arrives, and when that rejoin's
+    # SyncGroup answer lands after poll() has returned, kafka-python 3.0.12 drops it (no
+    # assignment, heartbeat left off: the member times out). Seen after a disk-heavy
+    # `cargo test`, which slows the first Metadata; the broker answered every request.
+    consumer.partitions_for_topic(topic.name)
     got, first = [], {}
     try:
         if on_assigned:

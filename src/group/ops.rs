@@ -145,7 +145,9 @@ impl Coordinator {
         }
         self.persist_group(group);
         self.schedule(group);
-        rx.await.map_err(|_| Error::CoordinatorNotAvailable)
+        let answer = rx.await.map_err(|_| Error::CoordinatorNotAvailable);
+        tracing::trace!(group, member = %req.member_id, ok = answer.is_ok(), "sync answered");
+        answer
     }
 
     pub fn heartbeat(
