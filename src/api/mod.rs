@@ -9,6 +9,7 @@
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod alter_configs;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -98,6 +99,11 @@ pub const SUPPORTED: &[(ApiKey, Versions)] = &[
     ),
     (ApiKey::DescribeCluster, describe_cluster::VERSIONS),
     (ApiKey::DeleteRecords, delete_records::VERSIONS),
+    (ApiKey::AlterConfigs, alter_configs::VERSIONS),
+    (
+        ApiKey::IncrementalAlterConfigs,
+        alter_configs::INCREMENTAL_VERSIONS,
+    ),
     (ApiKey::InitProducerId, init_producer_id::VERSIONS),
     (ApiKey::AddPartitionsToTxn, add_partitions_to_txn::VERSIONS),
     (ApiKey::AddOffsetsToTxn, add_offsets_to_txn::VERSIONS),
@@ -305,6 +311,12 @@ pub async fn dispatch(
         }
         RequestKind::DescribeCluster(req) => {
             spawn(async move { describe_cluster::handle(&b, ctx, req) })
+        }
+        RequestKind::AlterConfigs(req) => {
+            spawn(async move { alter_configs::handle(&b, ctx, req).await })
+        }
+        RequestKind::IncrementalAlterConfigs(req) => {
+            spawn(async move { alter_configs::handle_incremental(&b, ctx, req).await })
         }
         RequestKind::DeleteRecords(req) => {
             spawn(async move { delete_records::handle(&b, ctx, req).await })

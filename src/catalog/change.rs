@@ -32,6 +32,71 @@ pub enum Change {
         topics: Vec<(String, i32)>,
         validate_only: bool,
     },
+    /// AlterConfigs (`replace`: the topic's overrides become exactly the ops' `Set`s) and
+    /// IncrementalAlterConfigs (the ops applied to the current overrides), per topic.
+    AlterTopicConfigs {
+        topics: Vec<(String, bool, Vec<ConfigOp>)>,
+        validate_only: bool,
+    },
+}
+
+/// One change to a topic's config overrides (IncrementalAlterConfigs' operations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOp {
+    Set(String, String),
+    /// Back to the default (the broker's value, or the key's own).
+    Delete(String),
+    /// List keys: add the value to the list unless it is there.
+    Append(String, String),
+    /// List keys: remove the value from the list.
+    Subtract(String, String),
+}
+
+/// A topic's overrides after `ops`, or why they cannot be applied.
+fn apply_config_ops(
+    current: &BTreeMap<String, String>,
+    replace: bool,
+    ops: &[ConfigOp],
+) -> Result<BTreeMap<String, String>, ChangeError> {
+    let mut next = if replace {
+        BTreeMap::new()
+    } else {
+        current.clone()
+    };
+    let list = |v: Option<&String>| -> Vec<String> {
+        v.map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    for op in ops {
+        match op {
+            ConfigOp::Set(k, v) => {
+                next.insert(k.clone(), v.clone());
+            }
+            ConfigOp::Delete(k) => {
+                next.remove(k);
+            }
+            ConfigOp::Append(k, v) => {
+                let mut items = list(next.get(k));
+                if !items.contains(v) {
+                    items.push(v.clone());
+                }
+                next.insert(k.clone(), items.join(","));
+            }
+            ConfigOp::Subtract(k, v) => {
+                let items: Vec<String> = list(next.get(k)).into_iter().filter(|i| i != v).collect();
+                next.insert(k.clone(), items.join(","));
+            }
+        }
+    }
+    for (k, v) in &next {
+        crate::config::validate_topic_config(k, v).map_err(ChangeError::InvalidConfig)?;
+    }
+    Ok(next)
 }
 
 /// Why a topic change was refused. Each carries a message for the client.
@@ -211,6 +276,25 @@ fn plan(current: &Catalog, change: Change) -> (Option<Arc<Catalog>>, ChangeResul
                 results.push((name, r));
             }
         }
+        Change::AlterTopicConfigs {
+            topics,
+            validate_only,
+        } => {
+            for (name, replace, ops) in topics {
+                let r = match next.topics.get_mut(&name) {
+                    None => Err(ChangeError::UnknownTopic(format!(
+                        "topic '{name}' does not exist"
+                    ))),
+                    Some(t) => apply_config_ops(&t.configs, replace, &ops).map(|configs| {
+                        if !validate_only && configs != t.configs {
+                            t.configs = configs;
+                            changed = true;
+                        }
+                    }),
+                };
+                results.push((name, r));
+            }
+        }
     }
     (changed.then(|| Arc::new(next)), results)
 }
@@ -249,4 +333,62 @@ fn validate_new_topic(catalog: &Catalog, t: &NewTopic) -> Result<(), ChangeError
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Incremental ops change single keys, a replace keeps only what it sets, list keys take
+    /// appends and subtractions, and a value the config table refuses refuses the whole change.
+    #[test]
+    fn config_ops() {
+        let current = map(&[("retention.ms", "1000"), ("cleanup.policy", "delete")]);
+        let set = |k: &str, v: &str| ConfigOp::Set(k.into(), v.into());
+        assert_eq!(
+            apply_config_ops(&current, false, &[set("segment.bytes", "2048")]),
+            Ok(map(&[
+                ("retention.ms", "1000"),
+                ("cleanup.policy", "delete"),
+                ("segment.bytes", "2048")
+            ]))
+        );
+        assert_eq!(
+            apply_config_ops(&current, true, &[set("segment.bytes", "2048")]),
+            Ok(map(&[("segment.bytes", "2048")]))
+        );
+        assert_eq!(
+            apply_config_ops(&current, false, &[ConfigOp::Delete("retention.ms".into())]),
+            Ok(map(&[("cleanup.policy", "delete")]))
+        );
+        let appended = apply_config_ops(
+            &current,
+            false,
+            &[ConfigOp::Append("cleanup.policy".into(), "compact".into())],
+        )
+        .expect("append");
+        assert_eq!(appended["cleanup.policy"], "delete,compact");
+        let subtracted = apply_config_ops(
+            &appended,
+            false,
+            &[ConfigOp::Subtract("cleanup.policy".into(), "delete".into())],
+        )
+        .expect("subtract");
+        assert_eq!(subtracted["cleanup.policy"], "compact");
+        assert!(matches!(
+            apply_config_ops(&current, false, &[set("segment.bytes", "not-a-number")]),
+            Err(ChangeError::InvalidConfig(_))
+        ));
+        assert!(matches!(
+            apply_config_ops(&current, false, &[set("no.such.key", "1")]),
+            Err(ChangeError::InvalidConfig(_))
+        ));
+    }
 }

@@ -275,6 +275,11 @@ impl PartitionLog {
         self.config.get()
     }
 
+    /// New settings for the topic (AlterConfigs): appends and retention use them from now on.
+    pub fn set_config(&self, config: LogConfig) {
+        self.config.set(config);
+    }
+
     pub fn high_watermark(&self) -> i64 {
         self.state.borrow().high_watermark
     }

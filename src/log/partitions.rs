@@ -198,7 +198,32 @@ impl Partitions {
                 }
             }
         }
+        self.apply_configs(previous, next);
         self.open_owned(next).await;
+    }
+
+    /// Topics whose configs changed (AlterConfigs): their open partitions take the new
+    /// settings at once (a new `segment.bytes` at the next roll, retention at its next check).
+    fn apply_configs(&self, previous: &Catalog, next: &Catalog) {
+        for (name, topic) in &next.topics {
+            let changed = previous
+                .topic(name)
+                .is_some_and(|p| p.id == topic.id && p.configs != topic.configs);
+            if !changed {
+                continue;
+            }
+            let config = LogConfig::for_topic(&self.config, topic);
+            for log in self
+                .logs
+                .borrow()
+                .get(name)
+                .into_iter()
+                .flat_map(|m| m.values())
+            {
+                log.set_config(config);
+            }
+            tracing::info!(topic = %name, "topic configs changed");
+        }
     }
 
     /// Opens every partition of `catalog` that this shard owns and has not opened.
