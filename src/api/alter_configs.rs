@@ -98,11 +98,7 @@ pub async fn handle_incremental(
 }
 
 /// Applies the topic resources in one catalog change; answers every resource in order.
-async fn alter(
-    broker: &Rc<Broker>,
-    asked: Vec<Decoded>,
-    validate_only: bool,
-) -> Vec<Outcome> {
+async fn alter(broker: &Rc<Broker>, asked: Vec<Decoded>, validate_only: bool) -> Vec<Outcome> {
     let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(asked.len());
     let mut topics: Vec<Asked> = Vec::new();
     for (ty, name, replace, ops) in asked {
