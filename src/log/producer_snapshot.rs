@@ -22,6 +22,7 @@
 //! version, a CRC that does not match, or a length other than its count says is an error, and
 //! the caller drops that snapshot and replays from an older one, as Kafka does.
 
+use crate::util::read::{get_i16, get_i32, get_i64, take_array};
 /// One producer's state in a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SnapshotEntry {
@@ -117,24 +118,6 @@ fn get_entry(b: &mut &[u8]) -> Option<SnapshotEntry> {
         coordinator_epoch: get_i32(b)?,
         current_txn_first_offset: get_i64(b)?,
     })
-}
-
-fn take_array<const N: usize>(b: &mut &[u8]) -> Option<[u8; N]> {
-    let (head, rest) = b.split_first_chunk::<N>()?;
-    *b = rest;
-    Some(*head)
-}
-
-fn get_i16(b: &mut &[u8]) -> Option<i16> {
-    take_array(b).map(i16::from_be_bytes)
-}
-
-fn get_i32(b: &mut &[u8]) -> Option<i32> {
-    take_array(b).map(i32::from_be_bytes)
-}
-
-fn get_i64(b: &mut &[u8]) -> Option<i64> {
-    take_array(b).map(i64::from_be_bytes)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 //! zeros: Kafka's last stable offset of an abort is the marker's offset + 1 or the first
 //! offset of another producer's open transaction, both above 0 when the marker is at 0.
 
+use crate::util::read::{get_i64, take_array};
 pub const ENTRY_BYTES: usize = 34;
 
 const VERSION: i16 = 0;
@@ -72,16 +73,6 @@ pub fn decode_all(bytes: &[u8]) -> Vec<AbortedTxn> {
 /// `{base_offset:020}.txnindex`, Kafka's name for the index of the segment at `base_offset`.
 pub fn file_name(base_offset: i64) -> String {
     format!("{base_offset:020}.txnindex")
-}
-
-fn take_array<const N: usize>(b: &mut &[u8]) -> Option<[u8; N]> {
-    let (head, rest) = b.split_first_chunk::<N>()?;
-    *b = rest;
-    Some(*head)
-}
-
-fn get_i64(b: &mut &[u8]) -> Option<i64> {
-    take_array(b).map(i64::from_be_bytes)
 }
 
 #[cfg(test)]

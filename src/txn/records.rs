@@ -10,6 +10,7 @@
 //! These bytes come from disk, so decoding is bounded and never panics: a short or malformed
 //! record is `None`, and loading skips it.
 
+use crate::util::read::{get_i16, get_i32, get_i64, get_i8, take, take_array};
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// The state of a transactional id's transaction, with Kafka's ids (TransactionState), which
@@ -256,34 +257,6 @@ fn put_str(b: &mut BytesMut, s: &str) {
     let s = s.get(..len).unwrap_or_default();
     b.put_i16(s.len() as i16);
     b.put_slice(s.as_bytes());
-}
-
-fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-    let (head, rest) = b.split_at_checked(n)?;
-    *b = rest;
-    Some(head)
-}
-
-fn take_array<const N: usize>(b: &mut &[u8]) -> Option<[u8; N]> {
-    let (head, rest) = b.split_first_chunk::<N>()?;
-    *b = rest;
-    Some(*head)
-}
-
-fn get_i8(b: &mut &[u8]) -> Option<i8> {
-    take_array(b).map(i8::from_be_bytes)
-}
-
-fn get_i16(b: &mut &[u8]) -> Option<i16> {
-    take_array(b).map(i16::from_be_bytes)
-}
-
-fn get_i32(b: &mut &[u8]) -> Option<i32> {
-    take_array(b).map(i32::from_be_bytes)
-}
-
-fn get_i64(b: &mut &[u8]) -> Option<i64> {
-    take_array(b).map(i64::from_be_bytes)
 }
 
 /// An unsigned varint of at most 5 bytes (Kafka's limit) whose value fits a u32.

@@ -4,6 +4,7 @@
 pub mod blocking;
 pub mod checkpoint;
 pub mod notify;
+pub mod read;
 
 pub use notify::Notify;
 
