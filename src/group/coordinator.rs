@@ -14,7 +14,7 @@ use super::records::Entry;
 use super::state::{Committed, Group, Limits};
 use super::txn_offsets::{PendingOffset, PendingOffsets};
 use super::{partition_for, wall_ms, Error, OFFSETS_TOPIC};
-use crate::catalog::{self, Catalog, Replica};
+use crate::catalog::Replica;
 use crate::log::{batch, LogError, PartitionLog, Partitions};
 use crate::shard::Shard;
 use crate::util::Notify;
@@ -60,11 +60,11 @@ impl Coordinator {
             timer_wake: Notify::new(),
         });
         let this: Weak<Coordinator> = Rc::downgrade(&co);
-        catalog.subscribe(Rc::new(move |_, next| {
+        catalog.subscribe(Rc::new(move |_, _| {
             let this = this.clone();
             Box::pin(async move {
                 if let Some(this) = this.upgrade() {
-                    this.load_new_partitions(&next).await;
+                    this.load_new_partitions().await;
                 }
             })
         }));
@@ -109,19 +109,11 @@ impl Coordinator {
     }
 
     /// Loads the groups of every `__consumer_offsets` partition this shard has opened since.
-    async fn load_new_partitions(&self, catalog: &Catalog) {
-        let Some(topic) = catalog.topic(OFFSETS_TOPIC) else {
-            return;
-        };
-        for p in 0..topic.partitions {
-            if catalog::owner_shard(OFFSETS_TOPIC, p, self.shard.count) != self.shard.id
-                || self.loaded.borrow().contains(&p)
-            {
+    async fn load_new_partitions(&self) {
+        for (p, log) in self.partitions.open_of(OFFSETS_TOPIC) {
+            if self.loaded.borrow().contains(&p) {
                 continue;
             }
-            let Some(log) = self.partitions.get(OFFSETS_TOPIC, p) else {
-                continue;
-            };
             match self.load(&log).await {
                 Ok(()) => {
                     self.loaded.borrow_mut().insert(p);

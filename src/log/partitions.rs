@@ -104,6 +104,19 @@ impl Partitions {
         })
     }
 
+    /// The partitions of `topic` this shard has open, by partition number (a coordinator
+    /// loading its internal topic's partitions).
+    pub fn open_of(&self, topic: &str) -> Vec<(i32, Rc<PartitionLog>)> {
+        let mut open: Vec<(i32, Rc<PartitionLog>)> = self
+            .logs
+            .borrow()
+            .get(topic)
+            .map(|m| m.iter().map(|(p, l)| (*p, l.clone())).collect())
+            .unwrap_or_default();
+        open.sort_by_key(|(p, _)| *p);
+        open
+    }
+
     /// Every partition this shard has open.
     pub fn owned(&self) -> Vec<Rc<PartitionLog>> {
         self.logs

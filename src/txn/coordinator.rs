@@ -25,7 +25,7 @@ use super::error::TxnError;
 use super::ids::ProducerIds;
 use super::records::{self, TxnStatus};
 use super::state::{InitRequest, InitStep, TxnMeta};
-use crate::catalog::{self, Catalog, Replica, OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC};
+use crate::catalog::{self, Replica, OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC};
 use crate::group;
 use crate::log::{batch, LogError, Marker, PartitionLog, Partitions};
 use crate::shard::Shard;
@@ -74,11 +74,11 @@ impl TxnCoordinator {
             stopping: Cell::new(false),
         });
         let this: Weak<TxnCoordinator> = Rc::downgrade(&co);
-        catalog.subscribe(Rc::new(move |_, next| {
+        catalog.subscribe(Rc::new(move |_, _| {
             let this = this.clone();
             Box::pin(async move {
                 if let Some(this) = this.upgrade() {
-                    this.load_new_partitions(&next).await;
+                    this.load_new_partitions().await;
                 }
             })
         }));
@@ -124,9 +124,16 @@ impl TxnCoordinator {
         if !self.busy.borrow_mut().insert(id.to_string()) {
             return Err(TxnError::ConcurrentTransactions);
         }
-        let r = f.await;
-        self.busy.borrow_mut().remove(id);
-        r
+        // Released on every way out, a cancelled wait included: a forgotten mark would refuse
+        // the id with CONCURRENT_TRANSACTIONS for good.
+        struct Release<'a>(&'a RefCell<HashSet<String>>, &'a str);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.borrow_mut().remove(self.1);
+            }
+        }
+        let _release = Release(&self.busy, id);
+        f.await
     }
 
     /// InitProducerId for a transactional id: a new producer id for a new id, else the
@@ -370,19 +377,11 @@ impl TxnCoordinator {
 
     /// Loads the ids of every `__transaction_state` partition this shard has opened since,
     /// then finishes the transactions a crash left prepared.
-    async fn load_new_partitions(self: &Rc<Self>, catalog: &Catalog) {
-        let Some(topic) = catalog.topic(TRANSACTION_STATE_TOPIC) else {
-            return;
-        };
-        for p in 0..topic.partitions {
-            if catalog::owner_shard(TRANSACTION_STATE_TOPIC, p, self.shard.count) != self.shard.id
-                || self.loaded.borrow().contains(&p)
-            {
+    async fn load_new_partitions(self: &Rc<Self>) {
+        for (p, log) in self.partitions.open_of(TRANSACTION_STATE_TOPIC) {
+            if self.loaded.borrow().contains(&p) {
                 continue;
             }
-            let Some(log) = self.partitions.get(TRANSACTION_STATE_TOPIC, p) else {
-                continue;
-            };
             match self.load(&log).await {
                 Ok(loaded) => {
                     self.loaded.borrow_mut().insert(p);
