@@ -111,14 +111,10 @@ fn append_durable(c: &mut Criterion) {
             probe_device(dir.path(), 0).await.expect("probe");
             let commit = GroupCommit::new();
             glommio::spawn_local(commit.clone().run()).detach();
-            let config = LogConfig {
-                segment_bytes: 1 << 30,
-                index_interval_bytes: 4096,
-                max_message_bytes: 1 << 20,
-                io_buffer_bytes: shardlog::log::partition::io_buffer_bytes(IO_MEMORY),
-                producer_id_expiration_ms: 86_400_000,
-                retention: shardlog::log::partition::Retention::KEEP_ALL,
-            };
+            let config = LogConfig::plain(
+                1 << 30,
+                shardlog::log::partition::io_buffer_bytes(IO_MEMORY),
+            );
             let log: Rc<PartitionLog> =
                 PartitionLog::open(dir.path(), "bench", 0, config, commit.clone())
                     .await

@@ -38,7 +38,7 @@ pub fn batch(e: &BatchError) -> ResponseError {
     match e {
         BatchError::Corrupt(_) => ResponseError::CorruptMessage,
         BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,
-        BatchError::Invalid(_) => ResponseError::InvalidRecord,
+        BatchError::Invalid(_) | BatchError::Records { .. } => ResponseError::InvalidRecord,
     }
 }
 

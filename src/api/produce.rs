@@ -7,16 +7,18 @@
 
 use std::rc::Rc;
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 
 use super::partitioned::Plan;
 use super::{errors, spawn, Broker, Ctx, Reply, ReplyTask, Versions};
 use crate::catalog;
-use crate::log::batch::BatchHeader;
+use crate::log::batch::{BatchError, BatchHeader};
 use crate::log::ops::AppendPart;
-use crate::log::Partitions;
+use crate::log::{LogError, Partitions};
 use crate::txn::{self, TxnError};
 
 pub const VERSIONS: Versions = Versions { min: 3, max: 9 };
@@ -29,6 +31,8 @@ pub struct Answer {
     pub base_offset: i64,
     pub log_start_offset: i64,
     pub message: Option<String>,
+    /// The records refused (KIP-467): their indexes in the batch.
+    pub record_errors: Vec<i32>,
 }
 
 impl Answer {
@@ -38,7 +42,16 @@ impl Answer {
             base_offset: -1,
             log_start_offset: -1,
             message: Some(message.into()),
+            record_errors: Vec::new(),
         }
+    }
+
+    fn log_error(e: &LogError) -> Answer {
+        let mut answer = Answer::error(errors::log(e), e.to_string());
+        if let LogError::Batch(BatchError::Records { indexes, .. }) = e {
+            answer.record_errors = indexes.clone();
+        }
+        answer
     }
 }
 
@@ -105,8 +118,9 @@ pub async fn start(broker: &Rc<Broker>, ctx: Ctx, req: ProduceRequest) -> ReplyT
                             base_offset: o.base_offset,
                             log_start_offset: o.log_start_offset,
                             message: None,
+                            record_errors: Vec::new(),
                         },
-                        Err(e) => Answer::error(errors::log(&e), e.to_string()),
+                        Err(e) => Answer::log_error(&e),
                     });
                     answers.collect()
                 }) as futures::future::LocalBoxFuture<'static, Vec<Answer>>
@@ -142,7 +156,17 @@ fn build_response(topics: Vec<(String, Vec<(i32, Answer)>)>, version: i16) -> Pr
                         p.log_start_offset = a.log_start_offset;
                     }
                     if version >= 8 {
-                        p.error_message = a.message.map(super::str_bytes);
+                        let message = a.message.clone().map(super::str_bytes);
+                        p.record_errors = a
+                            .record_errors
+                            .iter()
+                            .map(|i| {
+                                BatchIndexAndErrorMessage::default()
+                                    .with_batch_index(*i)
+                                    .with_batch_index_error_message(message.clone())
+                            })
+                            .collect();
+                        p.error_message = message;
                     }
                     p
                 })

@@ -129,6 +129,19 @@ pub const DEFAULT_MESSAGE_TIMESTAMP_MAX_MS: i64 = i64::MAX;
 /// `log.roll.hours`: a segment older than this rolls (Kafka's default, one week; `segment.ms`
 /// derives from it).
 pub const DEFAULT_LOG_ROLL_HOURS: i64 = 168;
+/// `log.roll.jitter.hours`: no jitter (Kafka's default).
+pub const DEFAULT_LOG_ROLL_JITTER_HOURS: i64 = 0;
+/// `log.cleaner.enable`.
+pub const DEFAULT_LOG_CLEANER_ENABLE: bool = true;
+/// `log.cleaner.backoff.ms`: how long the cleaner sleeps when nothing needs cleaning.
+pub const DEFAULT_LOG_CLEANER_BACKOFF_MS: u64 = 15_000;
+/// `log.cleaner.dedupe.buffer.size`: 128 MiB, shared by all shards as Kafka shares it by
+/// cleaner threads.
+pub const DEFAULT_LOG_CLEANER_DEDUPE_BUFFER_BYTES: u64 = 128 << 20;
+/// Smallest `log.cleaner.dedupe.buffer.size` accepted (tests use small maps).
+pub const MIN_CLEANER_DEDUPE_BUFFER_BYTES: i64 = 4096;
+/// `log.cleaner.io.max.bytes.per.second`: unlimited (Java's Double.MAX_VALUE).
+pub const DEFAULT_LOG_CLEANER_IO_MAX_BYTES_PER_SECOND: &str = "1.7976931348623157E308";
 /// `unclean.leader.election.enable` (broker and topic).
 pub const DEFAULT_UNCLEAN_LEADER_ELECTION_ENABLE: bool = false;
 /// `message.downconversion.enable` default.

@@ -290,7 +290,17 @@ mod tests {
             (tombstones.value.as_str(), tombstones.source),
             ("86400000", Source::Default)
         );
-        assert!(tombstones.synonyms.is_empty());
+        assert_eq!(
+            tombstones.synonyms,
+            vec![synonym(
+                "log.cleaner.delete.retention.ms",
+                "86400000",
+                Source::Default
+            )]
+        );
+        // A topic key with no broker key behind it has no synonym.
+        let preallocate = find(&entries, "preallocate");
+        assert!(preallocate.synonyms.is_empty());
         // Every topic key is reported, and none is read-only.
         assert_eq!(entries.len(), KEYS.iter().filter(|k| k.is_topic()).count());
         assert!(entries.iter().all(|e| !e.read_only));

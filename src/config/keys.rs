@@ -10,7 +10,9 @@ use super::io_memory::{default_io_memory_bytes, MAX_IO_MEMORY_BYTES, MIN_IO_MEMO
 use super::listeners::{url_host, PLAINTEXT};
 use super::topic::TopicConfig;
 use super::value::Source;
-use super::value::{parse_list, FromValue, ToValue, Type, Value};
+use super::value::{
+    format_double, parse_list, parse_positive_double, FromValue, ToValue, Type, Value,
+};
 use super::Config;
 
 /// Which resource a key configures.
@@ -376,6 +378,12 @@ fn set_log_retention_ms(config: &mut Config, value: &Value) -> Result<(), String
     Ok(())
 }
 
+/// `log.cleaner.io.max.bytes.per.second`: a positive number of bytes per second.
+fn set_cleaner_io_max(config: &mut Config, value: &Value) -> Result<(), String> {
+    config.cleaner.io_max_bytes_per_second = parse_positive_double(&value.to_string())?;
+    Ok(())
+}
+
 /// `offsets.retention.minutes` is kept in milliseconds.
 fn set_offsets_retention(config: &mut Config, value: &Value) -> Result<(), String> {
     let minutes = i64::from_value(value)?;
@@ -510,16 +518,42 @@ pub static KEYS: &[Key] = &[
         .default_int(DEFAULT_LOG_RETENTION_CHECK_INTERVAL_MS as i64).acted()
         .field(field!(log_retention_check_interval_ms)),
 
+    Key::broker("log.roll.ms", long(MIN_ONE), "Age at which a segment rolls.")
+        .synonyms(&[hours("log.roll.hours")]).acted().update(Update::ClusterWide),
+    Key::broker("log.roll.hours", int(MIN_ONE), "log.roll.ms in hours, when that is not set.")
+        .default_int(DEFAULT_LOG_ROLL_HOURS),
+    Key::broker("log.roll.jitter.ms", long(MIN_ZERO), "Most random time taken off log.roll.ms per segment.")
+        .synonyms(&[hours("log.roll.jitter.hours")]).acted().update(Update::ClusterWide),
+    Key::broker("log.roll.jitter.hours", int(MIN_ZERO), "log.roll.jitter.ms in hours, when that is not set.")
+        .default_int(DEFAULT_LOG_ROLL_JITTER_HOURS),
+    Key::broker("log.cleaner.enable", Type::Boolean, "Whether compacted topics are cleaned.")
+        .default_bool(DEFAULT_LOG_CLEANER_ENABLE).acted().field(field!(cleaner.enable)),
+    Key::broker("log.cleaner.backoff.ms", long(MIN_ZERO), "How long the cleaner sleeps when no log needs cleaning.")
+        .default_int(DEFAULT_LOG_CLEANER_BACKOFF_MS as i64).acted().update(Update::ClusterWide)
+        .field(field!(cleaner.backoff_ms)),
+    Key::broker("log.cleaner.dedupe.buffer.size", long(MIN_CLEANER_DEDUPE_BUFFER_BYTES), "Memory for the cleaner's key map, shared by all shards.")
+        .default_int(DEFAULT_LOG_CLEANER_DEDUPE_BUFFER_BYTES as i64).acted().update(Update::ClusterWide)
+        .field(field!(cleaner.dedupe_buffer_bytes)),
+    Key::broker("log.cleaner.io.max.bytes.per.second", Type::PositiveDouble, "Most bytes per second the cleaner reads and writes, shared by all shards.")
+        .default_text(DEFAULT_LOG_CLEANER_IO_MAX_BYTES_PER_SECOND).acted().update(Update::ClusterWide)
+        .field(Field { set: set_cleaner_io_max, get: |c| Value::Text(format_double(c.cleaner.io_max_bytes_per_second)) }),
+    Key::broker("log.cleaner.threads", int(MIN_ZERO), "Kafka's cleaner threads; shardlog cleans on each shard instead.")
+        .default_int(1).update(Update::ClusterWide),
+    Key::broker("log.cleaner.delete.retention.ms", long(MIN_ZERO), "How long tombstones are kept in a compacted topic.")
+        .default_int(DEFAULT_DELETE_RETENTION_MS).acted().update(Update::ClusterWide),
+    Key::broker("log.cleaner.min.cleanable.ratio", Type::Ratio, "Share of uncompacted log that triggers compaction.")
+        .default_text(DEFAULT_MIN_CLEANABLE_DIRTY_RATIO).acted().update(Update::ClusterWide),
+    Key::broker("log.cleaner.min.compaction.lag.ms", long(MIN_ZERO), "Shortest a record stays uncompacted.")
+        .default_int(DEFAULT_MIN_COMPACTION_LAG_MS).acted().update(Update::ClusterWide),
+    Key::broker("log.cleaner.max.compaction.lag.ms", long(MIN_ONE), "Longest a record stays uncompacted.")
+        .default_int(DEFAULT_MAX_COMPACTION_LAG_MS).acted().update(Update::ClusterWide),
+
     // --- Broker keys checked, stored and reported, not acted on yet -------------------------
     Key::broker("log.flush.interval.messages", long(MIN_ONE), "Messages written before a partition is flushed.")
         .default_int(DEFAULT_LOG_FLUSH_INTERVAL_MESSAGES).update(Update::ClusterWide)
         .field(field!(log_flush_interval_messages)),
     Key::broker("log.flush.interval.ms", long(MIN_ZERO), "Time a message stays unflushed before a flush.")
         .update(Update::ClusterWide),
-    Key::broker("log.roll.ms", long(MIN_ONE), "Age at which a segment rolls.")
-        .synonyms(&[hours("log.roll.hours")]).update(Update::ClusterWide),
-    Key::broker("log.roll.hours", int(MIN_ONE), "log.roll.ms in hours, when that is not set.")
-        .default_int(DEFAULT_LOG_ROLL_HOURS),
     Key::broker("log.message.timestamp.type", Type::OneOf(TIMESTAMP_TYPES), "Whether record timestamps are the producer's or the broker's.")
         .default_text(DEFAULT_MESSAGE_TIMESTAMP_TYPE).update(Update::ClusterWide),
     Key::broker("compression.type", Type::OneOf(COMPRESSION_TYPES), "Compression of stored batches; producer keeps what the producer sent.")
@@ -553,7 +587,7 @@ pub static KEYS: &[Key] = &[
     Key::topic("compression.type", Type::OneOf(COMPRESSION_TYPES), "Compression of stored batches; producer keeps what the producer sent.")
         .derives_from("compression.type"),
     Key::topic("delete.retention.ms", long(MIN_ZERO), "How long tombstones are kept in a compacted topic.")
-        .default_int(DEFAULT_DELETE_RETENTION_MS),
+        .derives_from("log.cleaner.delete.retention.ms").acted().topic_field(field!(delete_retention_ms)),
     Key::topic("file.delete.delay.ms", long(MIN_ZERO), "Delay before a deleted segment's file is removed.")
         .default_int(DEFAULT_FILE_DELETE_DELAY_MS),
     Key::topic("flush.messages", long(MIN_ONE), "Messages written before the partition is flushed.")
@@ -571,7 +605,7 @@ pub static KEYS: &[Key] = &[
     Key::topic("local.retention.ms", long(MIN_LOCAL_RETENTION), "Tiered storage: time kept locally; -2 is retention.ms.")
         .default_int(LOCAL_RETENTION_SAME_AS_TOTAL),
     Key::topic("max.compaction.lag.ms", long(MIN_ONE), "Longest a record stays uncompacted.")
-        .default_int(DEFAULT_MAX_COMPACTION_LAG_MS),
+        .derives_from("log.cleaner.max.compaction.lag.ms").acted().topic_field(field!(max_compaction_lag_ms)),
     Key::topic("max.message.bytes", int(MIN_ZERO), "Largest record batch accepted.")
         .derives_from("message.max.bytes").acted().topic_field(field!(max_message_bytes)),
     Key::topic("message.downconversion.enable", Type::Boolean, "Whether fetches of old versions down-convert batches.")
@@ -585,9 +619,9 @@ pub static KEYS: &[Key] = &[
     Key::topic("message.timestamp.type", Type::OneOf(TIMESTAMP_TYPES), "Whether record timestamps are the producer's or the broker's.")
         .derives_from("log.message.timestamp.type"),
     Key::topic("min.cleanable.dirty.ratio", Type::Ratio, "Share of uncompacted log that triggers compaction.")
-        .default_text(DEFAULT_MIN_CLEANABLE_DIRTY_RATIO),
+        .derives_from("log.cleaner.min.cleanable.ratio").acted().topic_field(field!(min_cleanable_dirty_ratio)),
     Key::topic("min.compaction.lag.ms", long(MIN_ZERO), "Shortest a record stays uncompacted.")
-        .default_int(DEFAULT_MIN_COMPACTION_LAG_MS),
+        .derives_from("log.cleaner.min.compaction.lag.ms").acted().topic_field(field!(min_compaction_lag_ms)),
     Key::topic("min.insync.replicas", int(MIN_ONE), "Replicas that must acknowledge an acks=all write.")
         .derives_from("min.insync.replicas"),
     Key::topic("preallocate", Type::Boolean, "Whether segment files are preallocated.")
@@ -602,10 +636,10 @@ pub static KEYS: &[Key] = &[
         .derives_from("log.segment.bytes").acted().topic_field(field!(segment_bytes)),
     Key::topic("segment.index.bytes", int(MIN_SEGMENT_INDEX_BYTES), "Size of a segment's offset index.")
         .default_int(DEFAULT_SEGMENT_INDEX_BYTES as i64),
-    Key::topic("segment.jitter.ms", long(MIN_ZERO), "Random jitter subtracted from segment.ms.")
-        .default_int(DEFAULT_SEGMENT_JITTER_MS),
+    Key::topic("segment.jitter.ms", long(MIN_ZERO), "Most random time taken off segment.ms per segment.")
+        .derives_from("log.roll.jitter.ms").acted().topic_field(field!(segment_jitter_ms)),
     Key::topic("segment.ms", long(MIN_ONE), "Age at which a segment rolls.")
-        .derives_from("log.roll.ms"),
+        .derives_from("log.roll.ms").acted().topic_field(field!(segment_ms)),
     Key::topic("unclean.leader.election.enable", Type::Boolean, "Whether a replica out of sync may become leader.")
         .derives_from("unclean.leader.election.enable"),
 ];
@@ -707,6 +741,11 @@ mod tests {
             Type::Boolean => vec![Value::Bool(false), Value::Bool(true)],
             Type::SingleReplica => vec![Value::Int(1)],
             Type::CleanupPolicy => vec![Value::Text("compact,delete".to_string())],
+            Type::Ratio => vec![Value::Text("0".to_string()), Value::Text("1".to_string())],
+            Type::PositiveDouble => vec![
+                Value::Text("0.001".to_string()),
+                Value::Text("1.7976931348623157E308".to_string()),
+            ],
             _ => vec![Value::Text("/a,/b".to_string())],
         };
         let mut config = from_args(&[]);

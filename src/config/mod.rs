@@ -91,6 +91,8 @@ pub struct Config {
     pub groups: GroupConfig,
     /// Producer ids and the transaction coordinator (`transaction.*`, `producer.id.*`).
     pub txn: TxnConfig,
+    /// The log cleaner (compaction of `cleanup.policy=compact` topics).
+    pub cleaner: CleanerConfig,
     /// Every key that was set explicitly (file, --override, or the dedicated flag that stands for
     /// it: `--data-dir` for `log.dirs`, `--listen` for `listeners`, `--advertise` for
     /// `advertised.listeners`), with its winning value as given; for DescribeConfigs.
@@ -141,6 +143,30 @@ impl Default for GroupConfig {
 
 /// The transaction coordinator's and the producer state's settings, with Kafka's key names
 /// and defaults.
+/// The log cleaner's broker settings (`log.cleaner.*`); the per-topic ones are topic keys.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CleanerConfig {
+    /// `log.cleaner.enable`.
+    pub enable: bool,
+    /// `log.cleaner.backoff.ms`: the sleep between checks when nothing needs cleaning.
+    pub backoff_ms: u64,
+    /// `log.cleaner.dedupe.buffer.size`: the key maps' memory, split between the shards.
+    pub dedupe_buffer_bytes: u64,
+    /// `log.cleaner.io.max.bytes.per.second`, split between the shards.
+    pub io_max_bytes_per_second: f64,
+}
+
+impl Default for CleanerConfig {
+    fn default() -> CleanerConfig {
+        CleanerConfig {
+            enable: DEFAULT_LOG_CLEANER_ENABLE,
+            backoff_ms: DEFAULT_LOG_CLEANER_BACKOFF_MS,
+            dedupe_buffer_bytes: DEFAULT_LOG_CLEANER_DEDUPE_BUFFER_BYTES,
+            io_max_bytes_per_second: f64::MAX,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TxnConfig {
     /// `transaction.state.log.num.partitions`: partitions of `__transaction_state`.
@@ -336,6 +362,7 @@ impl Config {
             io_memory_bytes,
             groups: GroupConfig::default(),
             txn: TxnConfig::default(),
+            cleaner: CleanerConfig::default(),
             explicit: BTreeMap::new(),
         }
     }

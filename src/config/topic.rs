@@ -26,6 +26,18 @@ pub struct TopicConfig {
     pub cleanup_policy: String,
     /// `flush.messages`.
     pub flush_messages: i64,
+    /// `segment.ms`: age at which a segment rolls.
+    pub segment_ms: i64,
+    /// `segment.jitter.ms`: most random time taken off `segment.ms` per segment.
+    pub segment_jitter_ms: i64,
+    /// `delete.retention.ms`: how long the cleaner keeps tombstones.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`, as given (a number between 0 and 1).
+    pub min_cleanable_dirty_ratio: String,
+    /// `min.compaction.lag.ms`.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`.
+    pub max_compaction_lag_ms: i64,
 }
 
 impl TopicConfig {
@@ -119,6 +131,12 @@ mod tests {
                 retention_bytes: -1,
                 cleanup_policy: "compact".to_string(),
                 flush_messages: i64::MAX,
+                segment_ms: 7 * 24 * 3_600_000,
+                segment_jitter_ms: 0,
+                delete_retention_ms: 86_400_000,
+                min_cleanable_dirty_ratio: "0.5".to_string(),
+                min_compaction_lag_ms: 0,
+                max_compaction_lag_ms: i64::MAX,
             }
         );
     }

@@ -38,6 +38,8 @@ pub enum Type {
     OneOf(&'static [&'static str]),
     /// A number between 0 and 1 (a DOUBLE in Kafka).
     Ratio,
+    /// A number above 0 (a DOUBLE in Kafka).
+    PositiveDouble,
     /// Empty, `*`, or a list of `partition:broker` pairs (a LIST in Kafka).
     ThrottledReplicas,
     /// Exactly 1, because shardlog is a single node (an INT in Kafka).
@@ -70,7 +72,7 @@ impl Type {
             Type::Int { .. } | Type::SingleReplica => ConfigType::Int,
             Type::Long { .. } => ConfigType::Long,
             Type::List | Type::CleanupPolicy | Type::ThrottledReplicas => ConfigType::List,
-            Type::Ratio => ConfigType::Double,
+            Type::Ratio | Type::PositiveDouble => ConfigType::Double,
         }
     }
 
@@ -105,6 +107,9 @@ impl Type {
                 Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(Value::Text(raw.to_string())),
                 _ => Err("a number between 0 and 1".to_string()),
             },
+            Type::PositiveDouble => {
+                parse_positive_double(raw).map(|_| Value::Text(raw.to_string()))
+            }
             Type::ThrottledReplicas => {
                 parse_throttled_replicas(raw).map(|()| Value::Text(raw.to_string()))
             }
@@ -113,6 +118,24 @@ impl Type {
                 _ => Err("1, because shardlog is a single node".to_string()),
             },
         }
+    }
+}
+
+/// A number above 0, in any form Java's `Double.parseDouble` reads (`1e6`, `1.5E308`).
+pub fn parse_positive_double(raw: &str) -> Result<f64, String> {
+    match raw.trim().parse::<f64>() {
+        Ok(x) if x > 0.0 && x.is_finite() => Ok(x),
+        _ => Err("a number above 0".to_string()),
+    }
+}
+
+/// Prints a double as Java's `Double.toString` does, near enough for DescribeConfigs:
+/// scientific notation outside [1e-3, 1e7).
+pub fn format_double(x: f64) -> String {
+    if x != 0.0 && !(1e-3..1e7).contains(&x.abs()) {
+        format!("{x:E}")
+    } else {
+        format!("{x:?}")
     }
 }
 

@@ -27,7 +27,7 @@ pub const BATCH_HEADER_BYTES: usize = 61;
 /// The smallest prefix that tells where a batch ends (baseOffset + batchLength).
 pub const BATCH_LENGTH_PREFIX_BYTES: usize = 12;
 /// The offset of the first byte the CRC covers.
-const CRC_START: usize = 21;
+pub(super) const CRC_START: usize = 21;
 const MAGIC_V2: i8 = 2;
 
 /// What went wrong with a batch a producer sent; each maps to one Kafka error code.
@@ -39,6 +39,9 @@ pub enum BatchError {
     TooLarge { batch_bytes: usize, max_bytes: u32 },
     /// Well framed but not acceptable (old magic, bad record count): INVALID_RECORD.
     Invalid(&'static str),
+    /// Some records are not acceptable (KIP-467): INVALID_RECORD, with their indexes in the
+    /// batch and the message for each.
+    Records { message: String, indexes: Vec<i32> },
 }
 
 impl std::fmt::Display for BatchError {
@@ -55,6 +58,7 @@ impl std::fmt::Display for BatchError {
                 )
             }
             BatchError::Invalid(why) => write!(f, "invalid record batch: {why}"),
+            BatchError::Records { message, .. } => f.write_str(message),
         }
     }
 }
@@ -280,7 +284,7 @@ fn count_uncompressed_records(mut body: &[u8], expected: i32) -> Result<(), Batc
 }
 
 /// Reads a zigzag varint (at most 5 bytes for an i32), returning the value and the bytes used.
-fn read_varint(buf: &[u8]) -> Option<(i64, usize)> {
+pub(super) fn read_varint(buf: &[u8]) -> Option<(i64, usize)> {
     let mut value: u64 = 0;
     for (i, b) in buf.iter().take(10).enumerate() {
         value |= u64::from(b & 0x7f) << (7 * i);

@@ -4,6 +4,7 @@
 //! owner (`ops`).
 
 pub mod batch;
+pub mod cleaner;
 pub mod error;
 pub mod group_commit;
 pub mod index;
@@ -12,6 +13,7 @@ pub mod partition;
 pub mod partitions;
 pub mod producer_snapshot;
 pub mod producers;
+pub mod records;
 pub mod segment;
 pub mod txn_index;
 

@@ -18,6 +18,7 @@ use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
 
 use super::batch::{self, BatchHeader};
+use super::cleaner::Compaction;
 use super::error::LogError;
 use super::group_commit::GroupCommit;
 use super::producer_snapshot;
@@ -27,7 +28,7 @@ use super::txn_index::{self, AbortedTxn};
 use crate::util::{blocking, checkpoint, Notify};
 
 /// Per-topic settings the log applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LogConfig {
     pub segment_bytes: u32,
     pub index_interval_bytes: u32,
@@ -42,6 +43,30 @@ pub struct LogConfig {
     /// Time and size retention (`retention.ms`, `retention.bytes`; -1: unlimited), applied
     /// only when `cleanup.policy` includes `delete`.
     pub retention: Retention,
+    /// Age at which the active segment rolls (`segment.ms`; for a compacted topic no more
+    /// than `max.compaction.lag.ms`, as Kafka's `LogConfig.maxSegmentMs`).
+    pub segment_ms: i64,
+    /// `segment.jitter.ms`: each new segment takes a random part of it off `segment_ms`.
+    pub segment_jitter_ms: i64,
+    /// What the cleaner does with this log (`cleanup.policy` `compact` and its settings).
+    pub compaction: Compaction,
+}
+
+impl LogConfig {
+    /// A log that rolls by size only and is never cleaned or trimmed (tests, benches).
+    pub fn plain(segment_bytes: u32, io_buffer_bytes: u32) -> LogConfig {
+        LogConfig {
+            segment_bytes,
+            index_interval_bytes: 4096,
+            max_message_bytes: 1 << 20,
+            io_buffer_bytes,
+            producer_id_expiration_ms: 86_400_000,
+            retention: Retention::KEEP_ALL,
+            segment_ms: i64::MAX,
+            segment_jitter_ms: 0,
+            compaction: Compaction::OFF,
+        }
+    }
 }
 
 /// What retention deletes: whole segments, never the active one, oldest first.
@@ -183,10 +208,42 @@ pub struct PartitionLog {
     closed: Cell<bool>,
     writer_done: Notify,
     writer_running: Cell<bool>,
+    /// Set by `roll_if_old` for the writer: roll the active segment when it is old.
+    roll_requested: Cell<bool>,
     failed: RefCell<Option<String>>,
     producers: RefCell<ProducerStates>,
-    /// DeleteRecords' checkpoint writes, one at a time, so the file ends with the largest.
-    start_writes: futures::lock::Mutex<()>,
+    /// Held by what changes the sealed segments or the log start (DeleteRecords, retention,
+    /// the cleaner), so they run one at a time: the log-start checkpoint ends with the largest
+    /// value, and the cleaner's segments are not deleted under it.
+    lifecycle: futures::lock::Mutex<()>,
+    /// When a tombstone the cleaner kept becomes removable (`delete.retention.ms` after its
+    /// segment's newest record): the cleaner runs again then, whatever the dirty ratio.
+    tombstones_due_at: Cell<Option<i64>>,
+}
+
+/// What the cleaner sees of a partition: its sealed segments, the active segment's base and
+/// the log start offset.
+pub(super) struct SealedView {
+    pub segments: Vec<SealedSegment>,
+    pub active_base: i64,
+    pub log_start: i64,
+}
+
+pub(super) struct SealedSegment {
+    pub info: super::cleaner::SegmentInfo,
+    pub file: Rc<glommio::io::DmaFile>,
+}
+
+/// The most offsets one segment spans: relative offsets in its index are 32-bit, and Kafka
+/// reads them as signed (`canConvertToRelativeOffset`).
+const MAX_SEGMENT_OFFSETS: i64 = i32::MAX as i64;
+
+/// How many offsets a job's batches take.
+fn job_offsets(job: &AppendJob) -> i64 {
+    job.headers
+        .iter()
+        .map(|h| i64::from(h.last_offset_delta) + 1)
+        .sum()
 }
 
 /// The partition's log start offset when DeleteRecords moved it (a `util::checkpoint` line).
@@ -211,6 +268,9 @@ impl PartitionLog {
         let dir = partition_dir(data_dir, topic, partition);
         let created = !dir.exists();
         blocking::create_dir_all(&dir).await?;
+        // A cleaning that committed its swap but did not finish it is finished now; one that
+        // did not commit leaves only files that are removed.
+        super::cleaner::recover_swaps(&dir).await?;
         let mut bases: Vec<i64> = blocking::list_dir(&dir)
             .await?
             .iter()
@@ -263,9 +323,11 @@ impl PartitionLog {
             closed: Cell::new(false),
             writer_done: Notify::new(),
             writer_running: Cell::new(true),
+            roll_requested: Cell::new(false),
             failed: RefCell::new(None),
             producers: RefCell::new(producers),
-            start_writes: futures::lock::Mutex::new(()),
+            lifecycle: futures::lock::Mutex::new(()),
+            tombstones_due_at: Cell::new(None),
         });
         glommio::spawn_local(log.clone().writer()).detach();
         Ok(log)
@@ -307,7 +369,7 @@ impl PartitionLog {
         if !(0..=hw).contains(&target) {
             return Err(LogError::OffsetOutOfRange);
         }
-        let _one_writer = self.start_writes.lock().await;
+        let _one_writer = self.lifecycle.lock().await;
         let start = {
             let mut state = self.state.borrow_mut();
             state.log_start_offset = state.log_start_offset.max(target);
@@ -327,7 +389,7 @@ impl PartitionLog {
     /// many segments went.
     pub async fn enforce_retention(&self, now_ms: i64) -> io::Result<usize> {
         let retention = self.config.get().retention;
-        let _one_writer = self.start_writes.lock().await;
+        let _one_writer = self.lifecycle.lock().await;
         let (count, new_start) = {
             let state = self.state.borrow();
             let mut size: u64 = state.segments.iter().map(|s| u64::from(s.size)).sum();
@@ -376,6 +438,66 @@ impl PartitionLog {
         }
         tracing::info!(topic = %self.topic, partition = self.partition, segments = count, log_start_offset = new_start, "retention deleted old segments");
         Ok(count)
+    }
+
+    /// The lock the cleaner holds while it rewrites sealed segments.
+    pub(super) fn lifecycle(&self) -> &futures::lock::Mutex<()> {
+        &self.lifecycle
+    }
+
+    /// Every segment but the active one, oldest first, with the active segment's base offset
+    /// and the log start offset: what the cleaner plans and reads from.
+    pub(super) fn sealed_view(&self) -> SealedView {
+        let state = self.state.borrow();
+        let n = state.segments.len().saturating_sub(1);
+        SealedView {
+            segments: state.segments[..n]
+                .iter()
+                .map(|s| SealedSegment {
+                    info: super::cleaner::SegmentInfo {
+                        base_offset: s.base_offset,
+                        next_offset: s.next_offset,
+                        size: s.size,
+                        max_timestamp: s.max_timestamp,
+                        first_timestamp: s.index.first_timestamp(),
+                    },
+                    file: s.file.clone(),
+                })
+                .collect(),
+            active_base: state.active().base_offset,
+            log_start: state.log_start_offset,
+        }
+    }
+
+    /// The aborted transactions with records in `[from, to)`.
+    pub(super) fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.producers.borrow().aborted_between(from, to)
+    }
+
+    pub(super) fn tombstones_due_at(&self) -> Option<i64> {
+        self.tombstones_due_at.get()
+    }
+
+    pub(super) fn set_tombstones_due_at(&self, at: Option<i64>) {
+        self.tombstones_due_at.set(at);
+    }
+
+    /// Puts a cleaned segment in place of the segments it replaces (those based in
+    /// `[base, end)`), once its files are in place on disk. Readers holding the old files
+    /// finish on them.
+    pub(super) fn install_cleaned(&self, base: i64, end: i64, segment: Segment) {
+        let mut state = self.state.borrow_mut();
+        let first = state.segments.partition_point(|s| s.base_offset < base);
+        let last = state.segments.partition_point(|s| s.base_offset < end);
+        // The active segment is never replaced: it starts at or after `end`.
+        let last = last.min(state.segments.len().saturating_sub(1));
+        if first < last {
+            state.segments.splice(first..last, std::iter::once(segment));
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
     }
 
     /// The producers this partition knows (DescribeProducers).
@@ -436,11 +558,29 @@ impl PartitionLog {
 
     async fn writer(self: Rc<Self>) {
         loop {
-            while self.queue.borrow().is_empty() && !self.closed.get() {
+            while self.queue.borrow().is_empty() && !self.closed.get() && !self.roll_requested.get()
+            {
                 self.queued.notified().await;
+            }
+            if self.roll_requested.replace(false) && self.failed.borrow().is_none() {
+                let due = {
+                    let state = self.state.borrow();
+                    let now = crate::util::now_ms();
+                    state
+                        .active()
+                        .due_by_time(self.config.get().segment_ms, now, now, None)
+                };
+                if due {
+                    if let Err(e) = self.roll().await {
+                        tracing::warn!(topic = %self.topic, partition = self.partition, error = %e, "rolling an old segment failed; trying again at the next check");
+                    }
+                }
             }
             if self.queue.borrow().is_empty() && self.closed.get() {
                 break;
+            }
+            if self.queue.borrow().is_empty() {
+                continue;
             }
             let mut jobs = Vec::new();
             let mut bytes = 0usize;
@@ -470,8 +610,7 @@ impl PartitionLog {
                 let _ = job.reply.send(Err(LogError::Storage(e.clone())));
                 continue;
             }
-            let filled = self.state.borrow().active().size as usize + run.bytes;
-            if filled > 0 && filled + job.records.len() > segment_bytes {
+            if self.must_roll_for(&job, &run, segment_bytes) {
                 if let Err(e) = self.flush(&mut run).await {
                     self.fail(e, job);
                     continue;
@@ -480,6 +619,16 @@ impl PartitionLog {
                     self.fail(e, job);
                     continue;
                 }
+            }
+            if job_offsets(&job) > MAX_SEGMENT_OFFSETS {
+                // Several batches in one produce whose counts add up past what one segment's
+                // 32-bit relative offsets can hold, even in a new segment.
+                let _ = job
+                    .reply
+                    .send(Err(LogError::Batch(batch::BatchError::Invalid(
+                        "the batches claim more records than a segment can hold",
+                    ))));
+                continue;
             }
             let (segment_size, segment_next) = {
                 let state = self.state.borrow();
@@ -519,6 +668,56 @@ impl PartitionLog {
         }
         if let Err(e) = self.flush(&mut run).await {
             tracing::error!(topic = %self.topic, partition = self.partition, error = %e, "write failed; partition is offline");
+        }
+    }
+
+    /// Whether the active segment must roll before `job` (Kafka's `shouldRoll`): it would grow
+    /// past `segment.bytes`, it is older than `segment.ms` (less its jitter), or the job's
+    /// offsets would not fit its 32-bit relative offsets. Never for an empty segment.
+    fn must_roll_for(&self, job: &AppendJob, run: &Run, segment_bytes: usize) -> bool {
+        let config = self.config.get();
+        let state = self.state.borrow();
+        let active = state.active();
+        let filled = active.size as usize + run.bytes;
+        if filled == 0 {
+            return false;
+        }
+        let next = run
+            .batches
+            .last()
+            .map_or(active.next_offset, |b| b.next_offset);
+        let span = next - active.base_offset + job_offsets(job);
+        let incoming_ts = job
+            .headers
+            .iter()
+            .map(|h| h.max_timestamp)
+            .max()
+            .unwrap_or(-1);
+        let first_pending = run.batches.first().map(|b| b.max_timestamp);
+        filled + job.records.len() > segment_bytes
+            || span > MAX_SEGMENT_OFFSETS
+            || active.due_by_time(
+                config.segment_ms,
+                crate::util::now_ms(),
+                incoming_ts,
+                first_pending,
+            )
+    }
+
+    /// Rolls the active segment if it is older than `segment.ms` and not empty, even with no
+    /// append coming (Kafka rolls only on the next append; rolling a quiet partition lets
+    /// retention and the cleaner reach its last records, as Redpanda does). The writer does
+    /// it, in turn with appends.
+    pub fn roll_if_old(&self, now_ms: i64) {
+        let due = {
+            let state = self.state.borrow();
+            state
+                .active()
+                .due_by_time(self.config.get().segment_ms, now_ms, now_ms, None)
+        };
+        if due {
+            self.roll_requested.set(true);
+            self.queued.notify_all();
         }
     }
 
@@ -689,7 +888,10 @@ impl PartitionLog {
             (active.seal_plan(), active.next_offset)
         };
         seal.execute().await?;
-        let segment = Segment::create(&self.dir, next_offset).await?;
+        let mut segment = Segment::create(&self.dir, next_offset).await?;
+        let config = self.config.get();
+        segment.roll_jitter_ms =
+            crate::util::random_below(config.segment_jitter_ms.min(config.segment_ms));
         self.write_producer_snapshot(next_offset).await?;
         blocking::sync_dir(&self.dir).await?;
         self.state.borrow_mut().segments.push(segment);
@@ -1122,12 +1324,8 @@ mod tests {
 
     fn config(segment_bytes: u32) -> LogConfig {
         LogConfig {
-            segment_bytes,
             index_interval_bytes: 256,
-            max_message_bytes: 1 << 20,
-            io_buffer_bytes: 256 << 10,
-            producer_id_expiration_ms: 86_400_000,
-            retention: Retention::KEEP_ALL,
+            ..LogConfig::plain(segment_bytes, 256 << 10)
         }
     }
 
@@ -1577,7 +1775,7 @@ mod recovery_fuzz {
                     crate::log::segment::probe_device(&path, 0).await.expect("probe");
                     let commit = GroupCommit::new();
                     glommio::spawn_local(commit.clone().run()).detach();
-                    let log = PartitionLog::open(&path, "t", 0, LogConfig { segment_bytes: 1 << 20, index_interval_bytes: 100, max_message_bytes: 1 << 20, io_buffer_bytes: window.unwrap_or(256 << 10), producer_id_expiration_ms: 86_400_000, retention: Retention::KEEP_ALL }, commit).await.expect("open");
+                    let log = PartitionLog::open(&path, "t", 0, LogConfig { index_interval_bytes: 100, ..LogConfig::plain(1 << 20, window.unwrap_or(256 << 10)) }, commit).await.expect("open");
                     let mut served = Vec::new();
                     let mut at = 0;
                     while at < log.high_watermark() {

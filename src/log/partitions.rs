@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::batch;
+use super::cleaner::{Cleaner, Compaction};
 use super::group_commit::GroupCommit;
 use super::partition::{
     io_buffer_bytes, AppendReceiver, LogConfig, Origin, PartitionLog, Retention,
@@ -25,6 +26,23 @@ impl LogConfig {
     /// table resolves and checks both).
     pub fn for_topic(config: &Config, topic: &Topic) -> LogConfig {
         let topic = crate::config::TopicConfig::resolve(config, &topic.configs);
+        let policy = |name: &str| topic.cleanup_policy.split(',').any(|p| p.trim() == name);
+        let compaction = Compaction {
+            compact: policy("compact"),
+            delete_retention_ms: topic.delete_retention_ms,
+            min_cleanable_ratio: topic
+                .min_cleanable_dirty_ratio
+                .trim()
+                .parse()
+                .unwrap_or(0.5),
+            min_lag_ms: topic.min_compaction_lag_ms,
+            max_lag_ms: topic.max_compaction_lag_ms,
+        };
+        let segment_ms = if compaction.compact {
+            topic.segment_ms.min(topic.max_compaction_lag_ms)
+        } else {
+            topic.segment_ms
+        };
         LogConfig {
             segment_bytes: topic.segment_bytes,
             index_interval_bytes: topic.index_interval_bytes,
@@ -32,13 +50,13 @@ impl LogConfig {
             io_buffer_bytes: io_buffer_bytes(config.io_memory_bytes),
             producer_id_expiration_ms: config.txn.producer_id_expiration_ms,
             retention: Retention {
-                delete: topic
-                    .cleanup_policy
-                    .split(',')
-                    .any(|p| p.trim() == "delete"),
+                delete: policy("delete"),
                 ms: topic.retention_ms,
                 bytes: topic.retention_bytes,
             },
+            segment_ms,
+            segment_jitter_ms: topic.segment_jitter_ms,
+            compaction,
         }
     }
 }
@@ -75,6 +93,9 @@ impl Partitions {
         glommio::spawn_local(expire_producers(Rc::downgrade(&partitions))).detach();
         let check = Duration::from_millis(partitions.config.log_retention_check_interval_ms);
         glommio::spawn_local(enforce_retention(Rc::downgrade(&partitions), check)).detach();
+        if partitions.config.cleaner.enable {
+            spawn_cleaner(Rc::downgrade(&partitions), &partitions.config, shard_count);
+        }
         let this: Weak<Partitions> = Rc::downgrade(&partitions);
         catalog.subscribe(Rc::new(move |previous, next| {
             let this = this.clone();
@@ -165,6 +186,9 @@ impl Partitions {
         if origin == Origin::Client {
             for h in &headers {
                 batch::check_producer_fields(h)?;
+            }
+            if log.config().compaction.compact {
+                check_keys(&records, &headers, topic, partition)?;
             }
         }
         log.enqueue(records, headers, origin)
@@ -277,6 +301,43 @@ impl Partitions {
     }
 }
 
+/// A compacted topic takes only records with a key (KIP-467): the cleaner could never tell
+/// which of two keyless records is the latest. Refuses the produce with each keyless record's
+/// index, as Kafka's LogValidator does.
+fn check_keys(
+    records: &[u8],
+    headers: &[batch::BatchHeader],
+    topic: &str,
+    partition: i32,
+) -> Result<(), batch::BatchError> {
+    let mut at = 0usize;
+    let mut keyless = Vec::new();
+    for h in headers {
+        let bytes = &records[at..at + h.total_bytes as usize];
+        at += h.total_bytes as usize;
+        match super::records::keyless_records(h, bytes) {
+            Ok(indexes) => keyless.extend(indexes),
+            Err(super::records::RecordsError::Corrupt(why)) => {
+                return Err(batch::BatchError::Corrupt(why))
+            }
+            Err(super::records::RecordsError::TooLarge) => {
+                return Err(batch::BatchError::Invalid(
+                    "the batch decompresses to more than the broker holds at once",
+                ))
+            }
+        }
+    }
+    if keyless.is_empty() {
+        return Ok(());
+    }
+    Err(batch::BatchError::Records {
+        message: format!(
+            "Compacted topic cannot accept message without key in topic partition {topic}-{partition}."
+        ),
+        indexes: keyless,
+    })
+}
+
 /// How often each partition forgets producers idle past `producer.id.expiration.ms` (Kafka's
 /// `producer.id.expiration.check.interval.ms` default); snapshots also drop them.
 const PRODUCER_EXPIRY_CHECK: std::time::Duration = std::time::Duration::from_secs(600);
@@ -310,8 +371,64 @@ async fn enforce_retention(partitions: Weak<Partitions>, every: Duration) {
         };
         let now = crate::util::now_ms();
         for log in partitions.owned() {
+            log.roll_if_old(now);
             if let Err(e) = log.enforce_retention(now).await {
                 tracing::warn!(topic = %log.topic, partition = log.partition, error = %e, "retention could not delete old segments; trying again at the next check");
+            }
+        }
+    }
+}
+
+/// Starts the shard's cleaner in a task queue of its own with a small share of the CPU, so
+/// produce and fetch on the shard go first. Its key map and I/O rate are this shard's part of
+/// `log.cleaner.dedupe.buffer.size` and `log.cleaner.io.max.bytes.per.second`.
+fn spawn_cleaner(partitions: Weak<Partitions>, config: &Config, shard_count: usize) {
+    let shards = shard_count.max(1);
+    let cleaner = Cleaner::new(
+        config.cleaner.dedupe_buffer_bytes / shards as u64,
+        config.cleaner.io_max_bytes_per_second / shards as f64,
+    );
+    let backoff = Duration::from_millis(config.cleaner.backoff_ms);
+    let queue = glommio::executor().create_task_queue(
+        glommio::Shares::Static(CLEANER_SHARES),
+        glommio::Latency::NotImportant,
+        "cleaner",
+    );
+    let task = run_cleaner(partitions, cleaner, backoff);
+    match glommio::spawn_local_into(task, queue) {
+        Ok(t) => {
+            t.detach();
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the log cleaner; compacted topics are not cleaned")
+        }
+    }
+}
+
+/// The cleaner's CPU share against the default queue's 1000 (glommio's default shares).
+const CLEANER_SHARES: usize = 100;
+
+/// Runs for the life of the shard's partition service: every `log.cleaner.backoff.ms`, rolls
+/// compacted partitions' old active segments, then cleans each partition that is due. (Kafka
+/// sleeps only when nothing was due; a partition whose dirty range ends inside a segment, at an
+/// open transaction, stays due, and would be cleaned over and over without the pause.)
+async fn run_cleaner(partitions: Weak<Partitions>, mut cleaner: Cleaner, backoff: Duration) {
+    loop {
+        glommio::timer::sleep(backoff).await;
+        let Some(logs) = partitions.upgrade().map(|p| p.owned()) else {
+            return;
+        };
+        let now = crate::util::now_ms();
+        for log in logs.iter().filter(|l| l.config().compaction.compact) {
+            log.roll_if_old(now);
+            match cleaner.clean(log, now).await {
+                Ok(Some(stats)) => {
+                    tracing::info!(topic = %log.topic, partition = log.partition, segments_before = stats.segments_before, segments_after = stats.segments_after, bytes_before = stats.bytes_before, bytes_after = stats.bytes_after, records_removed = stats.records_removed, cleaned_up_to = stats.end, "cleaned");
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(topic = %log.topic, partition = log.partition, error = %e, "cleaning failed; the old segments stay and the cleaner tries again later");
+                }
             }
         }
     }

@@ -66,6 +66,12 @@ pub struct Segment {
     pub next_offset: i64,
     pub max_timestamp: i64,
     pub index: SegmentIndex,
+    /// When this segment was created or opened (wall clock, ms): its age for rolling while it
+    /// has no timestamped batch.
+    pub created_ms: i64,
+    /// Taken off the roll age for this segment (random below `segment.jitter.ms`), so
+    /// partitions created together do not all roll at once.
+    pub roll_jitter_ms: i64,
     /// The bytes of the last, partly filled block: `size % alignment` of them.
     tail: Vec<u8>,
     preallocated: u64,
@@ -103,6 +109,8 @@ impl Segment {
             next_offset: base_offset,
             max_timestamp: -1,
             index: SegmentIndex::new(),
+            created_ms: crate::util::now_ms(),
+            roll_jitter_ms: 0,
             tail: Vec::new(),
             preallocated: 0,
         })
@@ -149,6 +157,8 @@ impl Segment {
             next_offset: base_offset,
             max_timestamp: -1,
             index,
+            created_ms: crate::util::now_ms(),
+            roll_jitter_ms: 0,
             tail: Vec::new(),
             preallocated: 0,
         };
@@ -187,11 +197,18 @@ impl Segment {
                 |pos, header, _| {
                     // The base offset is not covered by the CRC, so density is its check: in
                     // the segment being recovered (the active one, which compaction never
-                    // rewrites) every batch starts right after the one before it.
+                    // rewrites) every batch starts right after the one before it. A sealed
+                    // segment may have gaps where the cleaner removed batches; its offsets
+                    // only grow.
                     let Ok(rel) = u32::try_from(header.base_offset - base) else {
                         return Scan::Stop;
                     };
-                    if header.base_offset != expected || header.last_offset() < header.base_offset {
+                    let in_order = if check {
+                        header.base_offset == expected
+                    } else {
+                        header.base_offset >= expected
+                    };
+                    if !in_order || header.last_offset() < header.base_offset {
                         return Scan::Stop;
                     }
                     max_ts = max_ts.max(header.max_timestamp);
@@ -206,7 +223,15 @@ impl Segment {
                 self.index.truncate_to_position(entry.position);
                 continue;
             }
-            if end.position < physical {
+            if end.position < physical && !check {
+                // A sealed segment is not cut: what follows is left unread.
+                tracing::warn!(
+                    segment = %self.path.display(),
+                    valid_bytes = end.position,
+                    file_bytes = physical,
+                    "a sealed segment has bytes after its last readable batch; they are not served"
+                );
+            } else if end.position < physical {
                 if check {
                     tracing::warn!(
                         segment = %self.path.display(),
@@ -274,6 +299,28 @@ impl Segment {
             new_size,
             preallocate_to,
         })
+    }
+
+    /// Whether this segment is old enough to roll (Kafka's `LogSegment.shouldRoll` by time):
+    /// by record time when it holds a timestamped batch (`incoming_max_ts` minus its first
+    /// batch's), else by the wall clock since it was created; never when empty.
+    /// `first_pending_ts` is the first batch of a write not yet in the segment, if any.
+    pub fn due_by_time(
+        &self,
+        segment_ms: i64,
+        now_ms: i64,
+        incoming_max_ts: i64,
+        first_pending_ts: Option<i64>,
+    ) -> bool {
+        let empty = self.size == 0 && first_pending_ts.is_none();
+        if empty {
+            return false;
+        }
+        let waited = match self.index.first_timestamp().or(first_pending_ts) {
+            Some(first) if first >= 0 && incoming_max_ts >= 0 => incoming_max_ts - first,
+            _ => now_ms - self.created_ms,
+        };
+        waited > segment_ms.saturating_sub(self.roll_jitter_ms)
     }
 
     /// The index and seal data of a segment taking no more appends.

@@ -28,6 +28,23 @@ pub async fn sync_dir(dir: &Path) -> io::Result<()> {
     .await
 }
 
+/// Makes a file's data and size durable (after a truncate that followed its last sync).
+pub async fn sync_file(path: &Path) -> io::Result<()> {
+    let path = path.to_path_buf();
+    run(move || {
+        std::fs::File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| with_path(e, &path))
+    })
+    .await
+}
+
+/// Whether `path` exists.
+pub async fn exists(path: &Path) -> bool {
+    let path = path.to_path_buf();
+    run(move || path.exists()).await
+}
+
 /// Creates `dir` and its parents.
 pub async fn create_dir_all(dir: &Path) -> io::Result<()> {
     let dir = dir.to_path_buf();

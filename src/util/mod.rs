@@ -18,6 +18,18 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A random number below `bound` (0 when `bound` <= 0), from the standard library's per-process
+/// random hash keys: enough for jitter, not for secrets.
+pub fn random_below(bound: i64) -> i64 {
+    use std::hash::{BuildHasher, Hasher};
+    if bound <= 0 {
+        return 0;
+    }
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_i64(now_ms());
+    (h.finish() % bound as u64) as i64
+}
+
 /// The partition of an internal topic that a coordinator key (a group id, a transactional
 /// id) belongs to: Kafka's `Utils.abs(key.hashCode) % partitions`, with Java's `String.hashCode`,
 /// so a key maps to the same partition as on a Kafka cluster.
