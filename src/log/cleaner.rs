@@ -338,6 +338,7 @@ impl Cleaner {
                 &dir,
                 &group,
                 group_end,
+                group_end >= view.active_base,
                 &rules,
                 &config,
                 &mut throttle,
@@ -545,6 +546,7 @@ async fn clean_group(
     dir: &Path,
     group: &[&SealedSegment],
     group_end: i64,
+    last_before_active: bool,
     rules: &Rules<'_>,
     config: &LogConfig,
     throttle: &mut Throttle,
@@ -569,6 +571,9 @@ async fn clean_group(
     let mut last_offset: Option<i64> = None;
     let mut due: Option<i64> = None;
     let mut txn_index: Vec<u8> = Vec::new();
+    // The last batch when it was removed: its offsets are kept by an empty batch when nothing
+    // follows it before the active segment.
+    let mut dropped_last: Option<Vec<u8>> = None;
     for s in group {
         stats.segments_before += 1;
         stats.bytes_before += u64::from(s.info.size);
@@ -603,8 +608,12 @@ async fn clean_group(
                     let kept: &[u8] = match &kept {
                         Kept::Whole => bytes,
                         Kept::Part(rebuilt) => rebuilt,
-                        Kept::Nothing => return Scan::Continue,
+                        Kept::Nothing => {
+                            dropped_last = records::empty_batch(bytes);
+                            return Scan::Continue;
+                        }
                     };
+                    dropped_last = None;
                     let Some(h) = BatchHeader::parse(kept) else {
                         return Scan::Continue;
                     };
@@ -639,6 +648,19 @@ async fn clean_group(
                 break;
             }
             from = scanned.position;
+        }
+    }
+    if let Some(empty) = dropped_last.filter(|_| last_before_active) {
+        if let Some(h) = BatchHeader::parse(&empty) {
+            let rel = u32::try_from(h.base_offset - base).unwrap_or(u32::MAX);
+            max_timestamp = max_timestamp.max(h.max_timestamp);
+            index.on_append(rel, position, max_timestamp, config.index_interval_bytes);
+            last_offset = Some(h.last_offset());
+            writer
+                .write_all(&empty)
+                .await
+                .map_err(|e| with_path(e, &log_path))?;
+            position += empty.len() as u32;
         }
     }
     writer.close().await.map_err(|e| with_path(e, &log_path))?;
@@ -740,6 +762,7 @@ pub async fn recover_swaps(dir: &Path) -> io::Result<()> {
     }
     for name in blocking::list_dir(dir).await? {
         if name.ends_with(".cleaned") {
+            tracing::info!(dir = %dir.display(), file = %name, "removing a cleaning's file that was not swapped in");
             blocking::remove_file(&dir.join(&name)).await;
         }
     }

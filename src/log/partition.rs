@@ -1606,6 +1606,55 @@ mod tests {
         });
     }
 
+    /// Compressed batches claiming huge record counts (their records are not counted at
+    /// produce) cannot overflow a segment's 32-bit relative offsets: the writer rolls before
+    /// one would, ordinary appends after them work, and a restart recovers every batch.
+    #[test]
+    fn huge_record_counts_roll_instead_of_overflowing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        run(move || async move {
+            let log = open(&path, 1 << 30).await;
+            let claim = |count: i32| {
+                let mut b = make_batch(1, 10, Compression::Gzip);
+                b[23..27].copy_from_slice(&(count - 1).to_be_bytes());
+                b[57..61].copy_from_slice(&count.to_be_bytes());
+                let crc = crc32c::crc32c(&b[21..]);
+                b[17..21].copy_from_slice(&crc.to_be_bytes());
+                b
+            };
+            let mut expected = Vec::new();
+            for _ in 0..3 {
+                let b = claim(i32::MAX - 10);
+                let headers = batch::validate_produce(&b, 1 << 20).expect("valid");
+                let out = log.append(Bytes::from(b), headers).await.expect("append");
+                expected.push(out.base_offset);
+                expected.push(append(&log, 3).await);
+            }
+            log.durable().await.expect("durable");
+            let segments = log.state.borrow().segments.len();
+            assert!(segments >= 3, "{segments} segments");
+            let hw = log.high_watermark();
+            assert!(hw > 3 * i64::from(i32::MAX) - 100, "{hw}");
+            let read: Vec<i64> = read_all(&log, 0)
+                .await
+                .iter()
+                .map(|h| h.base_offset)
+                .collect();
+            assert_eq!(read, expected);
+            log.close().await.expect("close");
+            let reopened = open(&path, 1 << 30).await;
+            assert_eq!(reopened.high_watermark(), hw);
+            let read: Vec<i64> = read_all(&reopened, 0)
+                .await
+                .iter()
+                .map(|h| h.base_offset)
+                .collect();
+            assert_eq!(read, expected);
+            reopened.close().await.expect("close");
+        });
+    }
+
     /// Retention deletes the oldest whole segments by time and by size, never the active one;
     /// reads below the new start are out of range, and the start survives a reopen.
     #[test]

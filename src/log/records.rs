@@ -289,3 +289,19 @@ pub fn keyless_records(header: &BatchHeader, batch: &[u8]) -> Result<Vec<i32>, R
     }
     Ok(keyless)
 }
+
+/// A batch holding no records that keeps `batch`'s offset range (base offset, last offset
+/// delta) and producer fields, uncompressed: what the cleaner leaves where it removed the last
+/// batch before the active segment, so consumers still find the log's end (clients move to
+/// a batch's last offset + 1, KAFKA-5443; Kafka's cleaner keeps such empty batches too).
+pub fn empty_batch(batch: &[u8]) -> Option<Vec<u8>> {
+    let mut out = batch.get(..BATCH_BODY_START)?.to_vec();
+    let length = (BATCH_BODY_START - 12) as i32;
+    out[8..12].copy_from_slice(&length.to_be_bytes());
+    out[21] = 0;
+    out[22] &= !0x7;
+    out[57..61].copy_from_slice(&0i32.to_be_bytes());
+    let crc = crc32c::crc32c(&out[CRC_START..]);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    Some(out)
+}
