@@ -334,17 +334,13 @@ impl Cleaner {
                 .chain(std::iter::once(view.active_base))
                 .find(|b| *b > last)
                 .unwrap_or(view.active_base);
-            let due = clean_group(
-                &dir,
-                &group,
-                group_end,
-                group_end >= view.active_base,
-                &rules,
-                &config,
-                &mut throttle,
-                &mut stats,
-            )
-            .await?;
+            let target = Group {
+                segments: &group,
+                end: group_end,
+                last_before_active: group_end >= view.active_base,
+            };
+            let due =
+                clean_group(&dir, &target, &rules, &config, &mut throttle, &mut stats).await?;
             tombstones_due_at = match (tombstones_due_at, due) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -540,18 +536,30 @@ fn filter_batch(
     }
 }
 
+/// Consecutive sealed segments cleaned into one, and where the next segment starts.
+#[derive(Clone, Copy)]
+struct Group<'a> {
+    segments: &'a [&'a SealedSegment],
+    end: i64,
+    /// Nothing but the active segment follows.
+    last_before_active: bool,
+}
+
 /// Writes the cleaned copy of one group of segments next to them (`.cleaned` files, synced)
 /// and swaps it in. Returns when a tombstone it kept becomes removable.
 async fn clean_group(
     dir: &Path,
-    group: &[&SealedSegment],
-    group_end: i64,
-    last_before_active: bool,
+    target: &Group<'_>,
     rules: &Rules<'_>,
     config: &LogConfig,
     throttle: &mut Throttle,
     stats: &mut Stats,
 ) -> io::Result<Option<i64>> {
+    let Group {
+        segments: group,
+        end: group_end,
+        last_before_active,
+    } = *target;
     let base = group[0].info.base_offset;
     let log_path = cleaned_path(dir, base, "log");
     let file = glommio::io::OpenOptions::new()
