@@ -795,6 +795,87 @@ fn retention_deletes_old_segments() {
     assert_eq!(got.last().and_then(|r| r.value.clone()), fresh.value);
 }
 
+/// Retention on 1 MiB segments, by time (`retention.ms=2000`) and by size
+/// (`retention.bytes=1 MiB`): the old segments go within the check interval, the earliest
+/// offset moves, and a group consumer whose committed offset retention passed restarts, with
+/// `auto.offset.reset=earliest`, from the new earliest offset.
+#[test]
+fn retention_passes_a_consumer_by() {
+    let broker = Broker::start(&[
+        "--override",
+        "log.retention.check.interval.ms=500",
+        "--override",
+        "group.initial.rebalance.delay.ms=0",
+    ]);
+    let admin = broker.admin();
+    let topics = [
+        NewTopic::new("by-time", 1, TopicReplication::Fixed(1))
+            .set("retention.ms", "2000")
+            .set("segment.bytes", "1048576"),
+        NewTopic::new("by-size", 1, TopicReplication::Fixed(1))
+            .set("retention.bytes", "1048576")
+            .set("segment.bytes", "1048576"),
+    ];
+    let created = futures::executor::block_on(admin.create_topics(&topics, &admin_options()))
+        .expect("CreateTopics");
+    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+    for topic in ["by-time", "by-size"] {
+        // A group reads the first 10 records and commits, then goes away.
+        let producer = broker.producer(&[("linger.ms", "5")]);
+        for i in 0..10 {
+            producer.send(topic, Some(0), &Msg::kv(format!("{i}"), "first"));
+        }
+        producer.flush_ok(FLUSH);
+        let group = |broker: &Broker| {
+            let c = broker.consumer(&[
+                ("group.id", "passed-by"),
+                ("auto.offset.reset", "earliest"),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "true"),
+            ]);
+            c.subscribe(&[topic]).expect("subscribe");
+            c
+        };
+        let consumer = group(&broker);
+        let (first, errors) = poll_records(&consumer, 10, READ);
+        assert!(errors.is_empty() && first.len() == 10, "{errors:?}");
+        consumer
+            .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+            .expect("commit");
+        drop(consumer);
+        // 4 MiB more: four sealed segments of 1 MiB.
+        let value = "r".repeat(1000);
+        for i in 0..4200 {
+            producer.send(topic, Some(0), &Msg::kv(format!("{i}"), value.clone()));
+        }
+        producer.flush_ok(FLUSH);
+        let deadline = Instant::now() + READ;
+        while broker.watermarks(topic, 0).0 <= 10 {
+            assert!(
+                Instant::now() < deadline,
+                "retention never passed offset 10 of {topic}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let (low, high) = broker.watermarks(topic, 0);
+        let files = common::segment_files(&broker.data_dir(), topic, 0).len();
+        if topic == "by-size" {
+            // At least retention.bytes is kept.
+            assert!(files >= 2, "{files} segments of {topic}");
+        }
+        // The committed offset 10 is gone: the group starts again at the earliest offset.
+        let consumer = group(&broker);
+        let (again, errors) = poll_records(&consumer, 1, READ);
+        assert!(errors.is_empty(), "{errors:?}");
+        let restarted_at = again.first().expect("a record").offset;
+        let low_now = broker.watermarks(topic, 0).0;
+        assert!(
+            restarted_at >= low && restarted_at <= low_now && restarted_at < high,
+            "{topic}: restarted at {restarted_at}, earliest {low}..{low_now}"
+        );
+    }
+}
+
 /// AlterConfigs changes a topic's overrides at runtime: DescribeConfigs reports the new value
 /// as a topic override, the partitions use it at once (a smaller `segment.bytes` makes the
 /// next appends roll), it survives a restart, and an invalid value is refused.
