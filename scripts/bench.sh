@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks Shardlog with loadgen and records everything in results/<date>-<set>/.
 #
-#   scripts/bench.sh [--quick] [--set NAME] [--layouts "pinned all-cores"]
+#   scripts/bench.sh [--quick] [--set NAME] [--layouts "pinned all-cores"] [--only cleaner]
+#
+# --only cleaner runs produce-1k (for the rate) and the two cleaner scenarios only.
 #
 # Baselines measured in the same run, so figures are read as ratios on this shared, noisy
 # machine: fio O_DIRECT sequential write and read (and a 16 KiB write + fdatasync, the floor of
@@ -23,6 +25,12 @@
 #                   and read with O_DIRECT, so the page cache never holds them: the read is
 #                   cold by construction (the device's own cache aside); the page cache is
 #                   also dropped when the kernel allows it.
+#   produce-1k-cleaning  produce-1k at 50% of its maximum rate while a second producer writes
+#                   1 KiB records of 1,000 keys at 2,000 records/s to a compacted topic (1 MiB
+#                   segments, min.cleanable.dirty.ratio 0.01) and the cleaner cleans it every
+#                   0.5 s on the same shard; produce-1k-cleaner-off is the same with
+#                   log.cleaner.enable=false. The summary gives the produce p99 of the first as
+#                   a ratio to the second's: what the cleaner costs producers.
 #   partitions-1000 produce to a topic of 1,000 partitions
 #   connections-1000 1,000 producer connections (64 KiB of buffer each, so that loadgen does not
 #                   spend the run filling 4 GiB of buffers before it sends)
@@ -37,6 +45,7 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 
 quick=0
+only=""
 set_name=""
 layouts="pinned all-cores"
 while [ $# -gt 0 ]; do
@@ -44,7 +53,8 @@ while [ $# -gt 0 ]; do
         --quick) quick=1 ;;
         --set) set_name="$2"; shift ;;
         --layouts) layouts="$2"; shift ;;
-        *) echo "usage: scripts/bench.sh [--quick] [--set NAME] [--layouts \"pinned all-cores\"]" >&2; exit 2 ;;
+        --only) only="$2"; shift ;;
+        *) echo "usage: scripts/bench.sh [--quick] [--set NAME] [--layouts \"pinned all-cores\"] [--only cleaner]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -57,6 +67,8 @@ command -v iperf3 >/dev/null || need+=(iperf3)
 if [ ${#need[@]} -gt 0 ]; then as_root apt-get update -qq; as_root apt-get install -y -qq "${need[@]}" >/dev/null; fi
 python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib \
     || python3 -m pip install -q --break-system-packages matplotlib
+python3 -c 'import confluent_kafka' 2>/dev/null || python3 -m pip install -q confluent-kafka \
+    || python3 -m pip install -q --break-system-packages confluent-kafka
 
 cargo build --release --bin shardlog -p shardlog -p loadgen >/dev/null
 broker_bin="$repo/target/release/shardlog"
@@ -76,7 +88,7 @@ port=19500
 {
     echo "date: $(date -u +%FT%TZ)"
     echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (dirty)')"
-    echo "command: scripts/bench.sh $([ $quick = 1 ] && echo --quick) --set $set_name --layouts \"$layouts\""
+    echo "command: scripts/bench.sh $([ $quick = 1 ] && echo --quick) --set $set_name --layouts \"$layouts\"$([ -n "$only" ] && echo " --only $only")"
     echo "kernel: $(uname -r)"
     echo "cpus: $(nproc) ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
     echo "memory: $(free -g | awk '/Mem:/ {print $2}') GiB"
@@ -129,6 +141,31 @@ for layout in $layouts; do
         --duration-s $dur --acks all --producers 4 --json "$d/produce-1k.json"
     stop_broker
     max=$(rate_of "$d/produce-1k.json")
+
+    # produce-1k at half rate beside a compacted topic being written, cleaner off then on.
+    for cleaner in off on; do
+        name=$([ $cleaner = on ] && echo produce-1k-cleaning || echo produce-1k-cleaner-off)
+        start_broker "$layout" --override log.cleaner.backoff.ms=500 \
+            --override log.cleaner.enable=$([ $cleaner = on ] && echo true || echo false)
+        python3 - "$port" <<'PY'
+import sys
+from confluent_kafka.admin import AdminClient, NewTopic
+admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{sys.argv[1]}"})
+configs = {"cleanup.policy": "compact", "segment.bytes": "1048576", "min.cleanable.dirty.ratio": "0.01"}
+for f in admin.create_topics([NewTopic("table", 1, 1, config=configs)]).values():
+    f.result(30)
+PY
+        lg "$layout" produce --bootstrap 127.0.0.1:$port --topic table --partitions 1 --record-bytes 1024 \
+            --keys 1000 --rate 2000 --duration-s $((dur + warm + 2)) --acks all >/dev/null 2>&1 &
+        keyed=$!
+        sleep $warm
+        lg "$layout" produce --bootstrap 127.0.0.1:$port --topic p1k --partitions 8 --record-bytes 1024 \
+            --rate $((max / 2)) --duration-s $dur --acks all --producers 4 --json "$d/$name.json"
+        wait $keyed || true
+        grep -c "cleaned topic=table" "$work/broker.log" > "$d/$name.cleanings" || true
+        stop_broker
+    done
+    [ "$only" = cleaner ] && continue
 
     start_broker "$layout"
     lg "$layout" produce --bootstrap 127.0.0.1:$port --topic p1k --partitions 8 --record-bytes 1024 \

@@ -30,6 +30,8 @@ SCENARIOS = [
     ("produce-1k", "produce", "durable produce, 1 KiB records, 8 partitions"),
     ("produce-1k-idempotent", "produce", "durable idempotent produce, 1 KiB records, 8 partitions"),
     ("produce-1k-txn", "produce", "durable transactional produce, 1 KiB records, 8 partitions, 1,000-record transactions"),
+    ("produce-1k-cleaner-off", "produce", "durable produce at 50%, beside a compacted topic, cleaner off"),
+    ("produce-1k-cleaning", "produce", "durable produce at 50%, beside a compacted topic being cleaned"),
     ("produce-100b", "produce", "durable produce, 100 B records, 8 partitions"),
     ("e2e-25", "e2e", "end-to-end at 25% of max"),
     ("e2e-50", "e2e", "end-to-end at 50% of max"),
@@ -43,6 +45,8 @@ SCENARIOS = [
 mib = lambda b: b / (1 << 20)
 # Scenarios read as a ratio to another of the same run and layout (records/s).
 RELATIVE_TO = {"produce-1k-idempotent": "produce-1k", "produce-1k-txn": "produce-1k"}
+# Scenarios whose produce p99 is read as a ratio to another's of the same run and layout.
+P99_RELATIVE_TO = {"produce-1k-cleaning": "produce-1k-cleaner-off"}
 rows = []
 layouts = [d for d in sorted(os.listdir(out)) if os.path.isdir(os.path.join(out, d))]
 for layout in layouts:
@@ -59,6 +63,15 @@ for layout in layouts:
             ref_path = os.path.join(out, layout, f"{ref}.json") if ref else None
             if ref_path and os.path.exists(ref_path) and load(ref_path)["records_per_s"] > 0:
                 ratio = f"{j['records_per_s'] / load(ref_path)['records_per_s']:.2f}× {ref}, " + ratio
+            ref = P99_RELATIVE_TO.get(name)
+            ref_path = os.path.join(out, layout, f"{ref}.json") if ref else None
+            if ref_path and os.path.exists(ref_path):
+                mine, theirs = lat.get("p99"), load(ref_path).get("latency_us", {}).get("p99")
+                if mine and theirs:
+                    ratio = f"p99 {mine / theirs:.2f}× {ref}'s, " + ratio
+                cleanings = os.path.join(out, layout, f"{name}.cleanings")
+                if os.path.exists(cleanings):
+                    ratio = f"{open(cleanings).read().strip()} cleanings, " + ratio
         elif kind == "consume":
             ratio = f"{bps / base['disk_read']:.2f}× disk read, {bps / base['loopback']:.3f}× loopback"
         else:

@@ -943,33 +943,36 @@ impl PartitionLog {
             return Ok(outcome);
         }
         let mut last_read = offset;
-        // The segment holding `offset`, then each next one, found by base offset every time:
-        // retention may remove segments at the front while this read waits for the disk.
-        let mut after_base: Option<i64> = None;
+        // Everything below `covered` has been read or skipped. Each step reads the segment
+        // holding `covered`, found by base offset every time: retention may remove segments at
+        // the front, and the cleaner may swap a group of segments for one, while this read
+        // waits for the disk (a read that went on "after the segment it read" could skip the
+        // rest of a swapped group).
+        let mut covered = offset;
         loop {
             let seg = {
                 let state = self.state.borrow();
-                let idx = match after_base {
-                    None => state
-                        .segments
-                        .partition_point(|s| s.base_offset <= offset)
-                        .saturating_sub(1),
-                    Some(base) => state.segments.partition_point(|s| s.base_offset <= base),
-                };
-                state.segments.get(idx).map(|s| {
-                    let rel = u32::try_from((offset - s.base_offset).max(0)).unwrap_or(u32::MAX);
+                let at = state
+                    .segments
+                    .partition_point(|s| s.base_offset <= covered)
+                    .saturating_sub(1);
+                let mut seg = state.segments.get(at);
+                if seg.is_some_and(|s| s.next_offset <= covered) {
+                    seg = state.segments.get(at + 1);
+                }
+                seg.map(|s| {
+                    let rel = u32::try_from((covered - s.base_offset).max(0)).unwrap_or(u32::MAX);
                     (
                         s.file.clone(),
                         s.index.lookup(rel).position,
                         s.size,
-                        s.base_offset,
+                        s.next_offset,
                     )
                 })
             };
-            let Some((file, from, size, base)) = seg else {
+            let Some((file, from, size, next_offset)) = seg else {
                 break;
             };
-            after_base = Some(base);
             let mut full = false;
             segment::scan(
                 &file,
@@ -978,7 +981,7 @@ impl PartitionLog {
                 false,
                 self.config.get().io_buffer_bytes,
                 |_, header, bytes| {
-                    if header.last_offset() < offset {
+                    if header.last_offset() < covered {
                         return Scan::Continue;
                     }
                     if header.base_offset >= limit {
@@ -996,9 +999,10 @@ impl PartitionLog {
             )
             .await
             .map_err(|e| LogError::Storage(e.to_string()))?;
-            if full || out.len() >= max_bytes as usize {
+            if full || out.len() >= max_bytes as usize || next_offset <= covered {
                 break;
             }
+            covered = next_offset.max(last_read + 1);
         }
         if isolation == Isolation::ReadCommitted && !out.is_empty() {
             outcome.aborted = self
