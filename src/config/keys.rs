@@ -58,8 +58,9 @@ pub struct Synonym {
     pub convert: Convert,
 }
 
-/// Whether Kafka can change a key at runtime (its "update mode"): AlterConfigs will accept the
-/// dynamic ones. Shardlog reports every broker key read-only until then.
+/// Whether Kafka can change a key at runtime (its "update mode", `DynamicBrokerConfig`). Shardlog
+/// changes at runtime only the keys marked [`Key::dynamic`]: a subset of Kafka's dynamic keys
+/// that it acts on and can apply safely while serving; every other key is read-only here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Update {
     ReadOnly,
@@ -110,7 +111,12 @@ pub struct Key {
     pub synonyms: &'static [Synonym],
     /// False for keys accepted so that real server.properties files load, but not acted on yet.
     pub acted_on: bool,
+    /// Kafka's update mode for this key.
     pub update: Update,
+    /// True when AlterConfigs may change this broker key at runtime here (as a cluster-wide
+    /// default, or for this broker when Kafka's mode is per-broker): acted on, dynamic in Kafka,
+    /// and applied to open partitions without a restart. Only keys bound to a [`Config`] field.
+    pub dynamic: bool,
     pub binding: Binding,
     /// One line for DescribeConfigs' `documentation`.
     pub doc: &'static str,
@@ -127,6 +133,7 @@ impl Key {
             synonyms: &[],
             acted_on: false,
             update: Update::ReadOnly,
+            dynamic: false,
             binding: Binding::None,
             doc,
         }
@@ -178,6 +185,14 @@ impl Key {
 
     const fn update(self, update: Update) -> Key {
         Key { update, ..self }
+    }
+
+    /// Lets AlterConfigs change this broker key at runtime (see [`Key::dynamic`]).
+    const fn dynamic(self) -> Key {
+        Key {
+            dynamic: true,
+            ..self
+        }
     }
 
     const fn field(self, field: Field<Config>) -> Key {
@@ -255,7 +270,9 @@ impl Key {
     /// that have one, else the value given (through synonyms), else the default.
     pub fn broker_value(&self, config: &Config) -> Option<(Value, Source)> {
         let explicit = self.explicit_value(&config.explicit);
-        let source = if explicit.is_some() {
+        let source = if let Some(dynamic) = config.dynamic.source(self.name) {
+            dynamic
+        } else if explicit.is_some() {
             Source::StaticBroker
         } else {
             Source::Default
@@ -435,13 +452,13 @@ pub static KEYS: &[Key] = &[
     Key::broker("default.replication.factor", Type::SingleReplica, "Replicas of an auto-created topic; must be 1 (single node).")
         .default_int(DEFAULT_REPLICATION_FACTOR as i64).acted().field(field!(default_replication_factor)),
     Key::broker("log.segment.bytes", int_within(MIN_LOG_SEGMENT_BYTES as i64, MAX_LOG_SEGMENT_BYTES as i64), "Size at which a segment rolls.")
-        .default_int(DEFAULT_LOG_SEGMENT_BYTES as i64).acted().update(Update::ClusterWide)
+        .default_int(DEFAULT_LOG_SEGMENT_BYTES as i64).acted().update(Update::ClusterWide).dynamic()
         .field(field!(log_segment_bytes)),
     Key::broker("log.index.interval.bytes", int(MIN_ZERO), "Bytes of records between two offset-index entries.")
-        .default_int(DEFAULT_LOG_INDEX_INTERVAL_BYTES as i64).acted().update(Update::ClusterWide)
+        .default_int(DEFAULT_LOG_INDEX_INTERVAL_BYTES as i64).acted().update(Update::ClusterWide).dynamic()
         .field(field!(log_index_interval_bytes)),
     Key::broker("message.max.bytes", int(MIN_ZERO), "Largest record batch accepted.")
-        .default_int(DEFAULT_MESSAGE_MAX_BYTES as i64).acted().update(Update::ClusterWide)
+        .default_int(DEFAULT_MESSAGE_MAX_BYTES as i64).acted().update(Update::ClusterWide).dynamic()
         .field(field!(message_max_bytes)),
     Key::broker("socket.request.max.bytes", int(MIN_SOCKET_REQUEST_MAX_BYTES as i64), "Largest request frame; a larger one closes the connection.")
         .default_int(DEFAULT_SOCKET_REQUEST_MAX_BYTES as i64).acted().field(field!(socket_request_max_bytes)),
@@ -501,19 +518,19 @@ pub static KEYS: &[Key] = &[
         .default_int(DEFAULT_TRANSACTION_REMOVE_EXPIRED_INTERVAL_MS as i64).acted()
         .field(field!(txn.remove_expired_interval_ms)),
     Key::broker("producer.id.expiration.ms", int(MIN_ONE), "How long a partition keeps the state of a producer that has not written to it.")
-        .default_int(DEFAULT_PRODUCER_ID_EXPIRATION_MS).acted().update(Update::ClusterWide)
+        .default_int(DEFAULT_PRODUCER_ID_EXPIRATION_MS).acted().update(Update::ClusterWide).dynamic()
         .field(field!(txn.producer_id_expiration_ms)),
 
     Key::broker("log.retention.ms", long(RETENTION_UNLIMITED), "How long a log is kept; -1 is unlimited.")
         .default_int(DEFAULT_LOG_RETENTION_MS).synonyms(&[minutes("log.retention.minutes"), hours("log.retention.hours")])
-        .acted().update(Update::ClusterWide).field(Field { set: set_log_retention_ms, get: |c| c.log_retention_ms.to_value() }),
+        .acted().update(Update::ClusterWide).dynamic().field(Field { set: set_log_retention_ms, get: |c| c.log_retention_ms.to_value() }),
     Key::broker("log.retention.minutes", int(RETENTION_UNLIMITED), "log.retention.ms in minutes, when that is not set."),
     Key::broker("log.retention.hours", int(RETENTION_UNLIMITED), "log.retention.ms in hours, when neither it nor log.retention.minutes is set.")
         .default_int(DEFAULT_LOG_RETENTION_HOURS),
     Key::broker("log.retention.bytes", long(RETENTION_UNLIMITED), "Largest size a partition log is kept at; -1 is unlimited.")
-        .default_int(DEFAULT_LOG_RETENTION_BYTES).acted().update(Update::ClusterWide).field(field!(log_retention_bytes)),
+        .default_int(DEFAULT_LOG_RETENTION_BYTES).acted().update(Update::ClusterWide).dynamic().field(field!(log_retention_bytes)),
     Key::broker("log.cleanup.policy", Type::CleanupPolicy, "delete old segments, compact by key, or both.")
-        .default_text(DEFAULT_LOG_CLEANUP_POLICY).acted().update(Update::ClusterWide).field(field!(log_cleanup_policy)),
+        .default_text(DEFAULT_LOG_CLEANUP_POLICY).acted().update(Update::ClusterWide).dynamic().field(field!(log_cleanup_policy)),
     Key::broker("log.retention.check.interval.ms", long(MIN_ONE), "How often retention is checked.")
         .default_int(DEFAULT_LOG_RETENTION_CHECK_INTERVAL_MS as i64).acted()
         .field(field!(log_retention_check_interval_ms)),
