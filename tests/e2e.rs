@@ -563,7 +563,8 @@ fn admin_create_describe_grow_delete() {
 
 /// DescribeConfigs through a real client (librdkafka asks v1 with synonyms): a topic's override
 /// is a topic config, a topic key derived from a broker key set by --override is a static broker
-/// config, the rest are defaults; broker keys are read-only, topic keys are not.
+/// config, the rest are defaults; broker keys that cannot change at runtime are read-only,
+/// topic keys are not.
 #[test]
 fn describe_configs_sources() {
     let broker = Broker::start(&["--override", "log.retention.hours=24"]);
@@ -691,7 +692,7 @@ fn describe_configs_v4_types_and_documentation() {
             retention.config_type,
             retention.read_only
         ),
-        (SOURCE_STATIC_BROKER, CONFIG_TYPE_LONG, true)
+        (SOURCE_STATIC_BROKER, CONFIG_TYPE_LONG, false)
     );
     assert!(retention
         .documentation
