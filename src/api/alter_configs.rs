@@ -171,39 +171,49 @@ fn resource(ty: i8, name: &str, node_id: i32) -> Result<ConfigResource, String> 
     }
 }
 
-/// Checks every resource as Kafka does before anything is applied (each resource at most
-/// once, each key at most once per resource, ops with values, a known resource), then applies
-/// the rest in one catalog change; answers every resource in request order.
-async fn alter(broker: &Rc<Broker>, asked: Vec<Asked>, validate_only: bool) -> Vec<Outcome> {
-    let node_id = broker.shard.config.node_id;
+/// Checks every resource as Kafka's `ConfigAdminManager.preprocess` does before anything is
+/// applied: each resource at most once, each key at most once per resource, ops with values,
+/// a known resource. Per resource, in request order: what to apply, or why not.
+fn preprocess(
+    asked: &[Asked],
+    node_id: i32,
+) -> Vec<Result<(ConfigResource, Vec<ConfigOp>), String>> {
     let mut seen = BTreeSet::new();
-    let duplicated: BTreeSet<(i8, String)> = asked
+    let duplicated: BTreeSet<(i8, &str)> = asked
         .iter()
-        .map(|a| (a.ty, a.name.to_string()))
-        .filter(|id| !seen.insert(id.clone()))
+        .map(|a| (a.ty, a.name.as_str()))
+        .filter(|id| !seen.insert(*id))
         .collect();
+    asked
+        .iter()
+        .map(|a| {
+            let mut keys = BTreeSet::new();
+            if duplicated.contains(&(a.ty, a.name.as_str())) {
+                Err("Each resource must appear at most once.".to_string())
+            } else if !a.keys.iter().all(|k| keys.insert(k.as_str())) {
+                Err("Error due to duplicate config keys".to_string())
+            } else {
+                let ops = a.ops.clone()?;
+                Ok((resource(a.ty, a.name.as_str(), node_id)?, ops))
+            }
+        })
+        .collect()
+}
+
+/// Applies the resources that pass [`preprocess`] in one catalog change; answers every
+/// resource in request order.
+async fn alter(broker: &Rc<Broker>, asked: Vec<Asked>, validate_only: bool) -> Vec<Outcome> {
+    let checked = preprocess(&asked, broker.shard.config.node_id);
     let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(asked.len());
     let mut accepted: Vec<(i8, StrBytes, ConfigResource, bool, Vec<ConfigOp>)> = Vec::new();
-    for a in asked {
-        let refused = |why: String| {
-            Some((
+    for (a, checked) in asked.into_iter().zip(checked) {
+        match checked {
+            Err(why) => outcomes.push(Some((
                 a.ty,
-                a.name.clone(),
+                a.name,
                 ResponseError::InvalidRequest.code(),
                 Some(why),
-            ))
-        };
-        let mut keys = BTreeSet::new();
-        let checked = if duplicated.contains(&(a.ty, a.name.to_string())) {
-            Err("Each resource must appear at most once.".to_string())
-        } else if !a.keys.iter().all(|k| keys.insert(k.as_str())) {
-            Err("Error due to duplicate config keys".to_string())
-        } else {
-            a.ops
-                .and_then(|ops| Ok((resource(a.ty, a.name.as_str(), node_id)?, ops)))
-        };
-        match checked {
-            Err(why) => outcomes.push(refused(why)),
+            ))),
             Ok((resource, ops)) => {
                 outcomes.push(None);
                 accepted.push((a.ty, a.name, resource, a.replace, ops));
@@ -278,5 +288,63 @@ mod tests {
         );
         assert!(resource(RESOURCE_BROKER_LOGGER, "3", 3).is_err());
         assert_eq!(resource(99, "x", 3), Err("Unknown resource type 99".into()));
+    }
+
+    fn asked(ty: i8, name: &'static str, keys: &[&str]) -> Asked {
+        Asked {
+            ty,
+            name: StrBytes::from_static_str(name),
+            replace: false,
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            ops: Ok(keys
+                .iter()
+                .map(|k| ConfigOp::Set(k.to_string(), "1".into()))
+                .collect()),
+        }
+    }
+
+    /// A resource named twice is refused both times, a key named twice in one resource is
+    /// refused, and the rest go on; the messages are Kafka's.
+    #[test]
+    fn preprocess_refuses_duplicates() {
+        let mut nulls = asked(RESOURCE_BROKER, "", &["log.retention.ms"]);
+        nulls.ops = Err(null_values(&["log.retention.ms".to_string()]));
+        let checked = preprocess(
+            &[
+                asked(RESOURCE_TOPIC, "t", &["retention.ms"]),
+                asked(RESOURCE_TOPIC, "t", &["segment.bytes"]),
+                asked(
+                    RESOURCE_BROKER,
+                    "0",
+                    &["message.max.bytes", "message.max.bytes"],
+                ),
+                asked(RESOURCE_BROKER, "", &["log.retention.ms"]),
+                nulls,
+                asked(RESOURCE_TOPIC, "u", &["retention.ms"]),
+                asked(RESOURCE_BROKER, "1", &["log.retention.ms"]),
+            ],
+            0,
+        );
+        let twice = Err("Each resource must appear at most once.".to_string());
+        assert_eq!(checked[0], twice);
+        assert_eq!(checked[1], twice);
+        assert_eq!(
+            checked[2],
+            Err("Error due to duplicate config keys".to_string())
+        );
+        assert_eq!(checked[3], twice);
+        assert_eq!(checked[4], twice);
+        assert_eq!(
+            checked[5],
+            Ok((
+                ConfigResource::Topic("u".into()),
+                vec![ConfigOp::Set("retention.ms".into(), "1".into())]
+            ))
+        );
+        assert!(checked[6].is_err());
+        assert_eq!(
+            null_values(&["a".into(), "b".into()]),
+            "Null value not supported for : a, b"
+        );
     }
 }

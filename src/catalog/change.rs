@@ -149,7 +149,7 @@ fn one_line(text: &str) -> String {
     text.escape_debug().to_string()
 }
 
-/// Why a topic change was refused. Each carries a message for the client.
+/// Why a catalog change was refused. Each carries a message for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChangeError {
     /// A bad topic name, or a name that collides with an existing one.
