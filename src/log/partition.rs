@@ -23,6 +23,7 @@ use super::error::LogError;
 use super::group_commit::GroupCommit;
 use super::producer_snapshot;
 use super::producers::{Checked, ProducerStates};
+use super::records;
 use super::segment::{self, Scan, Segment};
 use super::txn_index::{self, AbortedTxn};
 use crate::util::{blocking, checkpoint, Notify};
@@ -1356,25 +1357,26 @@ async fn recover_producers(
     Ok(states)
 }
 
-/// The offset and timestamp of each record of a stored batch, in offset order; empty when the
-/// batch does not decode (these bytes come from disk: nothing here panics). In a LogAppendTime
-/// batch every record has the batch's largest timestamp, as Kafka's `DefaultRecordBatch`
-/// reports it.
+/// The offset and timestamp of each record of a stored batch, in offset order, through the
+/// bounded record walk (`records`); the records before one that does not parse, or none when
+/// the batch does not decompress (these bytes come from disk: nothing here panics). In a
+/// LogAppendTime batch every record has the batch's largest timestamp, as Kafka's
+/// `DefaultRecordBatch` reports it.
 fn record_times(header: &BatchHeader, batch_bytes: &[u8]) -> Vec<(i64, i64)> {
-    let mut buf = Bytes::copy_from_slice(batch_bytes);
-    let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) else {
+    let Ok(body) = records::body(header, batch_bytes) else {
         return Vec::new();
     };
     let log_append_time = header.is_log_append_time();
-    set.records
-        .iter()
+    records::walk(&body)
+        .map_while(Result::ok)
         .map(|r| {
+            let offset = header.base_offset.saturating_add(i64::from(r.offset_delta));
             let t = if log_append_time {
                 header.max_timestamp
             } else {
-                r.timestamp
+                header.base_timestamp.saturating_add(r.timestamp_delta)
             };
-            (r.offset, t)
+            (offset, t)
         })
         .collect()
 }
