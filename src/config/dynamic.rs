@@ -265,10 +265,11 @@ mod tests {
         }
     }
 
-    /// Every dynamic key is acted on, dynamic in Kafka, and stored in a typed field, so that
-    /// setting it changes what the broker does.
+    /// Every dynamic key is an acted-on broker key that Kafka can change at runtime, stored in
+    /// a typed field or read through the topic keys that derive from it (never resolved with
+    /// the listeners at start-up).
     #[test]
-    fn dynamic_keys_are_acted_on_fields() {
+    fn dynamic_keys_are_acted_on() {
         for key in KEYS.iter().filter(|k| k.dynamic) {
             assert!(key.acted_on && !key.is_topic(), "{}", key.name);
             assert!(
@@ -276,8 +277,41 @@ mod tests {
                 "{}",
                 key.name
             );
-            assert!(matches!(key.binding, Binding::Broker(_)), "{}", key.name);
+            assert!(
+                matches!(key.binding, Binding::Broker(_) | Binding::None),
+                "{}",
+                key.name
+            );
         }
+    }
+
+    /// A dynamic key without a field of its own (log.roll.ms, the cleaner's topic defaults)
+    /// reaches the topics that derive from it.
+    #[test]
+    fn dynamic_keys_without_a_field_reach_topics() {
+        let layered = config(&["log.roll.hours=2"]).with_dynamic(
+            &map(&[
+                ("log.roll.ms", "60000"),
+                ("log.cleaner.delete.retention.ms", "1000"),
+            ]),
+            None,
+        );
+        let topic = layered.topic_config_entries(&BTreeMap::new());
+        let find = |name: &str| topic.iter().find(|e| e.name == name).expect("entry");
+        assert_eq!(
+            (find("segment.ms").value.as_str(), find("segment.ms").source),
+            ("60000", Source::DynamicDefaultBroker)
+        );
+        assert_eq!(find("delete.retention.ms").value, "1000");
+        let broker = layered.broker_config_entries();
+        let roll = broker
+            .iter()
+            .find(|e| e.name == "log.roll.ms")
+            .expect("entry");
+        assert_eq!(
+            (roll.value.as_str(), roll.source, roll.read_only),
+            ("60000", Source::DynamicDefaultBroker, false)
+        );
     }
 
     /// The layers apply in Kafka's precedence: this broker's value, then the cluster-wide

@@ -115,7 +115,8 @@ pub struct Key {
     pub update: Update,
     /// True when AlterConfigs may change this broker key at runtime here (as a cluster-wide
     /// default, or for this broker when Kafka's mode is per-broker): acted on, dynamic in Kafka,
-    /// and applied to open partitions without a restart. Only keys bound to a [`Config`] field.
+    /// and read again by what uses it (the partitions' `LogConfig`, recomputed when the dynamic
+    /// configs change), so a new value applies without a restart.
     pub dynamic: bool,
     pub binding: Binding,
     /// One line for DescribeConfigs' `documentation`.
@@ -267,7 +268,8 @@ impl Key {
     }
 
     /// The effective value of a broker key and where it came from: the typed field for keys
-    /// that have one, else the value given (through synonyms), else the default.
+    /// that have one, else the dynamic value, else the value given (through synonyms), else
+    /// the default.
     pub fn broker_value(&self, config: &Config) -> Option<(Value, Source)> {
         let explicit = self.explicit_value(&config.explicit);
         let source = if let Some(dynamic) = config.dynamic.source(self.name) {
@@ -280,12 +282,20 @@ impl Key {
         match self.binding {
             Binding::Broker(field) => Some(((field.get)(config), source)),
             Binding::Report(get) => Some((get(config), source)),
-            Binding::None | Binding::Topic(_) => match explicit {
-                Some((_, _, value)) => Some((value, source)),
-                None => self
-                    .default_value(config)
-                    .map(|(_, _, value)| (value, Source::Default)),
-            },
+            Binding::None | Binding::Topic(_) => {
+                // A dynamic value (checked when it was set and when it was loaded) wins.
+                if let Some((raw, dynamic)) = config.dynamic.get(self.name) {
+                    if let Ok(value) = self.ty.parse(raw.trim()) {
+                        return Some((value, dynamic));
+                    }
+                }
+                match explicit {
+                    Some((_, _, value)) => Some((value, source)),
+                    None => self
+                        .default_value(config)
+                        .map(|(_, _, value)| (value, Source::Default)),
+                }
+            }
         }
     }
 }
@@ -536,11 +546,11 @@ pub static KEYS: &[Key] = &[
         .field(field!(log_retention_check_interval_ms)),
 
     Key::broker("log.roll.ms", long(MIN_ONE), "Age at which a segment rolls.")
-        .synonyms(&[hours("log.roll.hours")]).acted().update(Update::ClusterWide),
+        .synonyms(&[hours("log.roll.hours")]).acted().update(Update::ClusterWide).dynamic(),
     Key::broker("log.roll.hours", int(MIN_ONE), "log.roll.ms in hours, when that is not set.")
         .default_int(DEFAULT_LOG_ROLL_HOURS),
     Key::broker("log.roll.jitter.ms", long(MIN_ZERO), "Most random time taken off log.roll.ms per segment.")
-        .synonyms(&[hours("log.roll.jitter.hours")]).acted().update(Update::ClusterWide),
+        .synonyms(&[hours("log.roll.jitter.hours")]).acted().update(Update::ClusterWide).dynamic(),
     Key::broker("log.roll.jitter.hours", int(MIN_ZERO), "log.roll.jitter.ms in hours, when that is not set.")
         .default_int(DEFAULT_LOG_ROLL_JITTER_HOURS),
     Key::broker("log.cleaner.enable", Type::Boolean, "Whether compacted topics are cleaned.")
@@ -557,13 +567,13 @@ pub static KEYS: &[Key] = &[
     Key::broker("log.cleaner.threads", int(MIN_ZERO), "Kafka's cleaner threads; shardlog cleans on each shard instead.")
         .default_int(1).update(Update::ClusterWide),
     Key::broker("log.cleaner.delete.retention.ms", long(MIN_ZERO), "How long tombstones are kept in a compacted topic.")
-        .default_int(DEFAULT_DELETE_RETENTION_MS).acted().update(Update::ClusterWide),
+        .default_int(DEFAULT_DELETE_RETENTION_MS).acted().update(Update::ClusterWide).dynamic(),
     Key::broker("log.cleaner.min.cleanable.ratio", Type::Ratio, "Share of uncompacted log that triggers compaction.")
-        .default_text(DEFAULT_MIN_CLEANABLE_DIRTY_RATIO).acted().update(Update::ClusterWide),
+        .default_text(DEFAULT_MIN_CLEANABLE_DIRTY_RATIO).acted().update(Update::ClusterWide).dynamic(),
     Key::broker("log.cleaner.min.compaction.lag.ms", long(MIN_ZERO), "Shortest a record stays uncompacted.")
-        .default_int(DEFAULT_MIN_COMPACTION_LAG_MS).acted().update(Update::ClusterWide),
+        .default_int(DEFAULT_MIN_COMPACTION_LAG_MS).acted().update(Update::ClusterWide).dynamic(),
     Key::broker("log.cleaner.max.compaction.lag.ms", long(MIN_ONE), "Longest a record stays uncompacted.")
-        .default_int(DEFAULT_MAX_COMPACTION_LAG_MS).acted().update(Update::ClusterWide),
+        .default_int(DEFAULT_MAX_COMPACTION_LAG_MS).acted().update(Update::ClusterWide).dynamic(),
 
     // --- Broker keys checked, stored and reported, not acted on yet -------------------------
     Key::broker("log.flush.interval.messages", long(MIN_ONE), "Messages written before a partition is flushed.")
