@@ -516,6 +516,139 @@ fn offsets_for_times_finds_first_at_or_after() {
     }
 }
 
+/// ListOffsets by time with CreateTime timestamps that go backwards within and across
+/// segments (1 KiB segments, several batches each): every answer is what Kafka's rules give,
+/// the first record in offset order whose timestamp is at or after the target (computed here
+/// from what was sent), both through rdkafka's offsets_for_times and raw; max timestamp (-3)
+/// is the first record holding the largest; special timestamps need their versions; and once
+/// DeleteRecords moved the log start into a segment, nothing below it is answered.
+#[test]
+fn offsets_for_times_with_timestamps_out_of_order() {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+
+    let broker = Broker::start(&[]);
+    let admin = broker.admin();
+    let topic = "shuffled";
+    let new = [NewTopic::new(topic, 1, TopicReplication::Fixed(1)).set("segment.bytes", "1024")];
+    let created = futures::executor::block_on(admin.create_topics(&new, &admin_options()))
+        .expect("CreateTopics");
+    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+    // 12 batches of 3 records, timestamps scrambled (a permutation of 0..36 seconds, so the
+    // largest is unique) with a dip to the base in every batch.
+    let base = now_ms() - 3_600_000;
+    let stamps: Vec<i64> = (0..36)
+        .map(|i: i64| {
+            if i % 3 == 1 {
+                base
+            } else {
+                base + ((i * 7) % 36) * 1000
+            }
+        })
+        .collect();
+    let producer = broker.producer(&[("linger.ms", "0")]);
+    for batch in stamps.chunks(3) {
+        for (i, ts) in batch.iter().enumerate() {
+            let mut m = Msg::kv(format!("k{i}"), format!("{ts} ").repeat(20));
+            m.timestamp = Some(*ts);
+            producer.send(topic, Some(0), &m);
+        }
+        producer.flush_ok(FLUSH);
+    }
+    let segments = common::segment_files(&broker.data_dir(), topic, 0).len();
+    assert!(segments >= 4, "{segments} segments");
+    assert_eq!(broker.watermarks(topic, 0), (0, 36));
+
+    // Kafka's answer: the first offset at or after the log start whose timestamp is at or
+    // after the target.
+    let expect = |target: i64, log_start: usize| {
+        stamps
+            .iter()
+            .enumerate()
+            .skip(log_start)
+            .find(|(_, t)| **t >= target)
+            .map_or(Offset::End, |(o, _)| Offset::Offset(o as i64))
+    };
+    let consumer = broker.consumer(&[]);
+    let check = |log_start: usize| {
+        let max = *stamps.iter().max().expect("stamps");
+        let mut targets: Vec<i64> = stamps.clone();
+        targets.extend([base - 1, base + 1, base + 17_500, max + 1]);
+        for target in targets {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(topic, 0, Offset::Offset(target))
+                .expect("tpl");
+            let res = consumer
+                .offsets_for_times(tpl, common::CALL_TIMEOUT)
+                .unwrap_or_else(|e| panic!("offsets_for_times({target}): {e}"));
+            let elem = res.find_partition(topic, 0).expect("partition in answer");
+            assert!(elem.error().is_ok(), "{:?}", elem.error());
+            assert_eq!(
+                elem.offset(),
+                expect(target, log_start),
+                "target base+{} with log start {log_start}",
+                target - base
+            );
+        }
+    };
+    check(0);
+
+    let list = |timestamp: i64, version: i16| {
+        let request = ListOffsetsRequest::default()
+            .with_replica_id((-1).into())
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("shuffled")))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(timestamp)])]);
+        let response: ListOffsetsResponse =
+            common::call(broker.addr(), ApiKey::ListOffsets, version, &request);
+        let p = &response.topics[0].partitions[0];
+        (p.error_code, p.offset, p.timestamp)
+    };
+    // The largest timestamp (35 s, at the first offset that has it).
+    let max = *stamps.iter().max().expect("stamps");
+    let first_max = stamps.iter().position(|t| *t == max).expect("max") as i64;
+    assert_eq!(list(-3, 7), (0, first_max, max));
+    const UNSUPPORTED_VERSION: i16 = 35;
+    assert_eq!(list(-3, 6).0, UNSUPPORTED_VERSION);
+    assert_eq!(list(-4, 7).0, UNSUPPORTED_VERSION);
+    assert_eq!(list(-4, 8), (0, 0, -1));
+    assert_eq!(list(-5, 9), (0, -1, -1));
+    assert_eq!(list(-6, 10).0, UNSUPPORTED_VERSION);
+    // A lookup by time at the newest version, with the found record's timestamp.
+    let mid = stamps
+        .iter()
+        .position(|t| *t >= base + 17_500)
+        .expect("a match");
+    assert_eq!(list(base + 17_500, 10), (0, mid as i64, stamps[mid]));
+
+    // DeleteRecords into the middle of a segment, past the first record with the largest
+    // timestamp: lookups answer only from the new log start.
+    let log_start = first_max as usize + 1;
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset(topic, 0, Offset::Offset(log_start as i64))
+        .expect("offset");
+    let deleted = futures::executor::block_on(admin.delete_records(&offsets, &admin_options()))
+        .expect("DeleteRecords");
+    assert!(deleted
+        .find_partition(topic, 0)
+        .expect("partition")
+        .error()
+        .is_ok());
+    check(log_start);
+    let rest_max = *stamps[log_start..].iter().max().expect("rest");
+    let rest_first = log_start
+        + stamps[log_start..]
+            .iter()
+            .position(|t| *t == rest_max)
+            .expect("max");
+    assert_eq!(list(-3, 7), (0, rest_first as i64, rest_max));
+    assert_eq!(list(-2, 7), (0, log_start as i64, -1));
+}
+
 /// The admin APIs: CreateTopics with 3 partitions shows in Metadata, a second create gives
 /// TopicAlreadyExists, CreatePartitions grows the topic, DeleteTopics removes it.
 #[test]
@@ -563,7 +696,8 @@ fn admin_create_describe_grow_delete() {
 
 /// DescribeConfigs through a real client (librdkafka asks v1 with synonyms): a topic's override
 /// is a topic config, a topic key derived from a broker key set by --override is a static broker
-/// config, the rest are defaults; broker keys are read-only, topic keys are not.
+/// config, the rest are defaults; broker keys that cannot change at runtime are read-only,
+/// topic keys are not.
 #[test]
 fn describe_configs_sources() {
     let broker = Broker::start(&["--override", "log.retention.hours=24"]);
@@ -691,7 +825,7 @@ fn describe_configs_v4_types_and_documentation() {
             retention.config_type,
             retention.read_only
         ),
-        (SOURCE_STATIC_BROKER, CONFIG_TYPE_LONG, true)
+        (SOURCE_STATIC_BROKER, CONFIG_TYPE_LONG, false)
     );
     assert!(retention
         .documentation

@@ -56,6 +56,7 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: CreateTopicsRequest) -> 
         };
         let outcome = change::request(shard, change).await.unwrap_or_default();
         let catalog = broker.catalog.get();
+        let effective = catalog.broker_config(&shard.config);
         for (name, r) in outcome {
             let Some(slot) = results
                 .iter_mut()
@@ -73,7 +74,7 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: CreateTopicsRequest) -> 
                             .topic(&name)
                             .map(|t| t.configs.clone())
                             .unwrap_or_default();
-                        slot.configs = Some(effective_configs(&shard.config, &overrides));
+                        slot.configs = Some(effective_configs(&effective, &overrides));
                     }
                 }
                 Err(e) => {

@@ -1,5 +1,6 @@
-//! DescribeConfigs: a topic's effective configs (its overrides over the broker's defaults) and
-//! the broker's, as the config table reports them (`config::ConfigEntry`). Read-only for now.
+//! DescribeConfigs: a topic's effective configs (its overrides over the broker's defaults), the
+//! broker's (resource name: its id) and the cluster-wide dynamic defaults (resource name ""),
+//! as the config table reports them (`config::ConfigEntry`), dynamic broker configs included.
 
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -18,7 +19,9 @@ const RESOURCE_BROKER: i8 = 4;
 
 pub fn handle(broker: &Broker, ctx: Ctx, req: DescribeConfigsRequest) -> Reply {
     let catalog = broker.catalog.get();
-    let shard = &broker.shard;
+    let node_id = broker.shard.config.node_id;
+    // The static config with the catalog's dynamic broker configs over it.
+    let config = catalog.broker_config(&broker.shard.config);
     let results = req
         .resources
         .iter()
@@ -29,7 +32,7 @@ pub fn handle(broker: &Broker, ctx: Ctx, req: DescribeConfigsRequest) -> Reply {
                 .with_resource_name(r.resource_name.clone());
             let entries: Vec<ConfigEntry> = match r.resource_type {
                 RESOURCE_TOPIC => match catalog.topic(&name) {
-                    Some(t) => shard.config.topic_config_entries(&t.configs),
+                    Some(t) => config.topic_config_entries(&t.configs),
                     None => {
                         return base
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code())
@@ -38,15 +41,19 @@ pub fn handle(broker: &Broker, ctx: Ctx, req: DescribeConfigsRequest) -> Reply {
                             ))))
                     }
                 },
-                RESOURCE_BROKER if name.is_empty() || name == shard.config.node_id.to_string() => {
-                    shard.config.broker_config_entries()
+                // As Kafka: "" is the cluster-wide dynamic defaults alone.
+                RESOURCE_BROKER if name.is_empty() => config.dynamic_default_entries(),
+                RESOURCE_BROKER if name.parse::<i32>() == Ok(node_id) => {
+                    config.broker_config_entries()
                 }
                 RESOURCE_BROKER => {
+                    let why = match name.parse::<i32>() {
+                        Ok(_) => format!("Unexpected broker id, expected {node_id} or empty string, but received {name}"),
+                        Err(_) => format!("Broker id must be an integer, but it is: {}", name.escape_debug()),
+                    };
                     return base
                         .with_error_code(ResponseError::InvalidRequest.code())
-                        .with_error_message(Some(str_bytes(format!(
-                            "broker '{name}' is not this broker"
-                        ))))
+                        .with_error_message(Some(str_bytes(why)));
                 }
                 other => {
                     return base
@@ -105,9 +112,11 @@ fn resource_result(e: ConfigEntry, req: &DescribeConfigsRequest) -> DescribeConf
 /// Kafka's `ConfigSource` codes (DescribeConfigs, CreateTopics v5+).
 pub fn source_code(source: Source) -> i8 {
     match source {
-        Source::TopicOverride => 1, // DYNAMIC_TOPIC_CONFIG
-        Source::StaticBroker => 4,  // STATIC_BROKER_CONFIG
-        Source::Default => 5,       // DEFAULT_CONFIG
+        Source::TopicOverride => 1,        // DYNAMIC_TOPIC_CONFIG
+        Source::DynamicBroker => 2,        // DYNAMIC_BROKER_CONFIG
+        Source::DynamicDefaultBroker => 3, // DYNAMIC_DEFAULT_BROKER_CONFIG
+        Source::StaticBroker => 4,         // STATIC_BROKER_CONFIG
+        Source::Default => 5,              // DEFAULT_CONFIG
     }
 }
 

@@ -100,6 +100,7 @@ pub fn change(e: &ChangeError) -> ResponseError {
         ChangeError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
         ChangeError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
         ChangeError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        ChangeError::InvalidRequest(_) => ResponseError::InvalidRequest,
         ChangeError::Storage(_) => ResponseError::KafkaStorageError,
     }
 }

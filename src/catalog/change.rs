@@ -1,6 +1,6 @@
-//! Topic changes (create, delete, add partitions): validated and applied on the control shard,
-//! persisted, then installed on every shard before the requester is answered, so the next
-//! request on any connection sees them.
+//! Catalog changes (create and delete topics, add partitions, alter topic and broker configs):
+//! validated and applied on the control shard, persisted, then installed on every shard before
+//! the requester is answered, so the next request on any connection sees them.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -32,12 +32,33 @@ pub enum Change {
         topics: Vec<(String, i32)>,
         validate_only: bool,
     },
-    /// AlterConfigs (`replace`: the topic's overrides become exactly the ops' `Set`s) and
-    /// IncrementalAlterConfigs (the ops applied to the current overrides), per topic.
-    AlterTopicConfigs {
-        topics: Vec<(String, bool, Vec<ConfigOp>)>,
+    /// AlterConfigs (`replace`: the resource's configs become exactly the ops' `Set`s) and
+    /// IncrementalAlterConfigs (the ops applied to the current configs), per resource.
+    AlterConfigs {
+        resources: Vec<(ConfigResource, bool, Vec<ConfigOp>)>,
         validate_only: bool,
     },
+}
+
+/// What an AlterConfigs resource names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigResource {
+    /// A topic's overrides.
+    Topic(String),
+    /// The dynamic broker configs: the cluster-wide defaults (`None`, resource name "") or
+    /// one broker's own (its node id). The api layer checks that the id is this broker's.
+    Broker(Option<i32>),
+}
+
+impl ConfigResource {
+    /// The resource name as Kafka spells it: the topic, "" or the broker id.
+    pub fn name(&self) -> String {
+        match self {
+            ConfigResource::Topic(name) => name.clone(),
+            ConfigResource::Broker(None) => String::new(),
+            ConfigResource::Broker(Some(id)) => id.to_string(),
+        }
+    }
 }
 
 /// One change to a topic's config overrides (IncrementalAlterConfigs' operations).
@@ -52,12 +73,15 @@ pub enum ConfigOp {
     Subtract(String, String),
 }
 
-/// A topic's overrides after `ops`, or why they cannot be applied.
+/// A resource's configs after `ops`, checked by the config table's rules for its kind, or why
+/// they cannot be applied.
 fn apply_config_ops(
+    resource: &ConfigResource,
     current: &BTreeMap<String, String>,
     replace: bool,
     ops: &[ConfigOp],
 ) -> Result<BTreeMap<String, String>, ChangeError> {
+    let topic = matches!(resource, ConfigResource::Topic(_));
     let mut next = if replace {
         BTreeMap::new()
     } else {
@@ -80,6 +104,19 @@ fn apply_config_ops(
             ConfigOp::Delete(k) => {
                 next.remove(k);
             }
+            ConfigOp::Append(k, _) | ConfigOp::Subtract(k, _)
+                if !crate::config::is_list_config(k, topic) =>
+            {
+                let op = if matches!(op, ConfigOp::Append(..)) {
+                    "APPEND"
+                } else {
+                    "SUBTRACT"
+                };
+                return Err(ChangeError::InvalidConfig(format!(
+                    "Can't {op} to key {} because its type is not LIST.",
+                    one_line(k)
+                )));
+            }
             ConfigOp::Append(k, v) => {
                 let mut items = list(next.get(k));
                 if !items.contains(v) {
@@ -93,13 +130,26 @@ fn apply_config_ops(
             }
         }
     }
-    for (k, v) in &next {
-        crate::config::validate_topic_config(k, v).map_err(ChangeError::InvalidConfig)?;
+    match resource {
+        ConfigResource::Topic(_) => {
+            for (k, v) in &next {
+                crate::config::validate_topic_config(k, v).map_err(ChangeError::InvalidConfig)?;
+            }
+        }
+        ConfigResource::Broker(id) => {
+            crate::config::validate_dynamic_broker_configs(&next, id.is_some())
+                .map_err(ChangeError::InvalidRequest)?;
+        }
     }
     Ok(next)
 }
 
-/// Why a topic change was refused. Each carries a message for the client.
+/// A name from the wire on one line, for a message.
+fn one_line(text: &str) -> String {
+    text.escape_debug().to_string()
+}
+
+/// Why a catalog change was refused. Each carries a message for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChangeError {
     /// A bad topic name, or a name that collides with an existing one.
@@ -110,6 +160,9 @@ pub enum ChangeError {
     UnknownTopic(String),
     InvalidPartitions(String),
     InvalidConfig(String),
+    /// A well-formed request that cannot be applied (Kafka answers INVALID_REQUEST: a broker
+    /// config that cannot change at runtime, or a value it refuses).
+    InvalidRequest(String),
     /// The catalog could not be persisted; nothing changed.
     Storage(String),
 }
@@ -123,12 +176,13 @@ impl std::fmt::Display for ChangeError {
             | ChangeError::UnknownTopic(m)
             | ChangeError::InvalidPartitions(m)
             | ChangeError::InvalidConfig(m)
+            | ChangeError::InvalidRequest(m)
             | ChangeError::Storage(m) => f.write_str(m),
         }
     }
 }
 
-/// Per topic, in request order.
+/// Per topic (or config resource, by name), in request order.
 pub type ChangeResult = Vec<(String, Result<(), ChangeError>)>;
 
 /// Sends a change to the control shard and waits until every shard has installed it.
@@ -276,24 +330,37 @@ fn plan(current: &Catalog, change: Change) -> (Option<Arc<Catalog>>, ChangeResul
                 results.push((name, r));
             }
         }
-        Change::AlterTopicConfigs {
-            topics,
+        Change::AlterConfigs {
+            resources,
             validate_only,
         } => {
-            for (name, replace, ops) in topics {
-                let r = match next.topics.get_mut(&name) {
-                    None => Err(ChangeError::UnknownTopic(format!(
-                        "topic '{name}' does not exist"
-                    ))),
-                    Some(t) => apply_config_ops(&t.configs, replace, &ops).map(|configs| {
-                        if !validate_only && configs != t.configs {
-                            t.configs = configs;
-                            changed = true;
-                        }
-                    }),
+            for (resource, replace, ops) in resources {
+                let current = match &resource {
+                    ConfigResource::Topic(name) => {
+                        next.topics.get_mut(name).map(|t| &mut t.configs)
+                    }
+                    ConfigResource::Broker(None) => Some(&mut next.broker_configs.cluster_default),
+                    ConfigResource::Broker(Some(id)) => {
+                        Some(next.broker_configs.per_broker.entry(*id).or_default())
+                    }
                 };
-                results.push((name, r));
+                let r = match current {
+                    None => Err(ChangeError::UnknownTopic(format!(
+                        "topic '{}' does not exist",
+                        resource.name()
+                    ))),
+                    Some(current) => {
+                        apply_config_ops(&resource, current, replace, &ops).map(|configs| {
+                            if !validate_only && configs != *current {
+                                *current = configs;
+                                changed = true;
+                            }
+                        })
+                    }
+                };
+                results.push((resource.name(), r));
             }
+            next.broker_configs.per_broker.retain(|_, c| !c.is_empty());
         }
     }
     (changed.then(|| Arc::new(next)), results)
@@ -350,10 +417,14 @@ mod tests {
     /// appends and subtractions, and a value the config table refuses refuses the whole change.
     #[test]
     fn config_ops() {
+        let topic = ConfigResource::Topic("t".into());
+        let apply = |current: &BTreeMap<String, String>, replace: bool, ops: &[ConfigOp]| {
+            apply_config_ops(&topic, current, replace, ops)
+        };
         let current = map(&[("retention.ms", "1000"), ("cleanup.policy", "delete")]);
         let set = |k: &str, v: &str| ConfigOp::Set(k.into(), v.into());
         assert_eq!(
-            apply_config_ops(&current, false, &[set("segment.bytes", "2048")]),
+            apply(&current, false, &[set("segment.bytes", "2048")]),
             Ok(map(&[
                 ("retention.ms", "1000"),
                 ("cleanup.policy", "delete"),
@@ -361,21 +432,21 @@ mod tests {
             ]))
         );
         assert_eq!(
-            apply_config_ops(&current, true, &[set("segment.bytes", "2048")]),
+            apply(&current, true, &[set("segment.bytes", "2048")]),
             Ok(map(&[("segment.bytes", "2048")]))
         );
         assert_eq!(
-            apply_config_ops(&current, false, &[ConfigOp::Delete("retention.ms".into())]),
+            apply(&current, false, &[ConfigOp::Delete("retention.ms".into())]),
             Ok(map(&[("cleanup.policy", "delete")]))
         );
-        let appended = apply_config_ops(
+        let appended = apply(
             &current,
             false,
             &[ConfigOp::Append("cleanup.policy".into(), "compact".into())],
         )
         .expect("append");
         assert_eq!(appended["cleanup.policy"], "delete,compact");
-        let subtracted = apply_config_ops(
+        let subtracted = apply(
             &appended,
             false,
             &[ConfigOp::Subtract("cleanup.policy".into(), "delete".into())],
@@ -383,12 +454,105 @@ mod tests {
         .expect("subtract");
         assert_eq!(subtracted["cleanup.policy"], "compact");
         assert!(matches!(
-            apply_config_ops(&current, false, &[set("segment.bytes", "not-a-number")]),
+            apply(&current, false, &[set("segment.bytes", "not-a-number")]),
             Err(ChangeError::InvalidConfig(_))
         ));
         assert!(matches!(
-            apply_config_ops(&current, false, &[set("no.such.key", "1")]),
+            apply(&current, false, &[set("no.such.key", "1")]),
             Err(ChangeError::InvalidConfig(_))
         ));
+        // As Kafka: only LIST keys take APPEND and SUBTRACT.
+        assert_eq!(
+            apply(
+                &current,
+                false,
+                &[ConfigOp::Append("retention.ms".into(), "5".into())]
+            ),
+            Err(ChangeError::InvalidConfig(
+                "Can't APPEND to key retention.ms because its type is not LIST.".into()
+            ))
+        );
+    }
+
+    /// Broker resources follow the dynamic rules: a read-only key is refused with Kafka's
+    /// INVALID_REQUEST message, and the whole resulting set is checked, not just the ops.
+    #[test]
+    fn broker_config_ops() {
+        let default = ConfigResource::Broker(None);
+        let set = |k: &str, v: &str| ConfigOp::Set(k.into(), v.into());
+        let current = map(&[("log.retention.ms", "1000")]);
+        assert_eq!(
+            apply_config_ops(
+                &default,
+                &current,
+                false,
+                &[set("log.segment.bytes", "1048576")]
+            ),
+            Ok(map(&[
+                ("log.retention.ms", "1000"),
+                ("log.segment.bytes", "1048576")
+            ]))
+        );
+        assert_eq!(
+            apply_config_ops(&default, &current, false, &[set("log.dirs", "/x")]),
+            Err(ChangeError::InvalidRequest(
+                "Cannot update these configs dynamically: Set(log.dirs)".into()
+            ))
+        );
+        // AlterConfigs replaces the resource's whole dynamic set.
+        assert_eq!(
+            apply_config_ops(
+                &default,
+                &current,
+                true,
+                &[set("message.max.bytes", "2000")]
+            ),
+            Ok(map(&[("message.max.bytes", "2000")]))
+        );
+        let own = ConfigResource::Broker(Some(0));
+        assert_eq!(own.name(), "0");
+        assert_eq!(default.name(), "");
+        assert!(matches!(
+            apply_config_ops(&own, &current, false, &[set("log.retention.ms", "-5")]),
+            Err(ChangeError::InvalidRequest(_))
+        ));
+    }
+
+    /// A broker config change lands in the catalog at its level, a validate-only one does
+    /// not, and deleting a broker's last key leaves no empty entry behind.
+    #[test]
+    fn plan_alters_broker_configs() {
+        let alter = |catalog: &Catalog, resource, ops, validate_only| {
+            plan(
+                catalog,
+                Change::AlterConfigs {
+                    resources: vec![(resource, false, ops)],
+                    validate_only,
+                },
+            )
+        };
+        let set = vec![ConfigOp::Set("log.retention.ms".into(), "5000".into())];
+        let (next, results) = alter(
+            &Catalog::default(),
+            ConfigResource::Broker(None),
+            set.clone(),
+            true,
+        );
+        assert!(next.is_none());
+        assert_eq!(results, vec![(String::new(), Ok(()))]);
+        let (next, _) = alter(
+            &Catalog::default(),
+            ConfigResource::Broker(Some(0)),
+            set,
+            false,
+        );
+        let next = next.expect("changed");
+        assert_eq!(
+            next.broker_configs.per_broker.get(&0),
+            Some(&map(&[("log.retention.ms", "5000")]))
+        );
+        let delete = vec![ConfigOp::Delete("log.retention.ms".into())];
+        let (next, _) = alter(&next, ConfigResource::Broker(Some(0)), delete, false);
+        assert!(next.expect("changed").broker_configs.is_empty());
     }
 }

@@ -1,5 +1,5 @@
-//! The topic catalog: every topic's id, partition count and configs, and which shard owns each
-//! partition (`placement`). Each shard holds an immutable snapshot (`Replica`); the control
+//! The topic catalog: every topic's id, partition count and configs, the dynamic broker configs,
+//! and which shard owns each partition (`placement`). Each shard holds an immutable snapshot (`Replica`); the control
 //! shard applies changes, persists them, and installs the new snapshot on every shard
 //! (`change`). Layers that keep per-partition state (the log, the group coordinator) subscribe
 //! to the replica and follow its changes.
@@ -22,6 +22,8 @@ pub use replica::Replica;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::config::Config;
+
 pub const CATALOG_FILE: &str = "catalog.json";
 /// Kafka's limit on topic names (the directory `<topic>-<partition>` must fit a file name).
 pub const TOPIC_NAME_MAX_BYTES: usize = 249;
@@ -37,12 +39,39 @@ pub struct Topic {
     pub configs: BTreeMap<String, String>,
 }
 
+/// Broker configs set at runtime (AlterConfigs on BROKER resources), as Kafka keeps them in its
+/// metadata: the cluster-wide defaults (resource name "") and each broker's own (resource name:
+/// its id). Values as the client gave them, checked by the config table before they get here.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerConfigs {
+    #[serde(default)]
+    pub cluster_default: BTreeMap<String, String>,
+    #[serde(default)]
+    pub per_broker: BTreeMap<i32, BTreeMap<String, String>>,
+}
+
+impl BrokerConfigs {
+    pub fn is_empty(&self) -> bool {
+        self.cluster_default.is_empty() && self.per_broker.values().all(BTreeMap::is_empty)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalog {
     pub topics: BTreeMap<String, Topic>,
+    /// Absent from catalogs written before dynamic broker configs existed.
+    #[serde(default, skip_serializing_if = "BrokerConfigs::is_empty")]
+    pub broker_configs: BrokerConfigs,
 }
 
 impl Catalog {
+    /// The broker's effective config: `static_config` (file, `--override`, flags) with this
+    /// catalog's dynamic broker configs for its node id applied over it.
+    pub fn broker_config(&self, static_config: &Config) -> Config {
+        let own = self.broker_configs.per_broker.get(&static_config.node_id);
+        static_config.with_dynamic(&self.broker_configs.cluster_default, own)
+    }
+
     pub fn topic(&self, name: &str) -> Option<&Topic> {
         self.topics.get(name)
     }
@@ -153,6 +182,53 @@ mod tests {
         );
         c.save(dir.path()).expect("save");
         assert_eq!(Catalog::load(dir.path()).expect("load"), c);
+        c.broker_configs
+            .cluster_default
+            .insert("log.retention.ms".into(), "1000".into());
+        c.broker_configs.per_broker.insert(
+            0,
+            [("message.max.bytes".to_string(), "2000".to_string())].into(),
+        );
+        c.save(dir.path()).expect("save");
+        assert_eq!(Catalog::load(dir.path()).expect("load"), c);
+    }
+
+    /// A catalog written before dynamic broker configs existed loads with none.
+    #[test]
+    fn loads_a_catalog_without_broker_configs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(CATALOG_FILE), r#"{"topics":{}}"#).expect("write");
+        let c = Catalog::load(dir.path()).expect("load");
+        assert!(c.broker_configs.is_empty());
+    }
+
+    /// The effective config takes the cluster-wide default, and this broker's own value over
+    /// it; another broker's values do not apply.
+    #[test]
+    fn broker_config_layers() {
+        let mut c = Catalog::default();
+        let configs = &mut c.broker_configs;
+        configs
+            .cluster_default
+            .insert("log.retention.ms".into(), "1000".into());
+        configs
+            .cluster_default
+            .insert("message.max.bytes".into(), "3000".into());
+        configs.per_broker.insert(
+            0,
+            [("log.retention.ms".to_string(), "2000".to_string())].into(),
+        );
+        configs.per_broker.insert(
+            7,
+            [("message.max.bytes".to_string(), "9000".to_string())].into(),
+        );
+        let base = Config::for_tests("/tmp/x".into());
+        assert_eq!(base.node_id, 0);
+        let effective = c.broker_config(&base);
+        assert_eq!(
+            (effective.log_retention_ms, effective.message_max_bytes),
+            (2000, 3000)
+        );
     }
 
     /// Topic names follow Kafka's rules.

@@ -27,8 +27,8 @@ pub struct ConfigEntry {
     pub value: String,
     /// Where the effective value came from.
     pub source: Source,
-    /// True for broker keys (none can be changed at runtime yet); false for topic keys, as
-    /// Kafka reports them.
+    /// True for broker keys that cannot change at runtime (not [`super::Key::dynamic`]);
+    /// false for topic keys, as Kafka reports them.
     pub read_only: bool,
     pub config_type: ConfigType,
     pub documentation: &'static str,
@@ -84,7 +84,7 @@ impl Config {
             name: key.name.to_string(),
             value: value.to_string(),
             source: synonyms.first().map_or(Source::Default, |s| s.source),
-            read_only: true,
+            read_only: !key.dynamic,
             config_type: key.ty.config_type(),
             documentation: key.doc,
             synonyms,
@@ -117,19 +117,34 @@ impl Config {
         })
     }
 
-    /// The values behind a broker key: each of its names set explicitly, as given, in
-    /// precedence order, then the default of the first name that has one.
+    /// The values behind a broker key, as Kafka's `ConfigHelper.configSynonyms` lists them: by
+    /// source (this broker's dynamic value, the cluster-wide dynamic default, the static
+    /// setting), each of its names set there as given in precedence order, then the default of
+    /// the first name that has one.
     fn broker_synonyms(&self, key: &Key) -> Vec<ConfigSynonym> {
-        let mut synonyms: Vec<ConfigSynonym> = key
-            .names()
-            .filter_map(|(name, _)| {
-                self.explicit.get(name).map(|raw| ConfigSynonym {
-                    name: name.to_string(),
-                    value: raw.clone(),
-                    source: Source::StaticBroker,
+        let layers = [
+            (&self.dynamic.broker, Source::DynamicBroker),
+            (&self.dynamic.cluster_default, Source::DynamicDefaultBroker),
+        ];
+        let mut synonyms: Vec<ConfigSynonym> = layers
+            .iter()
+            .flat_map(|(layer, source)| {
+                key.names().filter_map(move |(name, _)| {
+                    layer.get(name).map(|raw| ConfigSynonym {
+                        name: name.to_string(),
+                        value: raw.clone(),
+                        source: *source,
+                    })
                 })
             })
             .collect();
+        synonyms.extend(key.names().filter_map(|(name, _)| {
+            self.explicit.get(name).map(|raw| ConfigSynonym {
+                name: name.to_string(),
+                value: raw.clone(),
+                source: Source::StaticBroker,
+            })
+        }));
         if let Some((name, value, _)) = key.default_value(self) {
             synonyms.push(ConfigSynonym {
                 name: name.to_string(),
@@ -176,8 +191,9 @@ mod tests {
         let segment = find(&entries, "log.segment.bytes");
         assert_eq!(
             (segment.value.as_str(), segment.source, segment.read_only),
-            ("1073741824", Source::Default, true)
+            ("1073741824", Source::Default, false)
         );
+        assert!(find(&entries, "num.partitions").read_only);
         assert_eq!(segment.config_type, ConfigType::Int);
         assert_eq!(
             segment.synonyms,

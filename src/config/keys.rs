@@ -58,8 +58,9 @@ pub struct Synonym {
     pub convert: Convert,
 }
 
-/// Whether Kafka can change a key at runtime (its "update mode"): AlterConfigs will accept the
-/// dynamic ones. Shardlog reports every broker key read-only until then.
+/// Whether Kafka can change a key at runtime (its "update mode", `DynamicBrokerConfig`). Shardlog
+/// changes at runtime only the keys marked [`Key::dynamic`]: a subset of Kafka's dynamic keys
+/// that it acts on and can apply safely while serving; every other key is read-only here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Update {
     ReadOnly,
@@ -110,7 +111,13 @@ pub struct Key {
     pub synonyms: &'static [Synonym],
     /// False for keys accepted so that real server.properties files load, but not acted on yet.
     pub acted_on: bool,
+    /// Kafka's update mode for this key.
     pub update: Update,
+    /// True when AlterConfigs may change this broker key at runtime here (as a cluster-wide
+    /// default, or for this broker when Kafka's mode is per-broker): acted on, dynamic in Kafka,
+    /// and read again by what uses it (the partitions' `LogConfig`, recomputed when the dynamic
+    /// configs change), so a new value applies without a restart.
+    pub dynamic: bool,
     pub binding: Binding,
     /// One line for DescribeConfigs' `documentation`.
     pub doc: &'static str,
@@ -127,6 +134,7 @@ impl Key {
             synonyms: &[],
             acted_on: false,
             update: Update::ReadOnly,
+            dynamic: false,
             binding: Binding::None,
             doc,
         }
@@ -178,6 +186,14 @@ impl Key {
 
     const fn update(self, update: Update) -> Key {
         Key { update, ..self }
+    }
+
+    /// Lets AlterConfigs change this broker key at runtime (see [`Key::dynamic`]).
+    const fn dynamic(self) -> Key {
+        Key {
+            dynamic: true,
+            ..self
+        }
     }
 
     const fn field(self, field: Field<Config>) -> Key {
@@ -252,10 +268,13 @@ impl Key {
     }
 
     /// The effective value of a broker key and where it came from: the typed field for keys
-    /// that have one, else the value given (through synonyms), else the default.
+    /// that have one, else the dynamic value, else the value given (through synonyms), else
+    /// the default.
     pub fn broker_value(&self, config: &Config) -> Option<(Value, Source)> {
         let explicit = self.explicit_value(&config.explicit);
-        let source = if explicit.is_some() {
+        let source = if let Some(dynamic) = config.dynamic.source(self.name) {
+            dynamic
+        } else if explicit.is_some() {
             Source::StaticBroker
         } else {
             Source::Default
@@ -263,12 +282,20 @@ impl Key {
         match self.binding {
             Binding::Broker(field) => Some(((field.get)(config), source)),
             Binding::Report(get) => Some((get(config), source)),
-            Binding::None | Binding::Topic(_) => match explicit {
-                Some((_, _, value)) => Some((value, source)),
-                None => self
-                    .default_value(config)
-                    .map(|(_, _, value)| (value, Source::Default)),
-            },
+            Binding::None | Binding::Topic(_) => {
+                // A dynamic value (checked when it was set and when it was loaded) wins.
+                if let Some((raw, dynamic)) = config.dynamic.get(self.name) {
+                    if let Ok(value) = self.ty.parse(raw.trim()) {
+                        return Some((value, dynamic));
+                    }
+                }
+                match explicit {
+                    Some((_, _, value)) => Some((value, source)),
+                    None => self
+                        .default_value(config)
+                        .map(|(_, _, value)| (value, Source::Default)),
+                }
+            }
         }
     }
 }
@@ -435,13 +462,13 @@ pub static KEYS: &[Key] = &[
     Key::broker("default.replication.factor", Type::SingleReplica, "Replicas of an auto-created topic; must be 1 (single node).")
         .default_int(DEFAULT_REPLICATION_FACTOR as i64).acted().field(field!(default_replication_factor)),
     Key::broker("log.segment.bytes", int_within(MIN_LOG_SEGMENT_BYTES as i64, MAX_LOG_SEGMENT_BYTES as i64), "Size at which a segment rolls.")
-        .default_int(DEFAULT_LOG_SEGMENT_BYTES as i64).acted().update(Update::ClusterWide)
+        .default_int(DEFAULT_LOG_SEGMENT_BYTES as i64).acted().update(Update::ClusterWide).dynamic()
         .field(field!(log_segment_bytes)),
     Key::broker("log.index.interval.bytes", int(MIN_ZERO), "Bytes of records between two offset-index entries.")
-        .default_int(DEFAULT_LOG_INDEX_INTERVAL_BYTES as i64).acted().update(Update::ClusterWide)
+        .default_int(DEFAULT_LOG_INDEX_INTERVAL_BYTES as i64).acted().update(Update::ClusterWide).dynamic()
         .field(field!(log_index_interval_bytes)),
     Key::broker("message.max.bytes", int(MIN_ZERO), "Largest record batch accepted.")
-        .default_int(DEFAULT_MESSAGE_MAX_BYTES as i64).acted().update(Update::ClusterWide)
+        .default_int(DEFAULT_MESSAGE_MAX_BYTES as i64).acted().update(Update::ClusterWide).dynamic()
         .field(field!(message_max_bytes)),
     Key::broker("socket.request.max.bytes", int(MIN_SOCKET_REQUEST_MAX_BYTES as i64), "Largest request frame; a larger one closes the connection.")
         .default_int(DEFAULT_SOCKET_REQUEST_MAX_BYTES as i64).acted().field(field!(socket_request_max_bytes)),
@@ -501,29 +528,29 @@ pub static KEYS: &[Key] = &[
         .default_int(DEFAULT_TRANSACTION_REMOVE_EXPIRED_INTERVAL_MS as i64).acted()
         .field(field!(txn.remove_expired_interval_ms)),
     Key::broker("producer.id.expiration.ms", int(MIN_ONE), "How long a partition keeps the state of a producer that has not written to it.")
-        .default_int(DEFAULT_PRODUCER_ID_EXPIRATION_MS).acted().update(Update::ClusterWide)
+        .default_int(DEFAULT_PRODUCER_ID_EXPIRATION_MS).acted().update(Update::ClusterWide).dynamic()
         .field(field!(txn.producer_id_expiration_ms)),
 
     Key::broker("log.retention.ms", long(RETENTION_UNLIMITED), "How long a log is kept; -1 is unlimited.")
         .default_int(DEFAULT_LOG_RETENTION_MS).synonyms(&[minutes("log.retention.minutes"), hours("log.retention.hours")])
-        .acted().update(Update::ClusterWide).field(Field { set: set_log_retention_ms, get: |c| c.log_retention_ms.to_value() }),
+        .acted().update(Update::ClusterWide).dynamic().field(Field { set: set_log_retention_ms, get: |c| c.log_retention_ms.to_value() }),
     Key::broker("log.retention.minutes", int(RETENTION_UNLIMITED), "log.retention.ms in minutes, when that is not set."),
     Key::broker("log.retention.hours", int(RETENTION_UNLIMITED), "log.retention.ms in hours, when neither it nor log.retention.minutes is set.")
         .default_int(DEFAULT_LOG_RETENTION_HOURS),
     Key::broker("log.retention.bytes", long(RETENTION_UNLIMITED), "Largest size a partition log is kept at; -1 is unlimited.")
-        .default_int(DEFAULT_LOG_RETENTION_BYTES).acted().update(Update::ClusterWide).field(field!(log_retention_bytes)),
+        .default_int(DEFAULT_LOG_RETENTION_BYTES).acted().update(Update::ClusterWide).dynamic().field(field!(log_retention_bytes)),
     Key::broker("log.cleanup.policy", Type::CleanupPolicy, "delete old segments, compact by key, or both.")
-        .default_text(DEFAULT_LOG_CLEANUP_POLICY).acted().update(Update::ClusterWide).field(field!(log_cleanup_policy)),
+        .default_text(DEFAULT_LOG_CLEANUP_POLICY).acted().update(Update::ClusterWide).dynamic().field(field!(log_cleanup_policy)),
     Key::broker("log.retention.check.interval.ms", long(MIN_ONE), "How often retention is checked.")
         .default_int(DEFAULT_LOG_RETENTION_CHECK_INTERVAL_MS as i64).acted()
         .field(field!(log_retention_check_interval_ms)),
 
     Key::broker("log.roll.ms", long(MIN_ONE), "Age at which a segment rolls.")
-        .synonyms(&[hours("log.roll.hours")]).acted().update(Update::ClusterWide),
+        .synonyms(&[hours("log.roll.hours")]).acted().update(Update::ClusterWide).dynamic(),
     Key::broker("log.roll.hours", int(MIN_ONE), "log.roll.ms in hours, when that is not set.")
         .default_int(DEFAULT_LOG_ROLL_HOURS),
     Key::broker("log.roll.jitter.ms", long(MIN_ZERO), "Most random time taken off log.roll.ms per segment.")
-        .synonyms(&[hours("log.roll.jitter.hours")]).acted().update(Update::ClusterWide),
+        .synonyms(&[hours("log.roll.jitter.hours")]).acted().update(Update::ClusterWide).dynamic(),
     Key::broker("log.roll.jitter.hours", int(MIN_ZERO), "log.roll.jitter.ms in hours, when that is not set.")
         .default_int(DEFAULT_LOG_ROLL_JITTER_HOURS),
     Key::broker("log.cleaner.enable", Type::Boolean, "Whether compacted topics are cleaned.")
@@ -540,13 +567,13 @@ pub static KEYS: &[Key] = &[
     Key::broker("log.cleaner.threads", int(MIN_ZERO), "Kafka's cleaner threads; shardlog cleans on each shard instead.")
         .default_int(1).update(Update::ClusterWide),
     Key::broker("log.cleaner.delete.retention.ms", long(MIN_ZERO), "How long tombstones are kept in a compacted topic.")
-        .default_int(DEFAULT_DELETE_RETENTION_MS).acted().update(Update::ClusterWide),
+        .default_int(DEFAULT_DELETE_RETENTION_MS).acted().update(Update::ClusterWide).dynamic(),
     Key::broker("log.cleaner.min.cleanable.ratio", Type::Ratio, "Share of uncompacted log that triggers compaction.")
-        .default_text(DEFAULT_MIN_CLEANABLE_DIRTY_RATIO).acted().update(Update::ClusterWide),
+        .default_text(DEFAULT_MIN_CLEANABLE_DIRTY_RATIO).acted().update(Update::ClusterWide).dynamic(),
     Key::broker("log.cleaner.min.compaction.lag.ms", long(MIN_ZERO), "Shortest a record stays uncompacted.")
-        .default_int(DEFAULT_MIN_COMPACTION_LAG_MS).acted().update(Update::ClusterWide),
+        .default_int(DEFAULT_MIN_COMPACTION_LAG_MS).acted().update(Update::ClusterWide).dynamic(),
     Key::broker("log.cleaner.max.compaction.lag.ms", long(MIN_ONE), "Longest a record stays uncompacted.")
-        .default_int(DEFAULT_MAX_COMPACTION_LAG_MS).acted().update(Update::ClusterWide),
+        .default_int(DEFAULT_MAX_COMPACTION_LAG_MS).acted().update(Update::ClusterWide).dynamic(),
 
     // --- Broker keys checked, stored and reported, not acted on yet -------------------------
     Key::broker("log.flush.interval.messages", long(MIN_ONE), "Messages written before a partition is flushed.")

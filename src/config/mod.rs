@@ -10,6 +10,7 @@
 //! - `settings.rs`: keys collected from the file and `--override`; `properties.rs`: the file parser.
 //! - `listeners.rs`: listen and advertised addresses; `io_memory.rs`: glommio io_memory sizing.
 //! - `topic.rs`: a topic's typed config; `describe.rs`: the entries DescribeConfigs reports.
+//! - `dynamic.rs`: broker keys changed at runtime (AlterConfigs), layered over the rest.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -21,6 +22,7 @@ use clap::Parser;
 
 mod defaults;
 mod describe;
+mod dynamic;
 mod io_memory;
 mod keys;
 mod listeners;
@@ -31,6 +33,7 @@ mod value;
 
 pub use defaults::*;
 pub use describe::{ConfigEntry, ConfigSynonym};
+pub use dynamic::{is_list_config, validate_dynamic_broker_configs, DynamicLayers};
 pub use io_memory::*;
 pub use keys::{Binding, Convert, DefaultValue, Key, Scope, Synonym, Update, KEYS};
 pub use topic::TopicConfig;
@@ -97,6 +100,9 @@ pub struct Config {
     /// it: `--data-dir` for `log.dirs`, `--listen` for `listeners`, `--advertise` for
     /// `advertised.listeners`), with its winning value as given; for DescribeConfigs.
     pub explicit: BTreeMap<String, String>,
+    /// The dynamic broker configs applied over the static ones ([`Config::with_dynamic`]);
+    /// empty in the static config a broker starts from.
+    pub dynamic: DynamicLayers,
 }
 
 /// The consumer-group coordinator's settings, with Kafka's key names and defaults.
@@ -364,6 +370,7 @@ impl Config {
             txn: TxnConfig::default(),
             cleaner: CleanerConfig::default(),
             explicit: BTreeMap::new(),
+            dynamic: DynamicLayers::default(),
         }
     }
 

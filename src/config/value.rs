@@ -314,6 +314,11 @@ fn parse_throttled_replicas(value: &str) -> Result<(), String> {
 pub enum Source {
     /// Set on the topic (CreateTopics configs): Kafka's DYNAMIC_TOPIC_CONFIG.
     TopicOverride,
+    /// Set at runtime for this broker (AlterConfigs on its id): DYNAMIC_BROKER_CONFIG.
+    DynamicBroker,
+    /// Set at runtime as the cluster-wide default (AlterConfigs on broker ""):
+    /// DYNAMIC_DEFAULT_BROKER_CONFIG.
+    DynamicDefaultBroker,
     /// Set in the --config file, by --override or by a dedicated flag: STATIC_BROKER_CONFIG.
     StaticBroker,
     /// Nobody set it: DEFAULT_CONFIG.

@@ -99,6 +99,12 @@ impl BatchHeader {
         self.attributes & 0x10 != 0
     }
 
+    /// True when the batch's timestamps are the broker's (LogAppendTime, attribute bit 3):
+    /// every record then has the batch's largest timestamp.
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & 0x08 != 0
+    }
+
     /// The sequence of the batch's last record: sequences wrap from `i32::MAX` to 0, as
     /// Kafka's `DefaultRecordBatch.incrementSequence`.
     pub fn last_sequence(&self) -> i32 {

@@ -81,10 +81,16 @@ pub enum OffsetQuery {
     LatestStable,
     /// The log start offset.
     Earliest,
-    /// The record with the largest timestamp.
-    MaxTimestamp,
-    /// The first record with a timestamp at or after this one.
-    Timestamp(i64),
+    /// The start of the local log (KIP-405): the log start offset, as there is no tiered
+    /// storage.
+    EarliestLocal,
+    /// The last offset in tiered storage (KIP-1005): none, as there is no tiered storage.
+    LatestTiered,
+    /// The record with the largest timestamp, if a reader with this isolation may see it.
+    MaxTimestamp(Isolation),
+    /// The first record with a timestamp at or after this one, if a reader with this
+    /// isolation may see it.
+    Timestamp(i64, Isolation),
 }
 
 /// An offset found by ListOffsets, with the record's timestamp when the query was by time.
@@ -232,11 +238,20 @@ impl Partitions {
         query: OffsetQuery,
     ) -> Result<Option<FoundOffset>, LogError> {
         let log = self.lookup(topic, partition)?;
-        let by_time = |found: Option<(i64, i64)>| {
-            found.map(|(offset, ts)| FoundOffset {
-                offset,
-                timestamp: Some(ts),
-            })
+        // As Kafka's ReplicaManager: a record found by time at or past the last offset the
+        // reader may fetch (the last stable offset for read_committed, else the high
+        // watermark) is not answered.
+        let by_time = |found: Option<(i64, i64)>, isolation: Isolation| {
+            let fetchable = match isolation {
+                Isolation::ReadCommitted => log.last_stable_offset(),
+                Isolation::ReadUncommitted => log.high_watermark(),
+            };
+            found
+                .filter(|&(offset, _)| offset < fetchable)
+                .map(|(offset, ts)| FoundOffset {
+                    offset,
+                    timestamp: Some(ts),
+                })
         };
         Ok(match query {
             OffsetQuery::Latest => Some(FoundOffset {
@@ -247,12 +262,17 @@ impl Partitions {
                 offset: log.last_stable_offset(),
                 timestamp: None,
             }),
-            OffsetQuery::Earliest => Some(FoundOffset {
+            OffsetQuery::Earliest | OffsetQuery::EarliestLocal => Some(FoundOffset {
                 offset: log.log_start_offset(),
                 timestamp: None,
             }),
-            OffsetQuery::MaxTimestamp => by_time(log.offset_of_max_timestamp().await?),
-            OffsetQuery::Timestamp(ts) => by_time(log.offset_for_timestamp(ts).await?),
+            OffsetQuery::LatestTiered => None,
+            OffsetQuery::MaxTimestamp(isolation) => {
+                by_time(log.offset_of_max_timestamp().await?, isolation)
+            }
+            OffsetQuery::Timestamp(ts, isolation) => {
+                by_time(log.offset_for_timestamp(ts).await?, isolation)
+            }
         })
     }
 }

@@ -23,6 +23,7 @@ use super::error::LogError;
 use super::group_commit::GroupCommit;
 use super::producer_snapshot;
 use super::producers::{Checked, ProducerStates};
+use super::records;
 use super::segment::{self, Scan, Segment};
 use super::txn_index::{self, AbortedTxn};
 use crate::util::{blocking, checkpoint, Notify};
@@ -1014,38 +1015,54 @@ impl PartitionLog {
         Ok(outcome)
     }
 
-    /// The offset and timestamp of the first record whose timestamp is at or after `ts`
-    /// (ListOffsets by time), or `None` when every record is older.
+    /// ListOffsets by time (Kafka's `UnifiedLog.fetchOffsetByTimestamp`): the offset and
+    /// timestamp of the first record, in offset order and at or after the log start offset,
+    /// whose timestamp is at or after `ts`; `None` when there is none.
+    ///
+    /// Producers set CreateTime, so timestamps may go backwards within and across segments:
+    /// the answer is the first match by offset, not the record with the nearest timestamp.
+    /// Segments are taken in offset order, skipping those whose largest timestamp is older
+    /// than `ts` or that lie wholly below the log start; within one, the time index (largest
+    /// timestamp so far) and the offset index (the log start) say where the scan may begin,
+    /// and a batch whose largest timestamp is older is skipped without decoding. Kafka
+    /// searches only the first segment whose largest timestamp is new enough, and so answers
+    /// none when the records that made it qualify lie below a log start moved by DeleteRecords;
+    /// this goes on to the next segments, which is what ListOffsets promises.
     pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
-        let candidates: Vec<_> = {
+        let (log_start, candidates) = {
             let state = self.state.borrow();
-            state
+            let log_start = state.log_start_offset;
+            let candidates: Vec<_> = state
                 .segments
                 .iter()
-                .filter(|s| s.max_timestamp >= ts)
-                .map(|s| (s.file.clone(), s.index.lookup_time(ts).position, s.size))
-                .collect()
+                .filter(|s| s.next_offset > log_start && s.max_timestamp >= ts)
+                .map(|s| {
+                    let from = s
+                        .index
+                        .lookup_time(ts)
+                        .position
+                        .max(scan_start(s, log_start));
+                    (s.file.clone(), from, s.size)
+                })
+                .collect();
+            (log_start, candidates)
         };
+        let window = self.config.get().io_buffer_bytes;
         for (file, from, size) in candidates {
             let mut found = None;
-            segment::scan(
-                &file,
-                from,
-                size,
-                false,
-                self.config.get().io_buffer_bytes,
-                |_, header, bytes| {
-                    if header.max_timestamp < ts {
-                        return Scan::Continue;
-                    }
-                    found = first_record_at_or_after(bytes, ts);
-                    if found.is_some() {
-                        Scan::Stop
-                    } else {
-                        Scan::Continue
-                    }
-                },
-            )
+            segment::scan(&file, from, size, false, window, |_, header, bytes| {
+                if header.max_timestamp < ts || header.last_offset() < log_start {
+                    return Scan::Continue;
+                }
+                found = record_times(header, bytes)
+                    .into_iter()
+                    .find(|&(offset, t)| t >= ts && offset >= log_start);
+                if found.is_some() {
+                    Scan::Stop
+                } else {
+                    Scan::Continue
+                }
+            })
             .await
             .map_err(|e| LogError::Storage(e.to_string()))?;
             if found.is_some() {
@@ -1055,37 +1072,81 @@ impl PartitionLog {
         Ok(None)
     }
 
-    /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3).
+    /// ListOffsets -3 (KIP-734): the offset and timestamp of the record with the largest
+    /// timestamp at or after the log start offset; when several records share it, the first
+    /// in offset order (Kafka takes the first segment with the largest timestamp, and in it
+    /// the first record that has it). `None` when the log holds no record.
     pub async fn offset_of_max_timestamp(&self) -> Result<Option<(i64, i64)>, LogError> {
-        let best = {
+        let (log_start, segments) = {
             let state = self.state.borrow();
-            state
+            let log_start = state.log_start_offset;
+            let segments: Vec<_> = state
                 .segments
                 .iter()
-                .filter(|s| s.size > 0)
-                .max_by_key(|s| s.max_timestamp)
-                .map(|s| (s.file.clone(), s.size, s.max_timestamp))
+                .filter(|s| s.size > 0 && s.next_offset > log_start)
+                .map(|s| {
+                    let below_start = s.base_offset < log_start;
+                    let from = scan_start(s, log_start);
+                    (s.file.clone(), from, s.size, s.max_timestamp, below_start)
+                })
+                .collect();
+            (log_start, segments)
         };
-        let Some((file, size, max_ts)) = best else {
+        let window = self.config.get().io_buffer_bytes;
+        // The largest timestamp and the segment holding it first. A segment that starts below
+        // the log start may owe its largest timestamp to records no longer served: scan it.
+        let mut best: Option<(i64, usize)> = None;
+        for (i, (file, from, size, max_timestamp, below_start)) in segments.iter().enumerate() {
+            let largest = if *below_start {
+                let mut largest: Option<i64> = None;
+                segment::scan(file, *from, *size, false, window, |_, header, bytes| {
+                    if header.last_offset() < log_start {
+                        return Scan::Continue;
+                    }
+                    let in_batch = if header.base_offset >= log_start {
+                        Some(header.max_timestamp)
+                    } else {
+                        record_times(header, bytes)
+                            .into_iter()
+                            .filter(|&(offset, _)| offset >= log_start)
+                            .map(|(_, t)| t)
+                            .max()
+                    };
+                    largest = largest.max(in_batch);
+                    Scan::Continue
+                })
+                .await
+                .map_err(|e| LogError::Storage(e.to_string()))?;
+                largest
+            } else {
+                Some(*max_timestamp)
+            };
+            if let Some(largest) = largest {
+                if best.is_none_or(|(b, _)| largest > b) {
+                    best = Some((largest, i));
+                }
+            }
+        }
+        let Some((max_ts, i)) = best else {
+            return Ok(None);
+        };
+        let Some((file, from, size, _, _)) = segments.get(i) else {
             return Ok(None);
         };
         let mut found = None;
-        segment::scan(
-            &file,
-            0,
-            size,
-            false,
-            self.config.get().io_buffer_bytes,
-            |_, header, bytes| {
-                if header.max_timestamp == max_ts {
-                    found = first_record_at_or_after(bytes, max_ts);
-                    if found.is_some() {
-                        return Scan::Stop;
-                    }
-                }
+        segment::scan(file, *from, *size, false, window, |_, header, bytes| {
+            if header.max_timestamp < max_ts || header.last_offset() < log_start {
+                return Scan::Continue;
+            }
+            found = record_times(header, bytes)
+                .into_iter()
+                .find(|&(offset, t)| t >= max_ts && offset >= log_start);
+            if found.is_some() {
+                Scan::Stop
+            } else {
                 Scan::Continue
-            },
-        )
+            }
+        })
         .await
         .map_err(|e| LogError::Storage(e.to_string()))?;
         Ok(found)
@@ -1300,15 +1361,38 @@ async fn recover_producers(
     Ok(states)
 }
 
-/// Decodes one stored batch (decompressing it when needed) and finds its first record with a
-/// timestamp at or after `ts`.
-fn first_record_at_or_after(batch_bytes: &[u8], ts: i64) -> Option<(i64, i64)> {
-    let mut buf = Bytes::copy_from_slice(batch_bytes);
-    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).ok()?;
-    set.records
-        .iter()
-        .find(|r| r.timestamp >= ts)
-        .map(|r| (r.offset, r.timestamp))
+/// The offset and timestamp of each record of a stored batch, in offset order, through the
+/// bounded record walk (`records`); the records before one that does not parse, or none when
+/// the batch does not decompress (these bytes come from disk: nothing here panics). In a
+/// LogAppendTime batch every record has the batch's largest timestamp, as Kafka's
+/// `DefaultRecordBatch` reports it.
+fn record_times(header: &BatchHeader, batch_bytes: &[u8]) -> Vec<(i64, i64)> {
+    let Ok(body) = records::body(header, batch_bytes) else {
+        return Vec::new();
+    };
+    let log_append_time = header.is_log_append_time();
+    records::walk(&body)
+        .map_while(Result::ok)
+        .map(|r| {
+            let offset = header.base_offset.saturating_add(i64::from(r.offset_delta));
+            let t = if log_append_time {
+                header.max_timestamp
+            } else {
+                header.base_timestamp.saturating_add(r.timestamp_delta)
+            };
+            (offset, t)
+        })
+        .collect()
+}
+
+/// Where a scan of segment `s` for records at or after `log_start` may begin: the offset
+/// index entry at or before it, or the segment's start.
+fn scan_start(s: &Segment, log_start: i64) -> u32 {
+    if log_start <= s.base_offset {
+        return 0;
+    }
+    let relative = u32::try_from(log_start - s.base_offset).unwrap_or(u32::MAX);
+    s.index.lookup(relative).position
 }
 
 #[cfg(test)]
@@ -1759,6 +1843,115 @@ mod tests {
                 Some((0, 1000))
             );
             assert_eq!(log.offset_for_timestamp(5000).await.expect("ts"), None);
+            log.close().await.expect("close");
+        });
+    }
+
+    /// Appends one batch whose records have these CreateTime timestamps.
+    async fn append_times(log: &PartitionLog, timestamps: &[i64]) {
+        let records = timestamps
+            .iter()
+            .map(|&t| (None, Some(Bytes::from_static(b"v")), t));
+        let b = batch::try_encode_batch_as(records, Compression::None, None).expect("encode");
+        let headers = batch::validate_produce(&b, 1 << 20).expect("valid");
+        log.append(Bytes::from(b), headers).await.expect("append");
+    }
+
+    /// Timestamps that go backwards within and across segments: a lookup answers the first
+    /// record in offset order whose timestamp is at or after the target (not the nearest
+    /// timestamp), max timestamp answers the first record holding the largest, and neither
+    /// answers a record below the log start offset once DeleteRecords moved it, even inside
+    /// a segment, while later segments still answer.
+    #[test]
+    fn lookups_by_time_with_timestamps_out_of_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        run(move || async move {
+            // Tiny segments: each batch rolls into a segment of its own.
+            let log = open(&path, 100).await;
+            append_times(&log, &[1000, 3000, 2000]).await; // offsets 0..=2
+            append_times(&log, &[1500, 1200, 4000]).await; // offsets 3..=5
+            append_times(&log, &[500, 2500, 4000]).await; // offsets 6..=8
+            append_times(&log, &[100, 200]).await; // offsets 9..=10
+            assert_eq!(log.state.borrow().segments.len(), 4);
+            let at = |ts: i64| {
+                let log = log.clone();
+                async move { log.offset_for_timestamp(ts).await.expect("lookup") }
+            };
+            assert_eq!(at(0).await, Some((0, 1000)));
+            assert_eq!(at(150).await, Some((0, 1000)));
+            assert_eq!(at(1001).await, Some((1, 3000)));
+            assert_eq!(at(2000).await, Some((1, 3000)));
+            assert_eq!(at(3500).await, Some((5, 4000)));
+            assert_eq!(at(4000).await, Some((5, 4000)));
+            assert_eq!(at(4001).await, None);
+            let max = || {
+                let log = log.clone();
+                async move { log.offset_of_max_timestamp().await.expect("max") }
+            };
+            // Offsets 5 and 8 share the largest timestamp: the first one, as Kafka.
+            assert_eq!(max().await, Some((5, 4000)));
+
+            // The log start inside the second segment: offsets 3.. only.
+            assert_eq!(log.delete_records(4).await.expect("delete"), 4);
+            assert_eq!(at(0).await, Some((4, 1200)));
+            assert_eq!(at(2000).await, Some((5, 4000)));
+            assert_eq!(max().await, Some((5, 4000)));
+            // Past the first record with the largest timestamp.
+            log.delete_records(6).await.expect("delete");
+            assert_eq!(at(2000).await, Some((7, 2500)));
+            assert_eq!(at(3000).await, Some((8, 4000)));
+            assert_eq!(max().await, Some((8, 4000)));
+            // Inside the last segment, past its largest timestamp.
+            log.delete_records(10).await.expect("delete");
+            assert_eq!(at(150).await, Some((10, 200)));
+            assert_eq!(at(300).await, None);
+            assert_eq!(max().await, Some((10, 200)));
+            log.delete_records(11).await.expect("delete");
+            assert_eq!(at(0).await, None);
+            assert_eq!(max().await, None);
+            log.close().await.expect("close");
+        });
+    }
+
+    /// Inside one segment, the time index lets a lookup skip what cannot match, and it stays
+    /// right across a restart (the index read back from disk) with timestamps that dip.
+    #[test]
+    fn lookup_by_time_through_the_time_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        run(move || async move {
+            let log = open(&path, 1 << 20).await;
+            // Index entries every 256 bytes: 40 batches give several entries.
+            let stamps: Vec<i64> = (0..40)
+                .map(|i| if i % 5 == 4 { 10 } else { 1000 + i })
+                .collect();
+            for t in &stamps {
+                append_times(&log, &[*t]).await;
+            }
+            let expect = |target: i64| {
+                stamps
+                    .iter()
+                    .enumerate()
+                    .find(|(_, t)| **t >= target)
+                    .map(|(o, t)| (o as i64, *t))
+            };
+            for target in [0, 10, 11, 1000, 1003, 1004, 1005, 1020, 1038, 1039, 1040] {
+                assert_eq!(
+                    log.offset_for_timestamp(target).await.expect("lookup"),
+                    expect(target),
+                    "{target}"
+                );
+            }
+            log.close().await.expect("close");
+            let log = open(&path, 1 << 20).await;
+            for target in [11, 1021, 1038] {
+                assert_eq!(
+                    log.offset_for_timestamp(target).await.expect("lookup"),
+                    expect(target),
+                    "{target}"
+                );
+            }
             log.close().await.expect("close");
         });
     }

@@ -23,7 +23,8 @@ use crate::util::blocking;
 
 impl LogConfig {
     /// The log settings of one topic: its overrides, else the broker's defaults (the config
-    /// table resolves and checks both).
+    /// table resolves and checks both). `config` is the effective broker config, dynamic
+    /// broker configs included (`Catalog::broker_config`).
     pub fn for_topic(config: &Config, topic: &Topic) -> LogConfig {
         let topic = crate::config::TopicConfig::resolve(config, &topic.configs);
         let policy = |name: &str| topic.cleanup_policy.split(',').any(|p| p.trim() == name);
@@ -65,6 +66,7 @@ pub struct Partitions {
     /// This shard's id and the number of shards: which partitions are ours.
     shard_id: usize,
     shard_count: usize,
+    /// The static broker config; the effective one adds the catalog's dynamic broker configs.
     config: Arc<Config>,
     catalog: Rc<Replica>,
     logs: RefCell<HashMap<String, HashMap<i32, Rc<PartitionLog>>>>,
@@ -235,21 +237,30 @@ impl Partitions {
                 }
             }
         }
-        self.apply_configs(previous, next);
-        self.open_owned(next).await;
+        // Partitions open, and take changed configs, with the broker's dynamic configs applied.
+        let effective = next.broker_config(&self.config);
+        self.apply_configs(previous, next, &effective);
+        self.open_owned(next, &effective).await;
     }
 
-    /// Topics whose configs changed (AlterConfigs): their open partitions take the new
-    /// settings at once (a new `segment.bytes` at the next roll, retention at its next check).
-    fn apply_configs(&self, previous: &Catalog, next: &Catalog) {
+    /// Topics whose configs changed (AlterConfigs on the topic), or every topic when the
+    /// dynamic broker configs changed (their defaults may be what a topic inherits): their
+    /// open partitions take the new settings at once (a new `segment.bytes` at the next roll,
+    /// retention at its next check). A topic that overrides a key keeps its override.
+    fn apply_configs(&self, previous: &Catalog, next: &Catalog, effective: &Config) {
+        let brokers_changed = previous.broker_configs != next.broker_configs;
+        if brokers_changed && self.shard_id == catalog::change::CONTROL_SHARD {
+            tracing::info!(configs = ?next.broker_configs, "dynamic broker configs applied");
+        }
         for (name, topic) in &next.topics {
-            let changed = previous
-                .topic(name)
-                .is_some_and(|p| p.id == topic.id && p.configs != topic.configs);
-            if !changed {
+            let Some(before) = previous.topic(name).filter(|p| p.id == topic.id) else {
+                continue;
+            };
+            let own_changed = before.configs != topic.configs;
+            if !own_changed && !brokers_changed {
                 continue;
             }
-            let config = LogConfig::for_topic(&self.config, topic);
+            let config = LogConfig::for_topic(effective, topic);
             for log in self
                 .logs
                 .borrow()
@@ -259,19 +270,22 @@ impl Partitions {
             {
                 log.set_config(config);
             }
-            tracing::info!(topic = %name, "topic configs changed");
+            if own_changed {
+                tracing::info!(topic = %name, "topic configs changed");
+            }
         }
     }
 
-    /// Opens every partition of `catalog` that this shard owns and has not opened.
-    async fn open_owned(&self, catalog: &Catalog) {
+    /// Opens every partition of `catalog` that this shard owns and has not opened, with the
+    /// effective broker config `effective`.
+    async fn open_owned(&self, catalog: &Catalog, effective: &Config) {
         let (id, count) = (self.shard_id, self.shard_count);
         for (name, topic) in &catalog.topics {
             for p in 0..topic.partitions {
                 if catalog::owner_shard(name, p, count) != id || self.get(name, p).is_some() {
                     continue;
                 }
-                let config = LogConfig::for_topic(&self.config, topic);
+                let config = LogConfig::for_topic(effective, topic);
                 let data_dir = &self.config.data_dir;
                 match PartitionLog::open(data_dir, name, p, config, self.commit.clone()).await {
                     Ok(log) => {

@@ -606,3 +606,45 @@ pub fn segment_files(data_dir: &Path, topic: &str, partition: i32) -> Vec<PathBu
     files.sort();
     files
 }
+
+/// Sends one request with kafka-protocol's encoders on a fresh connection and decodes its
+/// response: for what no client library here can ask (a broker resource named "", a given
+/// API version).
+pub fn call<Req, Resp>(
+    addr: SocketAddr,
+    key: kafka_protocol::messages::ApiKey,
+    version: i16,
+    req: &Req,
+) -> Resp
+where
+    Req: kafka_protocol::protocol::Encodable,
+    Resp: kafka_protocol::protocol::Decodable,
+{
+    use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(CALL_TIMEOUT))
+        .expect("timeout");
+    let mut body = bytes::BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("e2e-raw")))
+        .encode(&mut body, key.request_header_version(version))
+        .expect("encode header");
+    req.encode(&mut body, version).expect("encode request");
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    stream.write_all(&frame).expect("send");
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).expect("response size");
+    let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut buf).expect("response");
+    let mut buf = bytes::Bytes::from(buf);
+    let header = ResponseHeader::decode(&mut buf, key.response_header_version(version))
+        .expect("response header");
+    assert_eq!(header.correlation_id, 7);
+    Resp::decode(&mut buf, version).expect("response body")
+}
