@@ -781,21 +781,12 @@ pub async fn recover_swaps(dir: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::log::batch;
-    use crate::log::group_commit::GroupCommit;
     use crate::log::partition::Isolation;
     use bytes::Bytes;
     use kafka_protocol::records::Compression;
     use std::collections::BTreeMap;
-    use std::rc::Rc;
 
-    fn run<F: std::future::Future<Output = ()> + 'static>(f: impl FnOnce() -> F + Send + 'static) {
-        glommio::LocalExecutorBuilder::default()
-            .io_memory(64 << 10)
-            .spawn(move || async move { f().await })
-            .expect("executor")
-            .join()
-            .expect("join");
-    }
+    use crate::log::test_support::{open_log as open, run};
 
     fn compacted(segment_bytes: u32) -> LogConfig {
         LogConfig {
@@ -808,15 +799,6 @@ mod tests {
             },
             ..LogConfig::plain(segment_bytes, 64 << 10)
         }
-    }
-
-    async fn open(dir: &Path, config: LogConfig) -> Rc<PartitionLog> {
-        segment::probe_device(dir, 0).await.expect("probe");
-        let commit = GroupCommit::new();
-        glommio::spawn_local(commit.clone().run()).detach();
-        PartitionLog::open(dir, "t", 0, config, commit)
-            .await
-            .expect("open")
     }
 
     /// Appends one batch of `(key, value)` records (value `None`: a tombstone) at time `ts`.

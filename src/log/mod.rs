@@ -15,6 +15,8 @@ pub mod producer_snapshot;
 pub mod producers;
 pub mod records;
 pub mod segment;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod txn_index;
 
 pub use error::LogError;

@@ -1401,14 +1401,7 @@ mod tests {
     use crate::log::batch::tests::make_batch;
     use kafka_protocol::records::Compression;
 
-    fn run<F: std::future::Future<Output = ()> + 'static>(f: impl FnOnce() -> F + Send + 'static) {
-        glommio::LocalExecutorBuilder::default()
-            .io_memory(64 << 10)
-            .spawn(move || async move { f().await })
-            .expect("executor")
-            .join()
-            .expect("join");
-    }
+    use crate::log::test_support::{open_log, run};
 
     fn config(segment_bytes: u32) -> LogConfig {
         LogConfig {
@@ -1418,14 +1411,7 @@ mod tests {
     }
 
     async fn open(dir: &Path, segment_bytes: u32) -> Rc<PartitionLog> {
-        crate::log::segment::probe_device(dir, 0)
-            .await
-            .expect("probe");
-        let commit = GroupCommit::new();
-        glommio::spawn_local(commit.clone().run()).detach();
-        PartitionLog::open(dir, "t", 0, config(segment_bytes), commit)
-            .await
-            .expect("open")
+        open_log(dir, config(segment_bytes)).await
     }
 
     async fn append(log: &PartitionLog, records: usize) -> i64 {
