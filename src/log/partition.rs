@@ -371,15 +371,15 @@ impl PartitionLog {
             return Err(LogError::OffsetOutOfRange);
         }
         let _one_writer = self.lifecycle.lock().await;
-        let start = {
-            let mut state = self.state.borrow_mut();
-            state.log_start_offset = state.log_start_offset.max(target);
-            state.log_start_offset
-        };
+        let start = self.log_start_offset().max(target);
+        // Durable first, then served: a failed write (a full disk) leaves the start where it
+        // was, in memory as on disk.
         checkpoint::write(&self.dir.join(LOG_START_FILE), start)
             .await
             .map_err(|e| LogError::Storage(e.to_string()))?;
-        Ok(start)
+        let mut state = self.state.borrow_mut();
+        state.log_start_offset = state.log_start_offset.max(start);
+        Ok(state.log_start_offset)
     }
 
     /// Deletes the oldest segments that retention no longer keeps (Kafka's

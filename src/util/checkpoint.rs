@@ -39,22 +39,31 @@ pub async fn read(path: &Path, what_to_do: &str) -> io::Result<Option<i64>> {
     }
 }
 
-/// Replaces `path` with `value`, durably.
+/// Replaces `path` with `value`, durably. On failure (a full disk) the temporary file is
+/// removed and `path` keeps the old value or the new one (a failed directory sync: the rename
+/// may or may not survive a crash); callers act on the new value only once this succeeded.
 pub async fn write(path: &Path, value: i64) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     let text = encode(value).into_bytes();
-    let (tmp2, dir) = (tmp.clone(), path.parent().map(|d| d.to_path_buf()));
-    blocking::run(move || {
+    let tmp2 = tmp.clone();
+    let written = blocking::run(move || {
         use std::io::Write;
         let mut f = std::fs::File::create(&tmp2)?;
         f.write_all(&text)?;
         f.sync_data()
     })
     .await
-    .map_err(|e| blocking::with_path(e, &tmp))?;
-    blocking::rename(&tmp, path).await?;
-    if let Some(dir) = dir {
-        blocking::sync_dir(&dir).await?;
+    .map_err(|e| blocking::with_path(e, &tmp));
+    let renamed = match written {
+        Ok(()) => blocking::rename(&tmp, path).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = renamed {
+        blocking::remove_file(&tmp).await;
+        return Err(e);
+    }
+    if let Some(dir) = path.parent() {
+        blocking::sync_dir(dir).await?;
     }
     Ok(())
 }
