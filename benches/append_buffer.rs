@@ -48,16 +48,15 @@ fn plan_run(seg: &mut Segment, run: &[Bytes], positions: &[usize], next_offset: 
         })
         .expect("plan_write");
     // What the writer records once the write is done; nothing is written here.
-    seg.size = planned.new_size;
+    seg.commit_write(planned.skip_write());
     *next_offset += positions.len() as i64 * 1000;
-    drop(planned);
     if seg.size > RESET_SEGMENT_AT {
         // Pad to the next block so the kept tail is empty, then start over at 0: the
         // segment's tail and size agree again without reopening the file.
         let pad = (seg.file.align_up(u64::from(seg.size)) - u64::from(seg.size)) as usize;
         if pad > 0 {
             let planned = seg.plan_write(pad, |buf| buf.fill(0)).expect("pad");
-            drop(planned);
+            seg.commit_write(planned.skip_write());
         }
         seg.size = 0;
     }

@@ -211,7 +211,16 @@ pub struct PartitionLog {
     writer_running: Cell<bool>,
     /// Set by `roll_if_old` for the writer: roll the active segment when it is old.
     roll_requested: Cell<bool>,
+    /// Why the partition takes no more appends: a write failed in a way that may have left
+    /// the disk in a state this process cannot know (EIO, not a full disk). Until a restart.
     failed: RefCell<Option<String>>,
+    /// Whether the last write failed for want of space: appends are refused one by one (not
+    /// for good) and the transitions are logged once each, not per request.
+    disk_full: Cell<bool>,
+    /// Aborted transactions whose `.txnindex` append failed (a full disk), by the base offset
+    /// of the segment holding their markers: appended before anything else is, and before any
+    /// producer snapshot past their markers (which would stop a restart from finding them).
+    unindexed_aborts: RefCell<Vec<(i64, AbortedTxn)>>,
     producers: RefCell<ProducerStates>,
     /// Held by what changes the sealed segments or the log start (DeleteRecords, retention,
     /// the cleaner), so they run one at a time: the log-start checkpoint ends with the largest
@@ -326,6 +335,8 @@ impl PartitionLog {
             writer_running: Cell::new(true),
             roll_requested: Cell::new(false),
             failed: RefCell::new(None),
+            disk_full: Cell::new(false),
+            unindexed_aborts: RefCell::new(Vec::new()),
             producers: RefCell::new(producers),
             lifecycle: futures::lock::Mutex::new(()),
             tombstones_due_at: Cell::new(None),
@@ -573,7 +584,9 @@ impl PartitionLog {
                 };
                 if due {
                     if let Err(e) = self.roll().await {
-                        tracing::warn!(topic = %self.topic, partition = self.partition, error = %e, "rolling an old segment failed; trying again at the next check");
+                        // A full disk: tried again at the next check (logged once); anything
+                        // else takes the partition offline, as a failed append's roll does.
+                        let _ = self.storage_failed(&e);
                     }
                 }
             }
@@ -612,12 +625,13 @@ impl PartitionLog {
                 continue;
             }
             if self.must_roll_for(&job, &run, segment_bytes) {
-                if let Err(e) = self.flush(&mut run).await {
-                    self.fail(e, job);
-                    continue;
-                }
-                if let Err(e) = self.roll().await {
-                    self.fail(e, job);
+                let rolled = match self.flush(&mut run).await {
+                    Ok(()) => self.roll().await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = rolled {
+                    // The run's own jobs were answered by `flush`; this one was not written.
+                    let _ = job.reply.send(Err(self.storage_failed(&e)));
                     continue;
                 }
             }
@@ -636,6 +650,8 @@ impl PartitionLog {
                 (state.active().size, state.active().next_offset)
             };
             let base_offset = run.batches.last().map_or(segment_next, |b| b.next_offset);
+            // What the check records is undone if the run's write fails (`write_run`).
+            self.producers.borrow_mut().begin_write();
             match self.check_producer(&job, base_offset) {
                 Ok(Checked::Append) => {}
                 Ok(Checked::Duplicate { first_offset }) => {
@@ -667,9 +683,8 @@ impl PartitionLog {
             run.bytes += job.records.len();
             run.jobs.push((job, base_offset));
         }
-        if let Err(e) = self.flush(&mut run).await {
-            tracing::error!(topic = %self.topic, partition = self.partition, error = %e, "write failed; partition is offline");
-        }
+        // A failure was answered to every job of the run and logged by `flush`.
+        let _ = self.flush(&mut run).await;
     }
 
     /// Whether the active segment must roll before `job` (Kafka's `shouldRoll`): it would grow
@@ -753,15 +768,39 @@ impl PartitionLog {
             .map_err(LogError::Producer)
     }
 
-    fn fail(&self, e: io::Error, job: AppendJob) {
-        tracing::error!(topic = %self.topic, partition = self.partition, error = %e, "write failed; partition is offline");
-        *self.failed.borrow_mut() = Some(e.to_string());
-        let _ = job.reply.send(Err(LogError::Storage(e.to_string())));
+    /// The error an append gets for a failed write (or roll), logged once per transition rather
+    /// than per request. A full disk leaves the log as it was (the failed write cut back off,
+    /// the producer state undone), so the partition stays online and the next append tries
+    /// again; any other error takes the partition offline until a restart, whose recovery
+    /// cuts whatever the failure left at the end of the log.
+    fn storage_failed(&self, e: &io::Error) -> LogError {
+        if self.failed.borrow().is_some() {
+            return LogError::Storage(e.to_string());
+        }
+        if super::error::is_out_of_space(e) {
+            if !self.disk_full.replace(true) {
+                tracing::error!(topic = %self.topic, partition = self.partition, error = %e, data_dir = %self.dir.parent().unwrap_or(&self.dir).display(), "disk full: appends to this partition are answered KAFKA_STORAGE_ERROR until space is freed in the data directory; nothing acknowledged is lost");
+            } else {
+                tracing::debug!(topic = %self.topic, partition = self.partition, error = %e, "disk still full");
+            }
+        } else {
+            tracing::error!(topic = %self.topic, partition = self.partition, error = %e, "write failed; the partition takes no more appends until the broker restarts (recovery then checks the log)");
+            *self.failed.borrow_mut() = Some(e.to_string());
+        }
+        LogError::Storage(e.to_string())
+    }
+
+    /// A write succeeded: the end of a full disk, if there was one, is logged.
+    fn storage_ok(&self) {
+        if self.disk_full.replace(false) {
+            tracing::info!(topic = %self.topic, partition = self.partition, "disk space available again: appends to this partition resumed");
+        }
     }
 
     /// Writes a run to the active segment (its batches copied once, straight into the aligned
     /// buffer, with their offsets written in), then publishes it: index, ended transactions,
-    /// high watermark, waiting fetches, and the jobs' replies.
+    /// high watermark, waiting fetches, and the jobs' replies. On failure every job of the run
+    /// (and every duplicate waiting on it) is answered with the error.
     async fn flush(&self, run: &mut Run) -> io::Result<()> {
         let duplicates = std::mem::take(&mut run.duplicates);
         let result = self.write_run(run).await;
@@ -781,12 +820,13 @@ impl PartitionLog {
     /// `flush` without the duplicates: returns the log start offset the replies report.
     async fn write_run(&self, run: &mut Run) -> io::Result<i64> {
         if run.jobs.is_empty() {
+            self.producers.borrow_mut().end_write(true);
             return Ok(self.log_start_offset());
         }
         let run_start = run.batches.first().map_or(0, |b| b.position);
         let planned = {
-            let mut state = self.state.borrow_mut();
-            state.active_mut().plan_write(run.bytes, |buf| {
+            let state = self.state.borrow();
+            state.active().plan_write(run.bytes, |buf| {
                 let mut at = 0;
                 for (job, _) in &run.jobs {
                     buf[at..at + job.records.len()].copy_from_slice(&job.records);
@@ -802,26 +842,30 @@ impl PartitionLog {
             })
         };
         let result = match planned {
-            Ok(p) => {
-                let new_size = p.new_size;
-                p.execute().await.map(|file| (file, new_size))
-            }
+            Ok(p) => p.execute().await,
             Err(e) => Err(e),
         };
         let jobs = std::mem::take(&mut run.jobs);
         let batches = std::mem::take(&mut run.batches);
         let markers = std::mem::take(&mut run.markers);
         run.bytes = 0;
-        let (file, new_size) = match result {
-            Ok(ok) => ok,
+        self.producers.borrow_mut().end_write(result.is_ok());
+        let written = match result {
+            Ok(written) => written,
             Err(e) => {
-                *self.failed.borrow_mut() = Some(e.to_string());
+                // The segment is as before the run (its size, tail block and index were not
+                // touched, and the file was cut back to its size), so the next run writes the
+                // same tail block again, at the same offsets.
+                self.state.borrow_mut().active_mut().forget_preallocation();
+                let error = self.storage_failed(&e);
                 for (job, _) in jobs {
-                    let _ = job.reply.send(Err(LogError::Storage(e.to_string())));
+                    let _ = job.reply.send(Err(error.clone()));
                 }
                 return Err(e);
             }
         };
+        self.storage_ok();
+        let file = written.file().clone();
         let interval = self.config.get().index_interval_bytes;
         let (log_start_offset, aborted, segment_base) = {
             let mut state = self.state.borrow_mut();
@@ -836,7 +880,7 @@ impl PartitionLog {
                     .on_append(rel, b.position, max_so_far, interval);
                 active.next_offset = b.next_offset;
             }
-            active.size = new_size;
+            active.commit_write(written);
             let next = active.next_offset;
             let segment_base = active.base_offset;
             // Transactions end before the high watermark moves past their markers, so a
@@ -861,9 +905,25 @@ impl PartitionLog {
         self.commit.mark_dirty(&file);
         self.appended.notify_all();
         if !aborted.is_empty() {
+            self.unindexed_aborts
+                .borrow_mut()
+                .extend(aborted.iter().map(|a| (segment_base, *a)));
+        }
+        if !self.unindexed_aborts.borrow().is_empty() {
             // Before the marker's reply: the coordinator counts the transaction as ended in
-            // this partition once answered, and a later snapshot relies on the index.
-            self.index_aborted(segment_base, &aborted).await?;
+            // this partition once answered, and a later snapshot relies on the index. A failed
+            // append (a full disk) does not fail the run: the markers are in the log and the
+            // aborts in memory, and the entries are appended before any snapshot past them, so
+            // until then a restart finds them by replaying the markers.
+            match self.index_aborted().await {
+                Ok(()) => {}
+                Err(e) if self.unindexed_aborts.borrow().len() > aborted.len() => {
+                    tracing::debug!(topic = %self.topic, partition = self.partition, error = %e, "still cannot append to the aborted transaction index");
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %self.topic, partition = self.partition, error = %e, "cannot append to the aborted transaction index yet; retrying with the next write and before the next roll");
+                }
+            }
         }
         for (job, base_offset) in jobs {
             let _ = job.reply.send(Ok(AppendOutcome {
@@ -874,27 +934,69 @@ impl PartitionLog {
         Ok(log_start_offset)
     }
 
-    /// Appends aborted transactions to the `.txnindex` of the segment holding their markers.
-    async fn index_aborted(&self, segment_base: i64, aborted: &[AbortedTxn]) -> io::Result<()> {
-        let path = self.dir.join(txn_index::file_name(segment_base));
-        let bytes: Vec<u8> = aborted.iter().flat_map(txn_index::encode).collect();
-        blocking::append_synced(&path, bytes).await
+    /// Appends the aborted transactions not indexed yet to the `.txnindex` of the segment
+    /// holding their markers (in order: all of one segment's in one append).
+    async fn index_aborted(&self) -> io::Result<()> {
+        loop {
+            let (segment_base, bytes, count) = {
+                let pending = self.unindexed_aborts.borrow();
+                let Some(&(segment_base, _)) = pending.first() else {
+                    return Ok(());
+                };
+                let same: Vec<&AbortedTxn> = pending
+                    .iter()
+                    .take_while(|(base, _)| *base == segment_base)
+                    .map(|(_, a)| a)
+                    .collect();
+                let bytes: Vec<u8> = same.iter().flat_map(|a| txn_index::encode(a)).collect();
+                (segment_base, bytes, same.len())
+            };
+            let path = self.dir.join(txn_index::file_name(segment_base));
+            blocking::append_synced(&path, bytes, txn_index::ENTRY_BYTES).await?;
+            self.unindexed_aborts.borrow_mut().drain(..count);
+        }
     }
 
-    /// Seals the active segment and starts a new one at the next offset.
+    /// Seals the active segment and starts a new one at the next offset. A failure (a full
+    /// disk) leaves the active segment taking appends, as it was: the sealed index files
+    /// written so far are valid for it, and recovery reads past them; the next segment's file
+    /// is removed again, because a start takes the segment before the last as sealed and the
+    /// last as the log's end, so an empty next file left behind while appends went on into
+    /// this one would hide them.
     async fn roll(&self) -> io::Result<()> {
+        // The snapshot below is past this segment's markers: their aborts must be indexed.
+        self.index_aborted().await?;
         let (seal, next_offset) = {
             let mut state = self.state.borrow_mut();
             let active = state.active_mut();
             (active.seal_plan(), active.next_offset)
         };
         seal.execute().await?;
-        let mut segment = Segment::create(&self.dir, next_offset).await?;
+        let path = self.dir.join(segment::log_file_name(next_offset));
+        let created = match Segment::create(&self.dir, next_offset).await {
+            Ok(segment) => {
+                let rest = match self.write_producer_snapshot(next_offset).await {
+                    Ok(()) => blocking::sync_dir(&self.dir).await,
+                    Err(e) => Err(e),
+                };
+                rest.map(|()| segment)
+            }
+            Err(e) => Err(e),
+        };
+        let mut segment = match created {
+            Ok(segment) => segment,
+            Err(e) => {
+                if let Err(removing) = blocking::remove_file_if_exists(&path).await {
+                    return Err(io::Error::other(format!(
+                        "{e}; then removing the unfinished next segment failed too: {removing}"
+                    )));
+                }
+                return Err(e);
+            }
+        };
         let config = self.config.get();
         segment.roll_jitter_ms =
             crate::util::random_below(config.segment_jitter_ms.min(config.segment_ms));
-        self.write_producer_snapshot(next_offset).await?;
-        blocking::sync_dir(&self.dir).await?;
         self.state.borrow_mut().segments.push(segment);
         tracing::debug!(topic = %self.topic, partition = self.partition, base_offset = next_offset, "rolled segment");
         Ok(())
@@ -1169,6 +1271,9 @@ impl PartitionLog {
             seal.execute().await?;
         }
         if self.failed.borrow().is_none() {
+            // A snapshot past markers whose aborts are not indexed would hide them from the
+            // next start; without one, the start replays the markers and indexes them.
+            self.index_aborted().await?;
             self.write_producer_snapshot(self.high_watermark()).await?;
         }
         Ok(())
@@ -1356,7 +1461,12 @@ async fn recover_producers(
     }
     for (segment_base, aborted) in missing {
         let path = dir.join(txn_index::file_name(segment_base));
-        blocking::append_synced(&path, txn_index::encode(&aborted).to_vec()).await?;
+        blocking::append_synced(
+            &path,
+            txn_index::encode(&aborted).to_vec(),
+            txn_index::ENTRY_BYTES,
+        )
+        .await?;
     }
     Ok(states)
 }
@@ -1399,6 +1509,7 @@ fn scan_start(s: &Segment, log_start: i64) -> u32 {
 mod tests {
     use super::*;
     use crate::log::batch::tests::make_batch;
+    use crate::log::segment::fault::{self, WriteFault};
     use kafka_protocol::records::Compression;
 
     use crate::log::test_support::{open_log, run};
@@ -1808,6 +1919,189 @@ mod tests {
             assert_eq!(reopened.log_start_offset(), start);
             assert_eq!(reopened.high_watermark(), hw);
             reopened.close().await.expect("close");
+        });
+    }
+
+    /// Appends one batch of `records` records; the error when its write fails.
+    async fn try_append(log: &PartitionLog, records: usize) -> Result<i64, LogError> {
+        let b = make_batch(records, 40, Compression::None);
+        let headers = batch::validate_produce(&b, 1 << 20).expect("valid");
+        let out = log.append(Bytes::from(b), headers).await?;
+        log.durable().await?;
+        Ok(out.base_offset)
+    }
+
+    fn segment_path(dir: &Path, base_offset: i64) -> PathBuf {
+        dir.join("t-0").join(segment::log_file_name(base_offset))
+    }
+
+    /// A full disk fails one append without damaging the log: the whole write reached the
+    /// file before the error, and it is cut back off; the segment's size and partly filled
+    /// tail block are as before, so the next appends get the same offsets and write correct
+    /// bytes (every stored batch passes its CRC), also after a crash.
+    #[test]
+    fn a_full_disk_fails_one_append_and_the_next_ones_work() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        run(move || async move {
+            let log = open(&path, 1 << 20).await;
+            for n in 1..=5 {
+                append(&log, n).await;
+            }
+            let hw = log.high_watermark();
+            let size = log.state.borrow().active().size;
+            assert_ne!(size % 512, 0, "the tail block is partly filled");
+            fault::fail_next_write(WriteFault {
+                partial_bytes: usize::MAX,
+                errno: libc::ENOSPC,
+            });
+            let failed = try_append(&log, 40).await;
+            assert!(matches!(failed, Err(LogError::Storage(_))), "{failed:?}");
+            assert_eq!(log.high_watermark(), hw);
+            assert_eq!(log.state.borrow().active().size, size);
+            let on_disk = std::fs::metadata(segment_path(&path, 0))
+                .expect("stat")
+                .len();
+            assert_eq!(on_disk, u64::from(size), "the failed write is cut off");
+            // Still online: the next appends take the offsets the failed one would have had.
+            assert_eq!(try_append(&log, 2).await, Ok(hw));
+            assert_eq!(try_append(&log, 3).await, Ok(hw + 2));
+            let batches = read_all(&log, 0).await;
+            assert_eq!(batches.len(), 7);
+            assert!(batches
+                .windows(2)
+                .all(|w| w[1].base_offset == w[0].last_offset() + 1));
+            // No close: as after a kill -9.
+            let reopened = open(&path, 1 << 20).await;
+            assert_eq!(reopened.high_watermark(), hw + 5);
+            assert_eq!(read_all(&reopened, 0).await.len(), 7);
+            reopened.close().await.expect("close");
+        });
+    }
+
+    /// A producer's batch whose write failed for want of space is not remembered: its retry is
+    /// written (not answered as a duplicate pointing at offsets that hold nothing), and the
+    /// sequence goes on from it, across a crash too.
+    #[test]
+    fn a_failed_write_is_not_taken_for_a_duplicate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        run(move || async move {
+            let log = open(&path, 1 << 20).await;
+            assert_eq!(append_idempotent(&log, 7, 0).await, Ok(0));
+            assert_eq!(append_idempotent(&log, 7, 3).await, Ok(3));
+            fault::fail_next_write(WriteFault {
+                partial_bytes: 512,
+                errno: libc::ENOSPC,
+            });
+            assert!(matches!(
+                append_idempotent(&log, 7, 6).await,
+                Err(LogError::Storage(_))
+            ));
+            assert_eq!(append_idempotent(&log, 7, 6).await, Ok(6));
+            assert_eq!(log.high_watermark(), 9);
+            assert_eq!(read_all(&log, 0).await.len(), 3);
+            let reopened = open(&path, 1 << 20).await;
+            assert_eq!(append_idempotent(&reopened, 7, 6).await, Ok(6));
+            assert_eq!(append_idempotent(&reopened, 7, 9).await, Ok(9));
+            reopened.close().await.expect("close");
+        });
+    }
+
+    /// Any other write error (EIO) takes the partition offline: later appends are refused
+    /// without a write, and a restart recovers everything acknowledged and takes appends.
+    #[test]
+    fn an_io_error_takes_the_partition_offline_until_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        run(move || async move {
+            let log = open(&path, 1 << 20).await;
+            for _ in 0..3 {
+                append(&log, 3).await;
+            }
+            fault::fail_next_write(WriteFault {
+                partial_bytes: 4096,
+                errno: libc::EIO,
+            });
+            assert!(matches!(
+                try_append(&log, 3).await,
+                Err(LogError::Storage(_))
+            ));
+            assert!(matches!(
+                try_append(&log, 3).await,
+                Err(LogError::Storage(_))
+            ));
+            assert_eq!(log.high_watermark(), 9);
+            let reopened = open(&path, 1 << 20).await;
+            assert_eq!(reopened.high_watermark(), 9);
+            assert_eq!(read_all(&reopened, 0).await.len(), 3);
+            assert_eq!(try_append(&reopened, 1).await, Ok(9));
+            reopened.close().await.expect("close");
+        });
+    }
+
+    /// A roll that fails once the next segment's file exists (its producer snapshot hit a full
+    /// disk) removes that file again, so a start cannot take it for the end of the log, and
+    /// leaves the active segment as it was; a later append rolls, and a crash loses nothing.
+    #[test]
+    fn a_failed_roll_leaves_the_log_as_it_was() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        run(move || async move {
+            let log = open(&path, 2048).await;
+            let batch_len = make_batch(3, 40, Compression::None).len() as u32;
+            while log.state.borrow().active().size + batch_len <= 2048 {
+                append(&log, 3).await;
+            }
+            let hw = log.high_watermark();
+            // The seal's offset and time indexes are written, the snapshot fails.
+            fault::script_synced_writes(&[None, None, Some(libc::ENOSPC)]);
+            assert!(matches!(
+                try_append(&log, 3).await,
+                Err(LogError::Storage(_))
+            ));
+            assert_eq!(log.state.borrow().segments.len(), 1);
+            assert!(
+                !segment_path(&path, hw).exists(),
+                "the next segment is removed"
+            );
+            assert_eq!(log.high_watermark(), hw);
+            assert_eq!(try_append(&log, 3).await, Ok(hw));
+            assert_eq!(log.state.borrow().segments.len(), 2);
+            assert_eq!(try_append(&log, 3).await, Ok(hw + 3));
+            let reopened = open(&path, 2048).await;
+            assert_eq!(reopened.high_watermark(), hw + 6);
+            let batches = read_all(&reopened, 0).await;
+            assert_eq!(batches.len() as i64, (hw + 6) / 3);
+            reopened.close().await.expect("close");
+        });
+    }
+
+    /// An aborted transaction index append that a full disk cut short leaves a partial entry;
+    /// the next append overwrites it instead of shifting every later entry off its boundary.
+    #[test]
+    fn txn_index_appends_overwrite_a_torn_entry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join(txn_index::file_name(0));
+        run(move || async move {
+            let entry = |n: i64| AbortedTxn {
+                producer_id: n,
+                first_offset: n,
+                last_offset: n + 1,
+                last_stable_offset: n + 2,
+            };
+            let mut bytes = txn_index::encode(&entry(1)).to_vec();
+            bytes.extend_from_slice(&txn_index::encode(&entry(2))[..20]);
+            std::fs::write(&file, &bytes).expect("write");
+            blocking::append_synced(
+                &file,
+                txn_index::encode(&entry(3)).to_vec(),
+                txn_index::ENTRY_BYTES,
+            )
+            .await
+            .expect("append");
+            let stored = std::fs::read(&file).expect("read");
+            assert_eq!(txn_index::decode_all(&stored), vec![entry(1), entry(3)]);
         });
     }
 

@@ -117,6 +117,20 @@ pub struct ProducerStates {
     ongoing: BTreeMap<i64, i64>,
     /// Aborted transactions in the order their markers were written (so by last offset).
     aborted: Vec<AbortedTxn>,
+    /// While a write is in flight: what its batches changed, to undo if it fails.
+    journal: Option<Journal>,
+}
+
+/// The state a write's batches changed, as it was before them (`begin_write`). Batches are
+/// checked and recorded when their offsets are assigned, before their write: a write that
+/// fails (a full disk) must not leave them recorded, or the producer's retry would be answered
+/// as a duplicate at offsets that hold nothing, or refused as out of sequence.
+#[derive(Debug, Default)]
+struct Journal {
+    /// Each producer the write touched, as it was before its first batch (`None`: unknown).
+    producers: Vec<(i64, Option<Producer>)>,
+    /// Transactions the write opened, by first offset.
+    opened: Vec<i64>,
 }
 
 impl ProducerStates {
@@ -167,8 +181,44 @@ impl ProducerStates {
         Ok(Checked::Append)
     }
 
+    /// Starts journaling what `check` and `record` change, until `end_write`. Idempotent while
+    /// a journal is open (a write of several jobs).
+    pub fn begin_write(&mut self) {
+        self.journal.get_or_insert_with(Journal::default);
+    }
+
+    /// Ends the journal of the write in flight: kept when the write completed, undone when it
+    /// failed (so the state is what it was before its batches were checked).
+    pub fn end_write(&mut self, completed: bool) {
+        let Some(journal) = self.journal.take() else {
+            return;
+        };
+        if completed {
+            return;
+        }
+        for first_offset in journal.opened {
+            self.ongoing.remove(&first_offset);
+        }
+        for (pid, before) in journal.producers {
+            match before {
+                Some(p) => self.producers.insert(pid, p),
+                None => self.producers.remove(&pid),
+            };
+        }
+    }
+
     /// Records a batch as written at `first_offset`: after `check`, and when replaying the log.
     pub fn record(&mut self, h: &BatchHeader, first_offset: i64) {
+        if let Some(journal) = &mut self.journal {
+            if !journal
+                .producers
+                .iter()
+                .any(|(pid, _)| *pid == h.producer_id)
+            {
+                let before = self.producers.get(&h.producer_id).cloned();
+                journal.producers.push((h.producer_id, before));
+            }
+        }
         let p = self
             .producers
             .entry(h.producer_id)
@@ -187,6 +237,9 @@ impl ProducerStates {
         if h.is_transactional() && p.txn_first_offset.is_none() {
             p.txn_first_offset = Some(first_offset);
             self.ongoing.insert(first_offset, h.producer_id);
+            if let Some(journal) = &mut self.journal {
+                journal.opened.push(first_offset);
+            }
         }
     }
 
@@ -500,6 +553,32 @@ mod tests {
             Ok(Checked::Duplicate { first_offset: 100 })
         );
         assert_eq!(restored.first_unstable_offset(), Some(105));
+    }
+
+    /// A write that failed leaves the state as it was before its batches: the producer's retry
+    /// is appended (not taken for a duplicate), a new producer is forgotten, and a transaction
+    /// the write opened is not open; a completed write keeps what it recorded.
+    #[test]
+    fn failed_write_is_undone() {
+        let mut s = ProducerStates::default();
+        s.check(&header(1, 0, 0, 2, false), 0).expect("first");
+        let before = s.snapshot();
+        s.begin_write();
+        s.check(&header(1, 0, 2, 2, false), 2).expect("second");
+        s.check(&header(1, 0, 4, 1, false), 4).expect("third");
+        s.check(&header(2, 0, 0, 1, true), 5).expect("txn");
+        assert_eq!(s.first_unstable_offset(), Some(5));
+        s.end_write(false);
+        assert_eq!(s.snapshot(), before);
+        assert_eq!(s.first_unstable_offset(), None);
+        assert_eq!(s.check(&header(1, 0, 2, 2, false), 2), Ok(Checked::Append));
+        s.begin_write();
+        s.check(&header(2, 0, 0, 1, true), 4).expect("txn");
+        s.end_write(true);
+        assert_eq!(s.first_unstable_offset(), Some(4));
+        // Outside a write nothing is journaled, and ending none changes nothing.
+        s.end_write(false);
+        assert_eq!(s.first_unstable_offset(), Some(4));
     }
 
     /// Expiry forgets idle producers but never one with an open transaction.

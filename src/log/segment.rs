@@ -257,12 +257,10 @@ impl Segment {
     /// Plans the write of `len` new bytes after the segment's data: the aligned blocks to write,
     /// beginning with the partly filled last block. `fill` writes the new bytes (batches with
     /// their offsets) into the buffer. The caller awaits the write with no borrow of the segment
-    /// held, then records the new size.
-    pub fn plan_write(
-        &mut self,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]),
-    ) -> io::Result<PlannedWrite> {
+    /// held, then hands the result to `commit_write`. Planning changes nothing in the segment:
+    /// a write that fails (a full disk) leaves it as it was, so the next append rewrites the
+    /// same tail block from the same bytes.
+    pub fn plan_write(&self, len: usize, fill: impl FnOnce(&mut [u8])) -> io::Result<PlannedWrite> {
         let start_block = self.file.align_down(u64::from(self.size));
         let new_size = u64::from(self.size) + len as u64;
         let new_size = u32::try_from(new_size).map_err(|_| {
@@ -283,20 +281,17 @@ impl Segment {
         bytes[tail_len + len..].fill(0);
         let new_tail_start = (self.file.align_down(u64::from(new_size)) - start_block) as usize;
         let new_tail_end = (u64::from(new_size) - start_block) as usize;
-        self.tail.clear();
-        self.tail
-            .extend_from_slice(&bytes[new_tail_start..new_tail_end]);
-        let preallocate_to = (end_block > self.preallocated).then(|| {
-            let target = end_block.div_ceil(PREALLOCATE_STEP_BYTES) * PREALLOCATE_STEP_BYTES;
-            self.preallocated = target;
-            target
-        });
+        let new_tail = bytes[new_tail_start..new_tail_end].to_vec();
+        let preallocate_to = (end_block > self.preallocated)
+            .then(|| end_block.div_ceil(PREALLOCATE_STEP_BYTES) * PREALLOCATE_STEP_BYTES);
         Ok(PlannedWrite {
             file: self.file.clone(),
             path: self.path.clone(),
             buf,
             position: start_block,
+            old_size: self.size,
             new_size,
+            new_tail,
             preallocate_to,
         })
     }
@@ -323,8 +318,37 @@ impl Segment {
         waited > segment_ms.saturating_sub(self.roll_jitter_ms)
     }
 
+    /// Records a write that completed: the segment's size, its new partly filled last block,
+    /// and how far extents are reserved.
+    pub fn commit_write(&mut self, written: Written) {
+        assert!(
+            Rc::ptr_eq(&self.file, &written.file),
+            "a write is committed to the segment it was planned on"
+        );
+        assert!(written.new_size >= self.size, "a segment only grows");
+        debug_assert_eq!(
+            written.new_tail.len() as u64,
+            u64::from(written.new_size) - self.file.align_down(u64::from(written.new_size))
+        );
+        self.size = written.new_size;
+        self.tail = written.new_tail;
+        if let Some(to) = written.preallocated_to {
+            self.preallocated = self.preallocated.max(to);
+        }
+    }
+
+    /// After a failed write: the file was cut back to the segment's size (see
+    /// `PlannedWrite::execute`), which may have released the extents reserved past it, so the
+    /// next write reserves again.
+    pub fn forget_preallocation(&mut self) {
+        self.preallocated = 0;
+    }
+
     /// The index and seal data of a segment taking no more appends.
     pub fn seal_plan(&mut self) -> SealPlan {
+        // The seal cuts the file at its size, releasing what was reserved past it (a roll that
+        // fails after the cut leaves this segment active, and its next write reserves again).
+        self.preallocated = 0;
         let last_rel = u32::try_from(self.next_offset - 1 - self.base_offset).unwrap_or(0);
         if self.size > 0 {
             self.index.seal_time(self.max_timestamp, last_rel);
@@ -345,29 +369,94 @@ pub struct PlannedWrite {
     path: PathBuf,
     buf: glommio::io::DmaBuffer,
     position: u64,
-    pub new_size: u32,
+    /// The segment's size when planned: where the file is cut back to if the write fails.
+    old_size: u32,
+    new_size: u32,
+    new_tail: Vec<u8>,
     preallocate_to: Option<u64>,
 }
 
+/// A write that completed, for `Segment::commit_write`.
+pub struct Written {
+    file: Rc<DmaFile>,
+    new_size: u32,
+    new_tail: Vec<u8>,
+    /// How far extents were reserved ahead (tried: a failed reservation is not tried again
+    /// until the writes pass it, so a nearly full disk does not get a futile fallocate per
+    /// write).
+    preallocated_to: Option<u64>,
+}
+
+impl Written {
+    /// The file written, for the group commit to sync.
+    pub fn file(&self) -> &Rc<DmaFile> {
+        &self.file
+    }
+}
+
 impl PlannedWrite {
-    pub async fn execute(self) -> io::Result<Rc<DmaFile>> {
+    /// What `execute` returns when the write completes, without writing: for a benchmark of
+    /// the planning alone (`benches/append_buffer.rs`).
+    pub fn skip_write(self) -> Written {
+        Written {
+            file: self.file,
+            new_size: self.new_size,
+            new_tail: self.new_tail,
+            preallocated_to: self.preallocate_to,
+        }
+    }
+}
+
+impl PlannedWrite {
+    /// Writes the planned blocks. On failure the file is cut back to the segment's size, so
+    /// that no part of a write that was refused (a full disk fails a direct write part way, or
+    /// shortens it) is left past the data, where a restart's recovery could take it for
+    /// batches; an error that is not `is_out_of_space` then means the cut failed too.
+    pub async fn execute(self) -> io::Result<Written> {
         if let Some(target) = self.preallocate_to {
             // Reserving extents ahead is an optimisation: the write allocates if this fails.
             let _ = self.file.pre_allocate(target, true).await;
         }
         let want = self.buf.len();
-        let written = self
-            .file
-            .write_at(self.buf, self.position)
-            .await
-            .map_err(|e| with_path(e.into(), &self.path))?;
-        if written < want {
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                format!("{}: short write", self.path.display()),
-            ));
+        #[cfg(test)]
+        if let Some(fault) = fault::take_write() {
+            let failed = fault.apply(&self.file, &self.buf, self.position).await;
+            return Err(cut_back(&self.file, &self.path, self.old_size, failed).await);
         }
-        Ok(self.file)
+        let failed = match self.file.write_at(self.buf, self.position).await {
+            Ok(n) if n >= want => {
+                return Ok(Written {
+                    file: self.file,
+                    new_size: self.new_size,
+                    new_tail: self.new_tail,
+                    preallocated_to: self.preallocate_to,
+                })
+            }
+            // A short direct write to a regular file is how a file system that ran out of
+            // blocks (or quota) part way through reports it.
+            Ok(n) => io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!(
+                    "{}: short write ({n} of {want} bytes): no space left",
+                    self.path.display()
+                ),
+            ),
+            Err(e) => with_path(e.into(), &self.path),
+        };
+        Err(cut_back(&self.file, &self.path, self.old_size, failed).await)
+    }
+}
+
+/// Cuts a file whose write failed back to `size`, and returns the error to report: the write's,
+/// or, when the cut fails too, one that is not `is_out_of_space` (the file may now hold part
+/// of a refused write past its data, so the partition must go offline until recovery).
+async fn cut_back(file: &DmaFile, path: &Path, size: u32, failed: io::Error) -> io::Error {
+    match file.truncate(u64::from(size)).await {
+        Ok(()) => failed,
+        Err(cut) => io::Error::other(format!(
+            "{failed}; then cutting {} back to {size} bytes failed too: {cut}",
+            path.display()
+        )),
     }
 }
 
@@ -413,26 +502,40 @@ async fn read_tail(file: &DmaFile, size: u32) -> io::Result<Vec<u8>> {
     Ok(rr[..len].to_vec())
 }
 
+/// Replaces `path` with `bytes` durably (a temporary file, fdatasync, rename). On failure
+/// (a full disk) the temporary file is removed, giving its space back, and `path` is as it was.
 pub(super) async fn write_file_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
-    let file = glommio::io::BufferedFile::create(&tmp)
+    #[cfg(test)]
+    if let Some(errno) = fault::take_synced() {
+        return Err(with_path(io::Error::from_raw_os_error(errno), &tmp));
+    }
+    let result = write_tmp_synced(&tmp, bytes).await;
+    if result.is_err() {
+        blocking::remove_file(&tmp).await;
+        return result;
+    }
+    blocking::rename(&tmp, path).await
+}
+
+async fn write_tmp_synced(tmp: &Path, bytes: &[u8]) -> io::Result<()> {
+    let file = glommio::io::BufferedFile::create(tmp)
         .await
-        .map_err(|e| with_path(e.into(), &tmp))?;
+        .map_err(|e| with_path(e.into(), tmp))?;
     let written = file
         .write_at(bytes.to_vec(), 0)
         .await
-        .map_err(|e| with_path(e.into(), &tmp))?;
-    if written < bytes.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::WriteZero,
-            format!("{}: short write", tmp.display()),
-        ));
-    }
-    file.fdatasync()
-        .await
-        .map_err(|e| with_path(e.into(), &tmp))?;
-    file.close().await.map_err(|e| with_path(e.into(), &tmp))?;
-    blocking::rename(&tmp, path).await
+        .map_err(|e| with_path(e.into(), tmp));
+    let synced = match written {
+        Ok(n) if n < bytes.len() => Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!("{}: short write: no space left", tmp.display()),
+        )),
+        Ok(_) => file.fdatasync().await.map_err(|e| with_path(e.into(), tmp)),
+        Err(e) => Err(e),
+    };
+    let closed = file.close().await.map_err(|e| with_path(e.into(), tmp));
+    synced.and(closed)
 }
 
 /// Walks the batches of `file` in `[from, end)`, handing each complete batch to `visit`.
@@ -534,4 +637,68 @@ where
         position: pos,
         torn: false,
     })
+}
+
+/// Test-only fault injection: the next segment writes (or small synced file writes) on this
+/// thread fail as a full disk or a failing device would make them fail.
+#[cfg(test)]
+pub mod fault {
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::io;
+
+    use glommio::io::DmaFile;
+
+    /// How one write fails: `partial_bytes` of it reach the file first (rounded down to the
+    /// alignment), then the write reports `errno`.
+    #[derive(Debug, Clone, Copy)]
+    pub struct WriteFault {
+        pub partial_bytes: usize,
+        pub errno: i32,
+    }
+
+    thread_local! {
+        static WRITES: RefCell<VecDeque<WriteFault>> = const { RefCell::new(VecDeque::new()) };
+        /// Per small synced file write (indexes, snapshots), in order: `Some(errno)` fails it.
+        static SYNCED: RefCell<VecDeque<Option<i32>>> = const { RefCell::new(VecDeque::new()) };
+    }
+
+    /// Makes the next segment write on this thread fail with `fault`.
+    pub fn fail_next_write(fault: WriteFault) {
+        WRITES.with(|w| w.borrow_mut().push_back(fault));
+    }
+
+    /// Decides the next small synced file writes on this thread: each `Some(errno)` fails one,
+    /// each `None` lets one through.
+    pub fn script_synced_writes(script: &[Option<i32>]) {
+        SYNCED.with(|s| s.borrow_mut().extend(script.iter().copied()));
+    }
+
+    pub(super) fn take_write() -> Option<WriteFault> {
+        WRITES.with(|w| w.borrow_mut().pop_front())
+    }
+
+    pub(super) fn take_synced() -> Option<i32> {
+        SYNCED.with(|s| s.borrow_mut().pop_front()).flatten()
+    }
+
+    impl WriteFault {
+        pub(super) async fn apply(
+            &self,
+            file: &DmaFile,
+            buf: &glommio::io::DmaBuffer,
+            position: u64,
+        ) -> io::Error {
+            let partial = file.align_down(self.partial_bytes.min(buf.len()) as u64) as usize;
+            if partial > 0 {
+                let mut part = file.alloc_dma_buffer(partial);
+                part.as_bytes_mut()
+                    .copy_from_slice(&buf.as_bytes()[..partial]);
+                if let Err(e) = file.write_at(part, position).await {
+                    return e.into();
+                }
+            }
+            io::Error::from_raw_os_error(self.errno)
+        }
+    }
 }

@@ -97,18 +97,47 @@ pub async fn remove_file(path: &Path) {
     .await
 }
 
-/// Appends `bytes` to a file (creating it) and makes them durable before returning: small
-/// records that must survive a crash once answered (aborted transaction index entries).
-pub async fn append_synced(path: &Path, bytes: Vec<u8>) -> io::Result<()> {
+/// Removes a file, reporting failure (a missing file is not one).
+pub async fn remove_file_if_exists(path: &Path) -> io::Result<()> {
+    let path = path.to_path_buf();
+    run(move || match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(with_path(e, &path)),
+        _ => Ok(()),
+    })
+    .await
+}
+
+/// Appends `bytes`, whole records of `record_bytes` each, to a file (creating it) and makes
+/// them durable before returning: small records that must survive a crash once answered
+/// (aborted transaction index entries). The append starts at the end of the last whole record:
+/// a part of a record that an earlier append left (the disk filled, or the broker stopped,
+/// mid-write) is overwritten rather than shifting every later record off its boundary. A
+/// failed append is cut back off for the same reason.
+pub async fn append_synced(path: &Path, bytes: Vec<u8>, record_bytes: usize) -> io::Result<()> {
     let path = path.to_path_buf();
     run(move || {
-        use std::io::Write;
-        std::fs::OpenOptions::new()
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new()
             .create(true)
-            .append(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
             .open(&path)
-            .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_data()))
-            .map_err(|e| with_path(e, &path))
+            .map_err(|e| with_path(e, &path))?;
+        let len = f.metadata().map_err(|e| with_path(e, &path))?.len();
+        let whole = len - len % record_bytes.max(1) as u64;
+        let appended = (|| {
+            if whole != len {
+                f.set_len(whole)?;
+            }
+            f.seek(SeekFrom::Start(whole))?;
+            f.write_all(&bytes)?;
+            f.sync_data()
+        })();
+        if appended.is_err() {
+            let _ = f.set_len(whole);
+        }
+        appended.map_err(|e| with_path(e, &path))
     })
     .await
 }
