@@ -1,6 +1,19 @@
 //! Group commit: one fdatasync per dirty segment file covers every request that wrote to it
 //! before the sync began. Requests with acks=1/all wait here before they are answered; the
 //! shard runs one sync round at a time, so concurrent producers share the cost of each sync.
+//!
+//! # A failed fdatasync
+//! Every request the round covered is answered with the error: nothing is acknowledged that
+//! the round did not make durable. The file stays dirty and the next round syncs it again, and
+//! a success then covers the earlier writes too. That retry is sound here, unlike the retry of
+//! a failed fsync after buffered writes (where Linux may have marked the dirty pages clean and
+//! dropped their data, so the second fsync succeeds without writing them): segments are
+//! written with O_DIRECT, so a write that completed put its data on the device, and what a sync
+//! adds is the device cache flush and the file system metadata that finds the data (extents,
+//! the file size), which stay in the journal until a commit succeeds; a journal that cannot
+//! commit aborts the file system, and then every later sync fails too. A full disk should not
+//! fail a sync of O_DIRECT writes at all: their blocks were allocated (and reserved extents
+//! converted) before the write completed.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -18,6 +31,9 @@ pub struct GroupCommit {
     /// Number of the newest round that has finished, and whether it failed.
     finished: Cell<u64>,
     failed_round: Cell<Option<u64>>,
+    /// Whether the last round failed: failures are logged when they start and end, not once
+    /// per round.
+    failing: Cell<bool>,
     /// Wakes the syncer (work to do) and the waiters (a round finished).
     work: Notify,
     done: Notify,
@@ -33,6 +49,7 @@ impl GroupCommit {
             started: Cell::new(0),
             finished: Cell::new(0),
             failed_round: Cell::new(None),
+            failing: Cell::new(false),
             work: Notify::new(),
             done: Notify::new(),
             wanted: Cell::new(0),
@@ -81,15 +98,24 @@ impl GroupCommit {
             self.started.set(round);
             let files = std::mem::take(&mut *self.dirty.borrow_mut());
             let results = futures::future::join_all(files.iter().map(|f| f.fdatasync())).await;
+            let mut failed = false;
             for (file, result) in files.iter().zip(results) {
                 if let Err(e) = result {
-                    let path = file
-                        .path()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default();
-                    tracing::error!(file = %path, error = %e, "fdatasync failed; acknowledging nothing written since");
+                    failed = true;
+                    if !self.failing.get() {
+                        let path = file
+                            .path()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default();
+                        tracing::error!(file = %path, error = %e, "fdatasync failed; acknowledging nothing written since, and syncing again with the next round");
+                    }
                     self.failed_round.set(Some(round));
+                    // Synced again by the next round (see the module doc).
+                    self.mark_dirty(file);
                 }
+            }
+            if self.failing.replace(failed) && !failed {
+                tracing::info!("fdatasync succeeds again");
             }
             self.finished.set(round);
             self.done.notify_all();
