@@ -20,6 +20,9 @@ pub type Subscriber = Rc<dyn Fn(Arc<Catalog>, Arc<Catalog>) -> LocalBoxFuture<'s
 pub struct Replica {
     current: RefCell<Arc<Catalog>>,
     subscribers: RefCell<Vec<Subscriber>>,
+    /// Installs and `follow_again` run one at a time, so subscribers never follow two
+    /// snapshots at once.
+    following: futures::lock::Mutex<()>,
 }
 
 impl Replica {
@@ -28,6 +31,7 @@ impl Replica {
         Rc::new(Replica {
             current: RefCell::new(Arc::new(Catalog::default())),
             subscribers: RefCell::new(Vec::new()),
+            following: futures::lock::Mutex::new(()),
         })
     }
 
@@ -43,10 +47,24 @@ impl Replica {
 
     /// Makes `next` current, then lets every subscriber follow it.
     pub async fn install(&self, next: Arc<Catalog>) {
+        let _one_at_a_time = self.following.lock().await;
         let previous = self.current.replace(next.clone());
         let subscribers = self.subscribers.borrow().clone();
         for subscriber in subscribers {
             subscriber(previous.clone(), next.clone()).await;
+        }
+    }
+
+    /// Lets every subscriber follow the current snapshot again (previous and next both the
+    /// current one): how a layer that could not follow it all the way (a partition that did
+    /// not open on a full disk) tries again, with the layers after it (the coordinators load
+    /// what opened). Each subscriber does only what is not done yet.
+    pub async fn follow_again(&self) {
+        let _one_at_a_time = self.following.lock().await;
+        let current = self.get();
+        let subscribers = self.subscribers.borrow().clone();
+        for subscriber in subscribers {
+            subscriber(current.clone(), current.clone()).await;
         }
     }
 }

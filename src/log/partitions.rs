@@ -2,8 +2,8 @@
 //! the shard's group commit. This is the log layer's per-shard service (`shard::Shard::provide`):
 //! other layers reach a partition by sending an operation to its owner (`ops`).
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,7 +71,17 @@ pub struct Partitions {
     catalog: Rc<Replica>,
     logs: RefCell<HashMap<String, HashMap<i32, Rc<PartitionLog>>>>,
     commit: Rc<GroupCommit>,
+    /// Partitions this shard owns that did not open (a full disk: their directory or first
+    /// segment could not be created), tried again every `OPEN_RETRY`.
+    unopened: RefCell<HashSet<(String, i32)>>,
+    /// Set by `close_all`: nothing opens any more.
+    stopped: Cell<bool>,
 }
+
+/// How often partitions that did not open are tried again. Opening one that still cannot is a
+/// few failed system calls, and a partition that can is back within this long of the disk
+/// having room again.
+const OPEN_RETRY: Duration = Duration::from_secs(5);
 
 impl Partitions {
     /// The shard's partition service, following `catalog` from now on. Opens nothing yet:
@@ -91,7 +101,10 @@ impl Partitions {
             catalog: catalog.clone(),
             logs: RefCell::new(HashMap::new()),
             commit,
+            unopened: RefCell::new(HashSet::new()),
+            stopped: Cell::new(false),
         });
+        glommio::spawn_local(retry_opens(Rc::downgrade(&partitions))).detach();
         glommio::spawn_local(expire_producers(Rc::downgrade(&partitions))).detach();
         let check = Duration::from_millis(partitions.config.log_retention_check_interval_ms);
         glommio::spawn_local(enforce_retention(Rc::downgrade(&partitions), check)).detach();
@@ -277,16 +290,22 @@ impl Partitions {
     }
 
     /// Opens every partition of `catalog` that this shard owns and has not opened, with the
-    /// effective broker config `effective`.
+    /// effective broker config `effective`. One that does not open is logged once (not at
+    /// every retry) and tried again (`retry_opens`).
     async fn open_owned(&self, catalog: &Catalog, effective: &Config) {
         let (id, count) = (self.shard_id, self.shard_count);
+        let mut unopened = HashSet::new();
         for (name, topic) in &catalog.topics {
             for p in 0..topic.partitions {
                 if catalog::owner_shard(name, p, count) != id || self.get(name, p).is_some() {
                     continue;
                 }
+                if self.stopped.get() {
+                    return;
+                }
                 let config = LogConfig::for_topic(effective, topic);
                 let data_dir = &self.config.data_dir;
+                let retried = self.unopened.borrow().contains(&(name.clone(), p));
                 match PartitionLog::open(data_dir, name, p, config, self.commit.clone()).await {
                     Ok(log) => {
                         self.logs
@@ -294,18 +313,28 @@ impl Partitions {
                             .entry(name.clone())
                             .or_default()
                             .insert(p, log);
+                        if retried {
+                            tracing::info!(topic = %name, partition = p, "opened partition after an earlier failure");
+                        }
                     }
                     Err(e) => {
-                        tracing::error!(topic = %name, partition = p, error = %e, "cannot open partition; it stays offline");
+                        if retried {
+                            tracing::debug!(topic = %name, partition = p, error = %e, "partition still does not open");
+                        } else {
+                            tracing::error!(topic = %name, partition = p, error = %e, "cannot open partition; it stays offline and is tried again every {}s (if the disk is full, free space in the data directory)", OPEN_RETRY.as_secs());
+                        }
+                        unopened.insert((name.clone(), p));
                     }
                 }
             }
         }
+        *self.unopened.borrow_mut() = unopened;
     }
 
     /// At the end of a stop, once no request can reach the shard: closes every partition
     /// (sealing its active segment) and makes everything durable.
     pub async fn close_all(&self) -> std::io::Result<()> {
+        self.stopped.set(true);
         for log in self.owned() {
             if let Err(e) = log.close().await {
                 tracing::error!(topic = %log.topic, partition = log.partition, error = %e, "closing partition");
@@ -350,6 +379,28 @@ fn check_keys(
         ),
         indexes: keyless,
     })
+}
+
+/// Runs for the life of the shard's partition service: while some partition did not open,
+/// every `OPEN_RETRY` the shard follows its catalog again, which opens what can open now and
+/// lets the coordinators load what opened.
+async fn retry_opens(partitions: Weak<Partitions>) {
+    loop {
+        glommio::timer::sleep(OPEN_RETRY).await;
+        let catalog = {
+            let Some(partitions) = partitions.upgrade() else {
+                return;
+            };
+            if partitions.stopped.get() {
+                return;
+            }
+            if partitions.unopened.borrow().is_empty() {
+                continue;
+            }
+            partitions.catalog.clone()
+        };
+        catalog.follow_again().await;
+    }
 }
 
 /// How often each partition forgets producers idle past `producer.id.expiration.ms` (Kafka's
