@@ -64,6 +64,8 @@ pub fn free_port() -> u16 {
 /// A running (or stopped) `shardlog` process with its own data directory and port.
 pub struct Broker {
     dir: tempfile::TempDir,
+    /// Where the data directory is, when not `dir/data` (a file system the test made).
+    data_dir: Option<PathBuf>,
     port: u16,
     extra: Vec<String>,
     child: Option<Child>,
@@ -74,7 +76,14 @@ impl Broker {
     /// Starts `shardlog --shards 2` on a fresh data directory and free port, plus `extra` args,
     /// and waits until it accepts TCP connections.
     pub fn start(extra: &[&str]) -> Broker {
+        Broker::start_with_data_dir(None, extra)
+    }
+
+    /// [`Broker::start`] with the data directory at `data_dir` (`None`: inside the fixture's
+    /// temporary directory). The broker log stays in the temporary directory.
+    pub fn start_with_data_dir(data_dir: Option<PathBuf>, extra: &[&str]) -> Broker {
         let mut broker = Broker {
+            data_dir,
             dir: tempfile::Builder::new()
                 .prefix("shardlog-e2e-")
                 .disable_cleanup(std::env::var_os(KEEP_ENV).is_some())
@@ -98,7 +107,9 @@ impl Broker {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("data"))
     }
 
     pub fn log_path(&self) -> PathBuf {
