@@ -138,6 +138,11 @@ pub fn plan(
     due.then_some(Plan { first_dirty, end })
 }
 
+/// The most bytes the cleaner reads, or gathers to write, between two chances for the shard's
+/// other tasks to run: its work between awaits is synchronous (decompressing, hashing), and a
+/// long stretch of it would hold up produce and fetch on the same core.
+const CLEANER_STEP_BYTES: usize = 64 << 10;
+
 /// Bytes counted per key-map entry: a 16-byte key hash and an 8-byte offset, as Kafka's
 /// SkimpyOffsetMap, plus the hash table's own overhead.
 pub const MAP_ENTRY_BYTES: u64 = 32;
@@ -336,16 +341,31 @@ impl Cleaner {
                 .unwrap_or(view.active_base);
             let target = Group {
                 segments: &group,
-                end: group_end,
                 last_before_active: group_end >= view.active_base,
             };
-            let due =
-                clean_group(&dir, &target, &rules, &config, &mut throttle, &mut stats).await?;
+            let base = group[0].info.base_offset;
+            let cleaned = clean_group(&dir, &target, &rules, &config, &mut throttle, &mut stats);
+            let due = match cleaned.await {
+                Ok(due) => due,
+                Err(e) => {
+                    // Not committed: the cleaned files would only take space until a restart.
+                    remove_cleaned(&dir, base).await;
+                    return Err(e);
+                }
+            };
+            if let Err(e) = swap(&dir, base, group_end).await {
+                if !blocking::exists(&swap_marker(&dir, base)).await {
+                    remove_cleaned(&dir, base).await;
+                    return Err(e);
+                }
+                // Committed: finish it now, or the next start does.
+                tracing::warn!(dir = %dir.display(), base, error = %e, "finishing a committed swap failed; trying once more");
+                finish_swap(&dir, base, group_end).await?;
+            }
             tombstones_due_at = match (tombstones_due_at, due) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            let base = group[0].info.base_offset;
             let path = dir.join(segment::log_file_name(base));
             let cleaned = Segment::open(
                 &path,
@@ -373,7 +393,6 @@ impl Cleaner {
         aborted: &[AbortedTxn],
         throttle: &mut Throttle,
     ) -> io::Result<i64> {
-        let window = log.config().io_buffer_bytes;
         let map = &mut self.map;
         for s in view
             .segments
@@ -382,45 +401,61 @@ impl Cleaner {
         {
             let mut full_at: Option<i64> = None;
             let mut done = false;
-            segment::scan(
-                &s.file,
-                0,
-                s.info.size,
-                false,
-                window,
-                |_, header, bytes| {
-                    if header.base_offset >= plan.end {
-                        done = true;
-                        return Scan::Stop;
-                    }
-                    if header.last_offset() < plan.first_dirty
-                        || header.is_control()
-                        || is_aborted(header, aborted)
-                    {
-                        return Scan::Continue;
-                    }
-                    // A batch that does not decode maps no keys: its keys' older records are kept.
-                    let Ok(body) = records::body(header, bytes) else {
-                        return Scan::Continue;
-                    };
-                    for record in records::walk(&body) {
-                        let Ok(record) = record else { break };
-                        let offset = header.base_offset + i64::from(record.offset_delta);
-                        if offset < plan.first_dirty || offset >= plan.end {
-                            continue;
-                        }
-                        let Some(key) = record.key else { continue };
-                        if !map.put(key, offset) {
-                            full_at = Some(offset);
+            let mut from = 0u32;
+            // In steps of CLEANER_STEP_BYTES, yielding between them.
+            loop {
+                let mut taken = 0usize;
+                let scanned = segment::scan(
+                    &s.file,
+                    from,
+                    s.info.size,
+                    false,
+                    CLEANER_STEP_BYTES as u32,
+                    |_, header, bytes| {
+                        if taken >= CLEANER_STEP_BYTES {
                             return Scan::Stop;
                         }
-                    }
-                    Scan::Continue
-                },
-            )
-            .await
-            .map_err(|e| with_path(e, &segment_path(log.dir(), s.info.base_offset)))?;
-            throttle.account(s.info.size as usize).await;
+                        taken += bytes.len();
+                        if header.base_offset >= plan.end {
+                            done = true;
+                            return Scan::Stop;
+                        }
+                        if header.last_offset() < plan.first_dirty
+                            || header.is_control()
+                            || is_aborted(header, aborted)
+                        {
+                            return Scan::Continue;
+                        }
+                        // A batch that does not decode maps no keys: its keys' older records
+                        // are kept.
+                        let Ok(body) = records::body(header, bytes) else {
+                            return Scan::Continue;
+                        };
+                        for record in records::walk(&body) {
+                            let Ok(record) = record else { break };
+                            let offset = header.base_offset + i64::from(record.offset_delta);
+                            if offset < plan.first_dirty || offset >= plan.end {
+                                continue;
+                            }
+                            let Some(key) = record.key else { continue };
+                            if !map.put(key, offset) {
+                                full_at = Some(offset);
+                                return Scan::Stop;
+                            }
+                        }
+                        Scan::Continue
+                    },
+                )
+                .await
+                .map_err(|e| with_path(e, &segment_path(log.dir(), s.info.base_offset)))?;
+                throttle.account((scanned.position - from) as usize).await;
+                glommio::yield_if_needed().await;
+                let stuck = scanned.position == from && taken == 0;
+                if done || full_at.is_some() || scanned.position >= s.info.size || stuck {
+                    break;
+                }
+                from = scanned.position;
+            }
             if let Some(at) = full_at {
                 tracing::info!(topic = %log.topic, partition = log.partition, mapped_up_to = at, "the cleaner's key map is full (log.cleaner.dedupe.buffer.size); cleaning up to there");
                 return Ok(at.max(plan.first_dirty + 1).min(plan.end));
@@ -536,17 +571,16 @@ fn filter_batch(
     }
 }
 
-/// Consecutive sealed segments cleaned into one, and where the next segment starts.
+/// Consecutive sealed segments cleaned into one.
 #[derive(Clone, Copy)]
 struct Group<'a> {
     segments: &'a [&'a SealedSegment],
-    end: i64,
     /// Nothing but the active segment follows.
     last_before_active: bool,
 }
 
-/// Writes the cleaned copy of one group of segments next to them (`.cleaned` files, synced)
-/// and swaps it in. Returns when a tombstone it kept becomes removable.
+/// Writes the cleaned copy of one group of segments next to them (`.cleaned` files, synced),
+/// ready for `swap`. Returns when a tombstone it kept becomes removable.
 async fn clean_group(
     dir: &Path,
     target: &Group<'_>,
@@ -557,7 +591,6 @@ async fn clean_group(
 ) -> io::Result<Option<i64>> {
     let Group {
         segments: group,
-        end: group_end,
         last_before_active,
     } = *target;
     let base = group[0].info.base_offset;
@@ -572,7 +605,7 @@ async fn clean_group(
     let mut writer = DmaStreamWriterBuilder::new(file)
         .with_buffer_size(128 << 10)
         .build();
-    let window = config.io_buffer_bytes;
+    let window = CLEANER_STEP_BYTES as u32;
     let mut index = SegmentIndex::new();
     let mut position: u32 = 0;
     let mut max_timestamp: i64 = -1;
@@ -684,8 +717,14 @@ async fn clean_group(
     }
     stats.segments_after += 1;
     stats.bytes_after += u64::from(position);
-    swap(dir, base, group_end).await?;
     Ok(due)
+}
+
+/// Removes a cleaning's uncommitted files.
+async fn remove_cleaned(dir: &Path, base: i64) {
+    for ext in SEGMENT_EXTENSIONS {
+        blocking::remove_file(&cleaned_path(dir, base, ext)).await;
+    }
 }
 
 /// The name of a cleaned file before its swap: `<base>.<ext>.cleaned`.
