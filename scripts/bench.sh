@@ -7,10 +7,16 @@
 #
 # Baselines measured in the same run, so figures are read as ratios on this shared, noisy
 # machine: fio O_DIRECT sequential write and read (and a 16 KiB write + fdatasync, the floor of
-# a durable produce) on the data directory's file system, iperf3 over loopback.
+# a durable produce, whose fdatasync latency percentiles p50..p99.99 the summary sets beside the
+# produce and end-to-end percentiles) on the data directory's file system, iperf3 over loopback.
 # Scenarios (each against a fresh broker and data directory):
 #   produce-1k      durable (acks=all) 1 KiB records to 8 partitions, maximum rate (4 producer
-#                   connections: one connection is bound by its pipeline depth, not the broker)
+#                   connections: one connection is bound by its pipeline depth, not the broker),
+#                   in the Java client's default 16 KiB batches (loadgen's default --batch-bytes)
+#   produce-1k-1m-batches  produce-1k in 1 MiB batches (--batch-bytes 1048576), one batch per
+#                   request as with librdkafka's 1,000,000-byte request limit, 32 MiB of buffer
+#                   per producer (Java's default buffer.memory) so that batches fill: beside
+#                   produce-1k, it tells per-request from per-byte broker cost
 #   produce-1k-idempotent  produce-1k with idempotent producers (--idempotent: a producer id
 #                   each, every batch numbered per partition; at most 5 requests in flight, as
 #                   in produce-1k); the summary gives its rate as a ratio to produce-1k's
@@ -19,7 +25,9 @@
 #                   records and waits for the commit before the next transaction); ratio to
 #                   produce-1k's rate likewise
 #   produce-100b    100-byte records to 8 partitions, maximum rate
-#   e2e-25/50/75    end-to-end latency at 25, 50 and 75% of produce-1k's measured rate
+#   e2e-25/50/75    end-to-end latency at 25, 50 and 75% of produce-1k's measured rate, the
+#                   producers lingering 1 ms (--linger-ms 1, not loadgen's default 5) so that
+#                   client batching does not hide the broker's latency
 #   consume-tail    consumer at the log end while a producer writes at 50% of the maximum
 #   consume-catchup consumer reading data written earlier. Segments are written with O_DIRECT
 #                   and read with O_DIRECT, so the page cache never holds them: the read is
@@ -34,9 +42,22 @@
 #   partitions-1000 produce to a topic of 1,000 partitions
 #   connections-1000 1,000 producer connections (64 KiB of buffer each, so that loadgen does not
 #                   spend the run filling 4 GiB of buffers before it sends)
+# Broker cost, per scenario, over its measured loadgen run (the consume of consume-catchup, not
+# the fill before it), in <scenario>.broker.json beside the scenario's JSON:
+#   - CPU: utime + stime of the broker process (every thread, io-wq workers included) from
+#     /proc/<pid>/stat just before and just after the run, in clock ticks (getconf CLK_TCK);
+#     the summary divides it by the scenario's payload bytes ("bytes" in loadgen's JSON:
+#     produced for produce scenarios, consumed for consume and e2e) as broker core-s/GB. The
+#     broker's work for a side load (the producer of consume-tail, the compacted topic's
+#     producer and cleaner) is in it too.
+#   - io-wq punts: requests io_uring hands to its worker threads instead of completing inline,
+#     the tracepoint io_uring:io_uring_queue_async_work counted for the broker pid by
+#     `perf stat -p` (linux-perf installed when perf is missing, tracefs mounted when it is
+#     not); where the tracepoint cannot be counted, machine.txt and the summary say why and the
+#     run goes on without it. The summary also divides them by loadgen's produce requests.
 # Layouts: "pinned" runs the broker with one shard on CPU 0 and loadgen on CPU 1 (taskset);
 # "all-cores" runs the broker with its default shards and loadgen unpinned.
-# Full runs take 20 s per scenario (about 14 minutes in all); --quick runs every scenario
+# Full runs take 20 s per scenario (about 15 minutes in all); --quick runs every scenario
 # briefly (about 5 minutes in all). A scenario the broker does not support (an API missing
 # from its ApiVersions) leaves no JSON; it is listed in failures.txt and the summary.
 # Installs fio, iperf3 and matplotlib when missing. Prints where the results went.
@@ -70,6 +91,19 @@ python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotl
 python3 -c 'import confluent_kafka' 2>/dev/null || python3 -m pip install -q confluent-kafka \
     || python3 -m pip install -q --break-system-packages confluent-kafka
 
+# io-wq punts are counted with perf on a tracepoint: perf from linux-perf, the tracepoint from
+# tracefs. Without either the run goes on, and says so.
+punts_event=io_uring:io_uring_queue_async_work
+command -v perf >/dev/null || { as_root apt-get update -qq && as_root apt-get install -y -qq linux-perf >/dev/null; } || true
+[ -d /sys/kernel/tracing/events ] || as_root mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
+punts_why="" # why punts are not counted; empty when they are
+if ! command -v perf >/dev/null; then
+    punts_why="perf is not installed (apt-get install linux-perf failed)"
+elif ! perf_check=$(perf stat -x, -e "$punts_event" -a true 2>&1 >/dev/null) \
+    || ! grep -q "^[0-9]*,,$punts_event," <<<"$perf_check"; then
+    punts_why="perf cannot count $punts_event here: $(head -c 200 <<<"$perf_check" | tr '\n' ' ')"
+fi
+
 cargo build --release --bin shardlog -p shardlog -p loadgen >/dev/null
 broker_bin="$repo/target/release/shardlog"
 loadgen_bin="$repo/target/release/loadgen"
@@ -94,6 +128,12 @@ port=19500
     echo "memory: $(free -g | awk '/Mem:/ {print $2}') GiB"
     echo "data fs: $(df -T /tmp | awk 'NR==2 {print $2, $1}')"
     echo "memlock: $(ulimit -l)"
+    echo "broker cpu: utime+stime of the broker pid from /proc/<pid>/stat, CLK_TCK $(getconf CLK_TCK)"
+    if [ -z "$punts_why" ]; then
+        echo "io-wq punts: perf stat -e $punts_event -p <broker pid> ($(perf --version))"
+    else
+        echo "io-wq punts: not counted: $punts_why"
+    fi
 } > "$out/machine.txt"
 
 echo "== baselines"
@@ -102,7 +142,8 @@ fio --name=seqwrite --directory="$work" --rw=write --bs=1M --size=$fio_size --di
 fio --name=seqread --directory="$work" --rw=read --bs=1M --size=$fio_size --direct=1 \
     --ioengine=io_uring --iodepth=8 --time_based --runtime=$base_s --output-format=json > "$out/fio-seqread.json"
 fio --name=syncwrite --directory="$work" --rw=write --bs=16k --size=256M --direct=1 --fdatasync=1 \
-    --ioengine=psync --time_based --runtime=$base_s --output-format=json > "$out/fio-syncwrite.json"
+    --ioengine=psync --time_based --runtime=$base_s --percentile_list=50:75:90:95:99:99.5:99.9:99.95:99.99 \
+    --output-format=json > "$out/fio-syncwrite.json"
 rm -f "$work"/seq* "$work"/sync*
 iperf3 -s -1 -p 19599 >/dev/null 2>&1 &
 sleep 0.5
@@ -130,6 +171,50 @@ lg() { # layout, args... A scenario the broker cannot keep up with is a result, 
     [ $rc -eq 0 ] || echo "$layout: loadgen $* exited $rc" >> "$out/failures.txt"
     return 0
 }
+# The broker's CPU (utime + stime, clock ticks) so far, all its threads; empty if it is gone.
+broker_ticks() { sed 's/.*) //' "/proc/$broker_pid/stat" 2>/dev/null | awk '{print $12 + $13}' || true; }
+measure_begin() { # starts counting the broker's CPU and io-wq punts
+    perf_pid=""
+    if [ -z "$punts_why" ]; then
+        perf stat -x, -o "$work/punts.txt" -e "$punts_event" -p "$broker_pid" 2>/dev/null &
+        perf_pid=$!
+        # The load starts once perf has its counters on the broker's threads (it enables them
+        # right after opening them).
+        for _ in $(seq 100); do
+            ls -l "/proc/$perf_pid/fd" 2>/dev/null | grep -q perf_event && break
+            sleep 0.02
+        done
+        sleep 0.05
+    fi
+    ticks0=$(broker_ticks); t0=$(date +%s.%N)
+}
+measure_end() { # scenario name: writes $d/<name>.broker.json
+    local ticks1 t1 punts=null
+    ticks1=$(broker_ticks); t1=$(date +%s.%N)
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" 2>/dev/null || true
+        punts=$(awk -F, -v ev="$punts_event" '$3 == ev && $1 ~ /^[0-9]+$/ {print $1}' "$work/punts.txt")
+        [ -n "$punts" ] || punts=null
+    fi
+    python3 - "$d/$1.broker.json" "${ticks0:-}" "${ticks1:-}" "$(getconf CLK_TCK)" "$t0" "$t1" "$punts" "$punts_why" <<'PY'
+import json, sys
+path, t0, t1, hz, w0, w1, punts, why = sys.argv[1:]
+ticks = int(t1) - int(t0) if t0 and t1 else None
+json.dump({
+    "cpu_ticks": ticks, "clk_tck": int(hz), "cpu_s": ticks / int(hz) if ticks is not None else None,
+    "wall_s": round(float(w1) - float(w0), 3),
+    "io_wq_punts": None if punts == "null" else int(punts),
+    "io_wq_punts_not_counted": why or None,
+}, open(path, "w"), indent=1)
+PY
+}
+measured() { # scenario name, command...: runs the command with the broker's cost measured
+    local name=$1; shift
+    measure_begin
+    "$@"
+    measure_end "$name"
+}
 rate_of() { python3 -c "import json,sys; print(int(json.load(open(sys.argv[1]))['records_per_s']))" "$1"; }
 
 for layout in $layouts; do
@@ -137,8 +222,8 @@ for layout in $layouts; do
     d="$out/$layout"; mkdir -p "$d"
 
     start_broker "$layout"
-    lg "$layout" produce --bootstrap 127.0.0.1:$port --topic p1k --partitions 8 --record-bytes 1024 \
-        --duration-s $dur --acks all --producers 4 --json "$d/produce-1k.json"
+    measured produce-1k lg "$layout" produce --bootstrap 127.0.0.1:$port --topic p1k --partitions 8 \
+        --record-bytes 1024 --duration-s $dur --acks all --producers 4 --json "$d/produce-1k.json"
     stop_broker
     max=$(rate_of "$d/produce-1k.json")
 
@@ -159,8 +244,9 @@ PY
             --keys 1000 --rate 2000 --duration-s $((dur + warm + 2)) --acks all >/dev/null 2>&1 &
         keyed=$!
         sleep $warm
-        lg "$layout" produce --bootstrap 127.0.0.1:$port --topic p1k --partitions 8 --record-bytes 1024 \
-            --rate $((max / 2)) --duration-s $dur --acks all --producers 4 --json "$d/$name.json"
+        measured "$name" lg "$layout" produce --bootstrap 127.0.0.1:$port --topic p1k --partitions 8 \
+            --record-bytes 1024 --rate $((max / 2)) --duration-s $dur --acks all --producers 4 \
+            --json "$d/$name.json"
         wait $keyed || true
         grep -c "cleaned topic=table" "$work/broker.log" > "$d/$name.cleanings" || true
         stop_broker
@@ -168,25 +254,34 @@ PY
     [ "$only" = cleaner ] && continue
 
     start_broker "$layout"
-    lg "$layout" produce --bootstrap 127.0.0.1:$port --topic p1k --partitions 8 --record-bytes 1024 \
-        --duration-s $dur --acks all --producers 4 --idempotent --json "$d/produce-1k-idempotent.json"
+    measured produce-1k-1m-batches lg "$layout" produce --bootstrap 127.0.0.1:$port --topic p1k \
+        --partitions 8 --record-bytes 1024 --duration-s $dur --acks all --producers 4 \
+        --batch-bytes 1048576 --max-request-bytes 1048576 --buffer-bytes 33554432 \
+        --json "$d/produce-1k-1m-batches.json"
     stop_broker
 
     start_broker "$layout"
-    lg "$layout" produce --bootstrap 127.0.0.1:$port --topic p1k --partitions 8 --record-bytes 1024 \
-        --duration-s $dur --acks all --producers 4 --transactional-id bench --txn-records 1000 \
-        --json "$d/produce-1k-txn.json"
+    measured produce-1k-idempotent lg "$layout" produce --bootstrap 127.0.0.1:$port --topic p1k \
+        --partitions 8 --record-bytes 1024 --duration-s $dur --acks all --producers 4 --idempotent \
+        --json "$d/produce-1k-idempotent.json"
     stop_broker
 
     start_broker "$layout"
-    lg "$layout" produce --bootstrap 127.0.0.1:$port --topic p100 --partitions 8 --record-bytes 100 \
-        --duration-s $dur --acks all --producers 4 --json "$d/produce-100b.json"
+    measured produce-1k-txn lg "$layout" produce --bootstrap 127.0.0.1:$port --topic p1k --partitions 8 \
+        --record-bytes 1024 --duration-s $dur --acks all --producers 4 --transactional-id bench \
+        --txn-records 1000 --json "$d/produce-1k-txn.json"
+    stop_broker
+
+    start_broker "$layout"
+    measured produce-100b lg "$layout" produce --bootstrap 127.0.0.1:$port --topic p100 --partitions 8 \
+        --record-bytes 100 --duration-s $dur --acks all --producers 4 --json "$d/produce-100b.json"
     stop_broker
 
     for pct in 25 50 75; do
         start_broker "$layout"
-        lg "$layout" e2e --bootstrap 127.0.0.1:$port --topic e2e --partitions 8 --record-bytes 1024 \
-            --rate $((max * pct / 100)) --duration-s $dur --acks all --producers 4 --json "$d/e2e-$pct.json"
+        measured "e2e-$pct" lg "$layout" e2e --bootstrap 127.0.0.1:$port --topic e2e --partitions 8 \
+            --record-bytes 1024 --rate $((max * pct / 100)) --duration-s $dur --acks all --producers 4 \
+            --linger-ms 1 --json "$d/e2e-$pct.json"
         stop_broker
     done
 
@@ -195,8 +290,8 @@ PY
         --duration-s $((dur + warm + 2)) --rate $((max / 2)) --acks all >/dev/null 2>&1 &
     producer=$!
     sleep 1
-    lg "$layout" consume --bootstrap 127.0.0.1:$port --topic tail --from latest --duration-s $dur \
-        --json "$d/consume-tail.json"
+    measured consume-tail lg "$layout" consume --bootstrap 127.0.0.1:$port --topic tail --from latest \
+        --duration-s $dur --json "$d/consume-tail.json"
     wait $producer || true
     stop_broker
 
@@ -205,18 +300,20 @@ PY
         --duration-s $dur --acks 1 --json "$d/catchup-fill.json" >/dev/null
     n=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['records'])" "$d/catchup-fill.json")
     sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-    lg "$layout" consume --bootstrap 127.0.0.1:$port --topic catchup --from earliest --records "$n" \
-        --json "$d/consume-catchup.json"
+    measured consume-catchup lg "$layout" consume --bootstrap 127.0.0.1:$port --topic catchup \
+        --from earliest --records "$n" --json "$d/consume-catchup.json"
     stop_broker
 
     start_broker "$layout"
-    lg "$layout" produce --bootstrap 127.0.0.1:$port --topic wide --partitions 1000 --record-bytes 1024 \
-        --duration-s $dur --acks all --producers 4 --json "$d/partitions-1000.json"
+    measured partitions-1000 lg "$layout" produce --bootstrap 127.0.0.1:$port --topic wide \
+        --partitions 1000 --record-bytes 1024 --duration-s $dur --acks all --producers 4 \
+        --json "$d/partitions-1000.json"
     stop_broker
 
     start_broker "$layout"
-    lg "$layout" produce --bootstrap 127.0.0.1:$port --topic conns --partitions 8 --record-bytes 1024 \
-        --duration-s $dur --acks all --producers 1000 --buffer-bytes 65536 --json "$d/connections-1000.json"
+    measured connections-1000 lg "$layout" produce --bootstrap 127.0.0.1:$port --topic conns \
+        --partitions 8 --record-bytes 1024 --duration-s $dur --acks all --producers 1000 \
+        --buffer-bytes 65536 --json "$d/connections-1000.json"
     stop_broker
 done
 
