@@ -36,7 +36,7 @@ const OP_SUBTRACT: i8 = 3;
 type Outcome = (i8, StrBytes, i16, Option<String>);
 
 /// One resource as decoded: its type and name, whether its configs are replaced, the key
-/// names as sent (duplicates are refused), and the ops, or why they are not valid.
+/// names as sent, and the ops, or why they are not valid.
 struct Asked {
     ty: i8,
     name: StrBytes,
@@ -172,8 +172,11 @@ fn resource(ty: i8, name: &str, node_id: i32) -> Result<ConfigResource, String> 
 }
 
 /// Checks every resource as Kafka's `ConfigAdminManager.preprocess` does before anything is
-/// applied: each resource at most once, each key at most once per resource, ops with values,
-/// a known resource. Per resource, in request order: what to apply, or why not.
+/// applied: each resource at most once, each key at most once per resource of an
+/// IncrementalAlterConfigs, ops with values, a known resource. A legacy AlterConfigs that names
+/// a key twice is taken with the last value, as ZooKeeper-mode Kafka took it (KRaft's
+/// preprocess refuses it): librdkafka's own pattern of describing a resource and sending back
+/// every entry plus the changed one (its test 0092) sends duplicates. Per resource, in request order: what to apply, or why not.
 fn preprocess(
     asked: &[Asked],
     node_id: i32,
@@ -190,7 +193,7 @@ fn preprocess(
             let mut keys = BTreeSet::new();
             if duplicated.contains(&(a.ty, a.name.as_str())) {
                 Err("Each resource must appear at most once.".to_string())
-            } else if !a.keys.iter().all(|k| keys.insert(k.as_str())) {
+            } else if !a.replace && !a.keys.iter().all(|k| keys.insert(k.as_str())) {
                 Err("Error due to duplicate config keys".to_string())
             } else {
                 let ops = a.ops.clone()?;
@@ -342,6 +345,10 @@ mod tests {
             ))
         );
         assert!(checked[6].is_err());
+        // A legacy AlterConfigs (replace) takes a key named twice, the last value winning.
+        let mut legacy = asked(RESOURCE_TOPIC, "v", &["retention.ms", "retention.ms"]);
+        legacy.replace = true;
+        assert!(preprocess(&[legacy], 0)[0].is_ok());
         assert_eq!(
             null_values(&["a".into(), "b".into()]),
             "Null value not supported for : a, b"

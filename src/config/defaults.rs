@@ -102,6 +102,9 @@ pub const FOR_TESTS_IO_MEMORY_BYTES: usize = MIN_IO_MEMORY_BYTES;
 
 /// `compression.type` default: keep whatever the producer sent.
 pub const DEFAULT_COMPRESSION_TYPE: &str = "producer";
+/// `log.message.format.version` default: Kafka 3.x's, which it ignores (IBP 3.0 and later
+/// always write v2), as Shardlog does.
+pub const DEFAULT_MESSAGE_FORMAT_VERSION: &str = "3.0-IV1";
 /// `message.timestamp.type` default.
 pub const DEFAULT_MESSAGE_TIMESTAMP_TYPE: &str = "CreateTime";
 /// `min.insync.replicas` default.

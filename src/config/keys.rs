@@ -581,6 +581,8 @@ pub static KEYS: &[Key] = &[
         .field(field!(log_flush_interval_messages)),
     Key::broker("log.flush.interval.ms", long(MIN_ZERO), "Time a message stays unflushed before a flush.")
         .update(Update::ClusterWide),
+    Key::broker("log.message.format.version", Type::String, "Deprecated in Kafka 3.0 and ignored: batches are always stored in format v2.")
+        .default_text(DEFAULT_MESSAGE_FORMAT_VERSION).update(Update::ClusterWide),
     Key::broker("log.message.timestamp.type", Type::OneOf(TIMESTAMP_TYPES), "Whether record timestamps are the producer's or the broker's.")
         .default_text(DEFAULT_MESSAGE_TIMESTAMP_TYPE).update(Update::ClusterWide),
     Key::broker("compression.type", Type::OneOf(COMPRESSION_TYPES), "Compression of stored batches; producer keeps what the producer sent.")
@@ -643,6 +645,8 @@ pub static KEYS: &[Key] = &[
         .default_int(DEFAULT_MESSAGE_TIMESTAMP_MAX_MS),
     Key::topic("message.timestamp.difference.max.ms", long(MIN_ZERO), "How far a record timestamp may be from the broker's clock.")
         .default_int(DEFAULT_MESSAGE_TIMESTAMP_MAX_MS),
+    Key::topic("message.format.version", Type::String, "Deprecated in Kafka 3.0 and ignored: batches are always stored in format v2.")
+        .derives_from("log.message.format.version"),
     Key::topic("message.timestamp.type", Type::OneOf(TIMESTAMP_TYPES), "Whether record timestamps are the producer's or the broker's.")
         .derives_from("log.message.timestamp.type"),
     Key::topic("min.cleanable.dirty.ratio", Type::Ratio, "Share of uncompacted log that triggers compaction.")
