@@ -114,10 +114,16 @@ fn append_durable(c: &mut Criterion) {
                 1 << 30,
                 shardlog::log::partition::io_buffer_bytes(IO_MEMORY),
             );
-            let log: Rc<PartitionLog> =
-                PartitionLog::open(dir.path(), "bench", 0, config, commit.clone())
-                    .await
-                    .expect("open log");
+            let log: Rc<PartitionLog> = PartitionLog::open(
+                dir.path(),
+                "bench",
+                0,
+                config,
+                commit.clone(),
+                shardlog::log::tail_cache::TailBudget::new(0),
+            )
+            .await
+            .expect("open log");
             let headers = validate_produce(&batch, 1 << 20).expect("valid batch");
             // Blocking between measurements is fine: the log's tasks are idle then.
             while let Ok(n) = req_rx.recv() {

@@ -58,6 +58,10 @@ pub const DEFAULT_LOG_CLEANUP_POLICY: &str = "delete";
 pub const DEFAULT_LOG_FLUSH_INTERVAL_MESSAGES: i64 = i64::MAX;
 /// `shardlog.fsync.on.ack`: acks=1/all wait for fdatasync unless turned off.
 pub const DEFAULT_GROUP_COMMIT: bool = true;
+/// `shardlog.tail.cache.bytes`: 64 MiB per shard for recently written batches.
+pub const DEFAULT_TAIL_CACHE_BYTES: u64 = 64 << 20;
+/// The most `shardlog.tail.cache.bytes` accepted: 64 GiB.
+pub const MAX_TAIL_CACHE_BYTES: i64 = 64 << 30;
 /// `shardlog.replication.factor.clamp` default: refuse, as Kafka does.
 pub const DEFAULT_REPLICATION_FACTOR_CLAMP: bool = false;
 

@@ -474,6 +474,8 @@ pub static KEYS: &[Key] = &[
         .default_int(DEFAULT_SOCKET_REQUEST_MAX_BYTES as i64).acted().field(field!(socket_request_max_bytes)),
     Key::broker("shardlog.fsync.on.ack", Type::Boolean, "acks=1/all wait for fdatasync (group commit); false acks once written to the file.")
         .default_bool(DEFAULT_GROUP_COMMIT).acted().field(field!(group_commit)),
+    Key::broker("shardlog.tail.cache.bytes", long_within(0, MAX_TAIL_CACHE_BYTES), "Memory per shard for the batches partitions wrote last, which tail consumers read without a disk read; 0 turns the cache off.")
+        .default_int(DEFAULT_TAIL_CACHE_BYTES as i64).acted().field(field!(tail_cache_bytes)),
     Key::broker("shardlog.replication.factor.clamp", Type::Boolean, "Create topics asked with more replicas than brokers with one replica instead of refusing them (test suites written for 3-broker clusters).")
         .default_bool(DEFAULT_REPLICATION_FACTOR_CLAMP).acted().field(field!(replication_factor_clamp)),
     Key::broker("shardlog.io.memory.bytes", long_within(MIN_IO_MEMORY_BYTES as i64, MAX_IO_MEMORY_BYTES as i64), "glommio io_memory per shard; by default sized to fit the memlock limit.")

@@ -90,6 +90,8 @@ pub struct Config {
     pub replication_factor_clamp: bool,
     /// `shardlog.io.memory.bytes`: glommio io_memory per shard.
     pub io_memory_bytes: usize,
+    /// `shardlog.tail.cache.bytes`: memory per shard for recently written batches.
+    pub tail_cache_bytes: u64,
     /// The consumer-group coordinator's settings (`offsets.*` and `group.*`).
     pub groups: GroupConfig,
     /// Producer ids and the transaction coordinator (`transaction.*`, `producer.id.*`).
@@ -366,6 +368,7 @@ impl Config {
             group_commit: DEFAULT_GROUP_COMMIT,
             replication_factor_clamp: DEFAULT_REPLICATION_FACTOR_CLAMP,
             io_memory_bytes,
+            tail_cache_bytes: DEFAULT_TAIL_CACHE_BYTES,
             groups: GroupConfig::default(),
             txn: TxnConfig::default(),
             cleaner: CleanerConfig::default(),

@@ -25,6 +25,7 @@ use super::producer_snapshot;
 use super::producers::{Checked, ProducerStates};
 use super::records;
 use super::segment::{self, Scan, Segment};
+use super::tail_cache::{TailBudget, TailCache};
 use super::txn_index::{self, AbortedTxn};
 use crate::util::{blocking, checkpoint, Notify};
 
@@ -222,6 +223,8 @@ pub struct PartitionLog {
     /// producer snapshot past their markers (which would stop a restart from finding them).
     unindexed_aborts: RefCell<Vec<(i64, AbortedTxn)>>,
     producers: RefCell<ProducerStates>,
+    /// The batches written last, for tail reads without a disk read.
+    tail: RefCell<TailCache>,
     /// Held by what changes the sealed segments or the log start (DeleteRecords, retention,
     /// the cleaner), so they run one at a time: the log-start checkpoint ends with the largest
     /// value, and the cleaner's segments are not deleted under it.
@@ -274,6 +277,7 @@ impl PartitionLog {
         partition: i32,
         config: LogConfig,
         commit: Rc<GroupCommit>,
+        cache: Rc<TailBudget>,
     ) -> io::Result<Rc<PartitionLog>> {
         let dir = partition_dir(data_dir, topic, partition);
         let created = !dir.exists();
@@ -338,6 +342,7 @@ impl PartitionLog {
             disk_full: Cell::new(false),
             unindexed_aborts: RefCell::new(Vec::new()),
             producers: RefCell::new(producers),
+            tail: RefCell::new(TailCache::new(cache)),
             lifecycle: futures::lock::Mutex::new(()),
             tombstones_due_at: Cell::new(None),
         });
@@ -506,6 +511,8 @@ impl PartitionLog {
         if first < last {
             state.segments.splice(first..last, std::iter::once(segment));
         }
+        // Reads of what the cleaner rewrote go to the new segment, not the cache.
+        self.tail.borrow_mut().drop_below(end);
     }
 
     pub fn is_closed(&self) -> bool {
@@ -824,6 +831,8 @@ impl PartitionLog {
             return Ok(self.log_start_offset());
         }
         let run_start = run.batches.first().map_or(0, |b| b.position);
+        let cache_it = self.tail.borrow().enabled();
+        let mut run_bytes: Option<Bytes> = None;
         let planned = {
             let state = self.state.borrow();
             state.active().plan_write(run.bytes, |buf| {
@@ -838,6 +847,9 @@ impl PartitionLog {
                         b.base_offset,
                         0,
                     );
+                }
+                if cache_it {
+                    run_bytes = Some(Bytes::copy_from_slice(buf));
                 }
             })
         };
@@ -865,6 +877,27 @@ impl PartitionLog {
             }
         };
         self.storage_ok();
+        if let Some(bytes) = run_bytes {
+            // The run's batches, in order, each a slice of the one copy.
+            let ends = batches
+                .iter()
+                .skip(1)
+                .map(|b| b.position - run_start)
+                .chain(std::iter::once(bytes.len() as u32));
+            let cached: Vec<(i64, i64, Bytes)> = batches
+                .iter()
+                .zip(ends)
+                .map(|(b, end)| {
+                    let start = (b.position - run_start) as usize;
+                    (
+                        b.base_offset,
+                        b.next_offset - 1,
+                        bytes.slice(start..end as usize),
+                    )
+                })
+                .collect();
+            self.tail.borrow_mut().push(cached);
+        }
         let file = written.file().clone();
         let interval = self.config.get().index_interval_bytes;
         let (log_start_offset, aborted, segment_base) = {
@@ -1043,6 +1076,17 @@ impl PartitionLog {
             aborted: Vec::new(),
         };
         if offset >= limit {
+            return Ok(outcome);
+        }
+        let cached = self.tail.borrow().read(offset, limit, max_bytes as usize);
+        if let Some((records, last_read)) = cached {
+            if isolation == Isolation::ReadCommitted && !records.is_empty() {
+                outcome.aborted = self
+                    .producers
+                    .borrow()
+                    .aborted_between(offset, last_read + 1);
+            }
+            outcome.records = records;
             return Ok(outcome);
         }
         let mut last_read = offset;
@@ -1263,6 +1307,7 @@ impl PartitionLog {
         while self.writer_running.get() {
             self.writer_done.notified().await;
         }
+        self.tail.borrow_mut().clear();
         let seal = {
             let mut state = self.state.borrow_mut();
             state.segments.last_mut().map(|s| s.seal_plan())
@@ -1791,6 +1836,48 @@ mod tests {
         });
     }
 
+    /// A read served from the tail cache returns exactly what the same read returns from the
+    /// segment files, at every offset and size, across a roll.
+    #[test]
+    fn tail_cache_reads_match_the_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        run(move || async move {
+            let log = open(&path, 4096).await;
+            for n in 0..30 {
+                append(&log, n % 5 + 1).await;
+            }
+            let hw = log.high_watermark();
+            let mut cached_reads = Vec::new();
+            for offset in 0..hw {
+                for max in [1, 300, 5000] {
+                    let r = log
+                        .read(offset, max, Isolation::ReadUncommitted)
+                        .await
+                        .expect("read");
+                    cached_reads.push(r.records);
+                }
+            }
+            assert!(
+                log.tail.borrow().read(0, hw, 1).is_some(),
+                "all of it cached"
+            );
+            log.tail.borrow_mut().clear();
+            let mut i = 0;
+            for offset in 0..hw {
+                for max in [1, 300, 5000] {
+                    let r = log
+                        .read(offset, max, Isolation::ReadUncommitted)
+                        .await
+                        .expect("read");
+                    assert_eq!(r.records, cached_reads[i], "offset {offset}, max {max}");
+                    i += 1;
+                }
+            }
+            log.close().await.expect("close");
+        });
+    }
+
     /// Compressed batches claiming huge record counts (their records are not counted at
     /// produce) cannot overflow a segment's 32-bit relative offsets: the writer rolls before
     /// one would, ordinary appends after them work, and a restart recovers every batch.
@@ -2301,7 +2388,7 @@ mod recovery_fuzz {
                     crate::log::segment::probe_device(&path, 0).await.expect("probe");
                     let commit = GroupCommit::new();
                     glommio::spawn_local(commit.clone().run()).detach();
-                    let log = PartitionLog::open(&path, "t", 0, LogConfig { index_interval_bytes: 100, ..LogConfig::plain(1 << 20, window.unwrap_or(256 << 10)) }, commit).await.expect("open");
+                    let log = PartitionLog::open(&path, "t", 0, LogConfig { index_interval_bytes: 100, ..LogConfig::plain(1 << 20, window.unwrap_or(256 << 10)) }, commit, TailBudget::new(0)).await.expect("open");
                     let mut served = Vec::new();
                     let mut at = 0;
                     while at < log.high_watermark() {

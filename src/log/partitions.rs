@@ -16,6 +16,7 @@ use super::group_commit::GroupCommit;
 use super::partition::{
     io_buffer_bytes, AppendReceiver, LogConfig, Origin, PartitionLog, Retention,
 };
+use super::tail_cache::TailBudget;
 use super::LogError;
 use crate::catalog::{self, Catalog, Replica, Topic};
 use crate::config::Config;
@@ -71,6 +72,8 @@ pub struct Partitions {
     catalog: Rc<Replica>,
     logs: RefCell<HashMap<String, HashMap<i32, Rc<PartitionLog>>>>,
     commit: Rc<GroupCommit>,
+    /// The shard's room for its partitions' tail caches (`shardlog.tail.cache.bytes`).
+    tail_cache: Rc<TailBudget>,
     /// Partitions this shard owns that did not open (a full disk: their directory or first
     /// segment could not be created), tried again every `OPEN_RETRY`.
     unopened: RefCell<HashSet<(String, i32)>>,
@@ -94,12 +97,14 @@ impl Partitions {
     ) -> Rc<Partitions> {
         let commit = GroupCommit::new();
         glommio::spawn_local(commit.clone().run()).detach();
+        let tail_cache = TailBudget::new(config.tail_cache_bytes as usize);
         let partitions = Rc::new(Partitions {
             shard_id,
             shard_count,
             config,
             catalog: catalog.clone(),
             logs: RefCell::new(HashMap::new()),
+            tail_cache,
             commit,
             unopened: RefCell::new(HashSet::new()),
             stopped: Cell::new(false),
@@ -306,7 +311,15 @@ impl Partitions {
                 let config = LogConfig::for_topic(effective, topic);
                 let data_dir = &self.config.data_dir;
                 let retried = self.unopened.borrow().contains(&(name.clone(), p));
-                match PartitionLog::open(data_dir, name, p, config, self.commit.clone()).await {
+                let opened = PartitionLog::open(
+                    data_dir,
+                    name,
+                    p,
+                    config,
+                    self.commit.clone(),
+                    self.tail_cache.clone(),
+                );
+                match opened.await {
                     Ok(log) => {
                         self.logs
                             .borrow_mut()

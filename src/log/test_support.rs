@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use super::group_commit::GroupCommit;
 use super::partition::{LogConfig, PartitionLog};
+use super::tail_cache::TailBudget;
 
 /// Runs `f` on a fresh glommio executor with a small io_memory pool.
 pub fn run<F: std::future::Future<Output = ()> + 'static>(f: impl FnOnce() -> F + Send + 'static) {
@@ -22,7 +23,7 @@ pub async fn open_log(dir: &Path, config: LogConfig) -> Rc<PartitionLog> {
     super::segment::probe_device(dir, 0).await.expect("probe");
     let commit = GroupCommit::new();
     glommio::spawn_local(commit.clone().run()).detach();
-    PartitionLog::open(dir, "t", 0, config, commit)
+    PartitionLog::open(dir, "t", 0, config, commit, TailBudget::new(1 << 20))
         .await
         .expect("open")
 }

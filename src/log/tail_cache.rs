@@ -1,0 +1,210 @@
+//! The batches a partition wrote last, kept in memory as the writer wrote them (offsets
+//! assigned), so that consumers at the tail read them without a disk read. Each shard gives
+//! its partitions one memory budget (`shardlog.tail.cache.bytes`); a partition that cannot get
+//! room for a write gives back its own oldest batches first, and when that is not enough it
+//! drops its cache: what a partition caches is always contiguous and ends at its high
+//! watermark, so a read that starts in it can be served from it alone.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+
+/// One shard's room for cached batches, shared by its partitions.
+pub struct TailBudget {
+    limit: usize,
+    used: Cell<usize>,
+}
+
+impl TailBudget {
+    pub fn new(limit: usize) -> Rc<TailBudget> {
+        Rc::new(TailBudget {
+            limit,
+            used: Cell::new(0),
+        })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.limit > 0
+    }
+
+    /// Bytes held by all the shard's caches.
+    pub fn used(&self) -> usize {
+        self.used.get()
+    }
+
+    fn take(&self, n: usize) -> bool {
+        let used = self.used.get();
+        if used + n > self.limit {
+            return false;
+        }
+        self.used.set(used + n);
+        true
+    }
+
+    fn give_back(&self, n: usize) {
+        self.used.set(self.used.get().saturating_sub(n));
+    }
+}
+
+struct Cached {
+    base_offset: i64,
+    last_offset: i64,
+    bytes: Bytes,
+}
+
+/// One partition's cached batches.
+pub struct TailCache {
+    budget: Rc<TailBudget>,
+    batches: VecDeque<Cached>,
+    bytes: usize,
+}
+
+impl TailCache {
+    pub fn new(budget: Rc<TailBudget>) -> TailCache {
+        TailCache {
+            budget,
+            batches: VecDeque::new(),
+            bytes: 0,
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.budget.enabled()
+    }
+
+    /// Adds a write's batches (`(base offset, last offset, bytes)`, in order, following what
+    /// is cached).
+    pub fn push(&mut self, written: impl IntoIterator<Item = (i64, i64, Bytes)>) {
+        let written: Vec<(i64, i64, Bytes)> = written.into_iter().collect();
+        let n: usize = written.iter().map(|(_, _, b)| b.len()).sum();
+        if n == 0 {
+            return;
+        }
+        while !self.budget.take(n) {
+            if !self.evict_oldest() {
+                // No room even with nothing of ours cached: this write is not cached, and what
+                // follows is cached again once there is room (the cache stays contiguous).
+                return;
+            }
+        }
+        self.bytes += n;
+        for (base_offset, last_offset, bytes) in written {
+            self.batches.push_back(Cached {
+                base_offset,
+                last_offset,
+                bytes,
+            });
+        }
+    }
+
+    fn evict_oldest(&mut self) -> bool {
+        match self.batches.pop_front() {
+            Some(b) => {
+                self.bytes -= b.bytes.len();
+                self.budget.give_back(b.bytes.len());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops the batches that begin below `offset` (the cleaner rewrote them on disk).
+    pub fn drop_below(&mut self, offset: i64) {
+        while self.batches.front().is_some_and(|b| b.base_offset < offset) {
+            self.evict_oldest();
+        }
+    }
+
+    /// Drops everything cached (the partition closes, or a write was not cached).
+    pub fn clear(&mut self) {
+        while self.evict_oldest() {}
+    }
+
+    /// The whole batches from the one holding `offset` on, below `limit`, up to `max_bytes`
+    /// (the first whole even when larger), with the last offset read; `None` when the cache
+    /// does not hold the batch with `offset`.
+    pub fn read(&self, offset: i64, limit: i64, max_bytes: usize) -> Option<(Bytes, i64)> {
+        let first = self.batches.front()?;
+        if offset < first.base_offset {
+            return None;
+        }
+        let start = self.batches.partition_point(|b| b.last_offset < offset);
+        let mut out = BytesMut::new();
+        let mut last_read = offset;
+        for b in self.batches.range(start..) {
+            if b.base_offset >= limit {
+                break;
+            }
+            if !out.is_empty() && out.len() + b.bytes.len() > max_bytes {
+                break;
+            }
+            out.extend_from_slice(&b.bytes);
+            last_read = b.last_offset;
+            if out.len() >= max_bytes {
+                break;
+            }
+        }
+        Some((out.freeze(), last_read))
+    }
+}
+
+impl Drop for TailCache {
+    fn drop(&mut self) {
+        self.budget.give_back(self.bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(base: i64, last: i64, len: usize) -> (i64, i64, Bytes) {
+        (base, last, Bytes::from(vec![base as u8; len]))
+    }
+
+    /// Reads start at the batch holding the offset, stop at the limit and at max_bytes (the
+    /// first batch whole), and offsets before the cache are not served.
+    #[test]
+    fn reads_whole_batches_from_the_offset() {
+        let budget = TailBudget::new(1 << 20);
+        let mut c = TailCache::new(budget.clone());
+        c.push([batch(10, 14, 100), batch(15, 15, 50), batch(16, 20, 100)]);
+        assert_eq!(budget.used(), 250);
+        assert_eq!(c.read(9, 21, 1000), None);
+        let (bytes, last) = c.read(12, 21, 1000).expect("cached");
+        assert_eq!((bytes.len(), last), (250, 20));
+        let (bytes, last) = c.read(15, 21, 120).expect("cached");
+        assert_eq!((bytes.len(), last), (50, 15));
+        let (bytes, _) = c.read(16, 21, 10).expect("cached");
+        assert_eq!(bytes.len(), 100, "the first batch whole");
+        let (bytes, _) = c.read(12, 16, 1000).expect("cached");
+        assert_eq!(bytes.len(), 150, "below the limit (an LSO, say)");
+        drop(c);
+        assert_eq!(budget.used(), 0);
+    }
+
+    /// A partition makes room from its own oldest batches; with no room at all it caches
+    /// nothing, and the shard's budget never goes over.
+    #[test]
+    fn stays_within_the_shard_budget() {
+        let budget = TailBudget::new(300);
+        let mut a = TailCache::new(budget.clone());
+        let mut b = TailCache::new(budget.clone());
+        a.push([batch(0, 0, 100), batch(1, 1, 100)]);
+        b.push([batch(0, 0, 100)]);
+        a.push([batch(2, 2, 100)]);
+        assert_eq!(budget.used(), 300);
+        assert_eq!(a.read(0, 10, 1000), None, "evicted to make room");
+        assert!(a.read(1, 10, 1000).is_some());
+        b.push([batch(1, 1, 400)]);
+        assert_eq!(b.read(0, 10, 1000), None);
+        assert_eq!(
+            b.read(1, 10, 1000),
+            None,
+            "too large for the budget: not cached"
+        );
+        assert!(budget.used() <= 300);
+    }
+}
