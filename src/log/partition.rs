@@ -1193,29 +1193,45 @@ impl PartitionLog {
                 .collect();
             (log_start, candidates)
         };
-        let window = self.config.get().io_buffer_bytes;
         for (file, from, size) in candidates {
-            let mut found = None;
-            segment::scan(&file, from, size, false, window, |_, header, bytes| {
-                if header.max_timestamp < ts || header.last_offset() < log_start {
-                    return Scan::Continue;
-                }
-                found = record_times(header, bytes)
-                    .into_iter()
-                    .find(|&(offset, t)| t >= ts && offset >= log_start);
-                if found.is_some() {
-                    Scan::Stop
-                } else {
-                    Scan::Continue
-                }
-            })
-            .await
-            .map_err(|e| LogError::Storage(e.to_string()))?;
+            let found = self
+                .first_record_at_or_after(&file, from, size, ts, log_start)
+                .await?;
             if found.is_some() {
                 return Ok(found);
             }
         }
         Ok(None)
+    }
+
+    /// In one segment file, scanning `[from, size)`: the offset and timestamp of the first
+    /// record at or after `log_start` whose timestamp is at or after `ts`.
+    async fn first_record_at_or_after(
+        &self,
+        file: &glommio::io::DmaFile,
+        from: u32,
+        size: u32,
+        ts: i64,
+        log_start: i64,
+    ) -> Result<Option<(i64, i64)>, LogError> {
+        let window = self.config.get().io_buffer_bytes;
+        let mut found = None;
+        segment::scan(file, from, size, false, window, |_, header, bytes| {
+            if header.max_timestamp < ts || header.last_offset() < log_start {
+                return Scan::Continue;
+            }
+            found = record_times(header, bytes)
+                .into_iter()
+                .find(|&(offset, t)| t >= ts && offset >= log_start);
+            if found.is_some() {
+                Scan::Stop
+            } else {
+                Scan::Continue
+            }
+        })
+        .await
+        .map_err(|e| LogError::Storage(e.to_string()))?;
+        Ok(found)
     }
 
     /// ListOffsets -3 (KIP-734): the offset and timestamp of the record with the largest
@@ -1279,23 +1295,8 @@ impl PartitionLog {
         let Some((file, from, size, _, _)) = segments.get(i) else {
             return Ok(None);
         };
-        let mut found = None;
-        segment::scan(file, *from, *size, false, window, |_, header, bytes| {
-            if header.max_timestamp < max_ts || header.last_offset() < log_start {
-                return Scan::Continue;
-            }
-            found = record_times(header, bytes)
-                .into_iter()
-                .find(|&(offset, t)| t >= max_ts && offset >= log_start);
-            if found.is_some() {
-                Scan::Stop
-            } else {
-                Scan::Continue
-            }
-        })
-        .await
-        .map_err(|e| LogError::Storage(e.to_string()))?;
-        Ok(found)
+        self.first_record_at_or_after(file, *from, *size, max_ts, log_start)
+            .await
     }
 
     /// Stops taking appends, lets the writer finish what is queued, and seals the active
