@@ -1,6 +1,7 @@
 //! The log cleaner: compaction of `cleanup.policy=compact` partitions, on the shard that owns
 //! them. See README "Compaction" for what it keeps.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -257,6 +258,9 @@ struct Rules<'a> {
     now: i64,
     delete_retention_ms: i64,
     aborted: &'a [AbortedTxn],
+    /// Per producer id: whether a batch of its transaction under way (since its last marker)
+    /// was kept in this cleaning, which keeps the marker that ends it.
+    txn_kept: RefCell<HashMap<i64, bool>>,
 }
 
 /// What became of one batch.
@@ -327,6 +331,7 @@ impl Cleaner {
             now,
             delete_retention_ms: config.compaction.delete_retention_ms,
             aborted: &aborted,
+            txn_kept: RefCell::new(HashMap::new()),
         };
         let mut tombstones_due_at: Option<i64> = None;
         for group in group_segments(&targets, config.segment_bytes) {
@@ -514,18 +519,61 @@ fn filter_batch(
     rules: &Rules<'_>,
     removed: &mut u64,
 ) -> (Kept, Option<i64>) {
-    // Markers stay, so read_committed readers of what is kept still see transactions end.
-    if header.is_control() || header.base_offset >= rules.end {
+    if header.base_offset >= rules.end {
         return (Kept::Whole, None);
+    }
+    let tombstone_removable_at = segment_max_timestamp.saturating_add(rules.delete_retention_ms);
+    if header.is_control() {
+        return filter_marker(header, tombstone_removable_at, rules, removed);
     }
     if is_aborted(header, rules.aborted) {
         *removed += header.record_count.max(0) as u64;
         return (Kept::Nothing, None);
     }
+    let (kept, due) = filter_records(header, bytes, tombstone_removable_at, rules, removed);
+    if header.is_transactional() && !matches!(kept, Kept::Nothing) {
+        rules.txn_kept.borrow_mut().insert(header.producer_id, true);
+    }
+    (kept, due)
+}
+
+/// A transaction marker goes as Kafka's cleaner removes it: once no batch of its transaction
+/// is left before it (aborted records always go; committed ones when superseded) and the
+/// segment holding it is older than `delete.retention.ms`, so a read_committed reader that
+/// started within that time still sees the transaction end. Until then it stays.
+fn filter_marker(
+    header: &BatchHeader,
+    removable_at: i64,
+    rules: &Rules<'_>,
+    removed: &mut u64,
+) -> (Kept, Option<i64>) {
+    let data_kept = rules
+        .txn_kept
+        .borrow_mut()
+        .remove(&header.producer_id)
+        .unwrap_or(false);
+    if data_kept {
+        return (Kept::Whole, None);
+    }
+    if rules.now >= removable_at {
+        *removed += header.record_count.max(0) as u64;
+        return (Kept::Nothing, None);
+    }
+    (Kept::Whole, Some(removable_at))
+}
+
+/// The records of a data batch that stay: not superseded in the key map, with a key, and not a
+/// tombstone past `delete.retention.ms`.
+fn filter_records(
+    header: &BatchHeader,
+    bytes: &[u8],
+    tombstone_removable_at: i64,
+    rules: &Rules<'_>,
+    removed: &mut u64,
+) -> (Kept, Option<i64>) {
     let Ok(body) = records::body(header, bytes) else {
         return (Kept::Whole, None);
     };
-    let tombstone_removable_at = segment_max_timestamp.saturating_add(rules.delete_retention_ms);
     let mut kept: Vec<RecordRef<'_>> = Vec::new();
     let mut count = 0usize;
     let mut due = None;
@@ -857,7 +905,8 @@ mod tests {
         log.append(Bytes::from(b), headers).await.expect("append");
     }
 
-    /// Every record from the log start: (offset, key, value).
+    /// Every data record from the log start: (offset, key, value). Reads go on after each
+    /// batch's last offset, as clients do (empty batches and markers included).
     async fn read_all(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
         let mut out = Vec::new();
         let mut offset = log.log_start_offset();
@@ -870,15 +919,22 @@ mod tests {
             if buf.is_empty() {
                 break;
             }
+            let mut next = offset;
             while !buf.is_empty() {
+                let header = BatchHeader::parse(&buf).expect("a batch");
+                next = next.max(header.last_offset() + 1);
                 let set =
                     kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).expect("decodes");
-                for r in set.records.into_iter().filter(|r| r.offset >= offset) {
+                for r in set
+                    .records
+                    .into_iter()
+                    .filter(|r| r.offset >= offset && !r.control)
+                {
                     let s = |b: Option<Bytes>| b.map(|b| String::from_utf8_lossy(&b).into_owned());
                     out.push((r.offset, s(r.key).unwrap_or_default(), s(r.value)));
                 }
             }
-            offset = out.last().map_or(offset, |r| r.0 + 1);
+            offset = next;
         }
         out
     }
@@ -985,6 +1041,133 @@ mod tests {
             let reopened = open(&path, compacted(1024)).await;
             assert_eq!(read_all(&reopened).await, after);
             reopened.close().await.expect("close");
+        });
+    }
+
+    /// Transactions are cleaned as Kafka's cleaner does: an aborted transaction's records go
+    /// and, past `delete.retention.ms`, its marker with them; a committed transaction's marker
+    /// stays while any of its records does, and goes once they are all superseded.
+    #[test]
+    fn transactions_are_cleaned_as_kafka_does() {
+        use crate::log::partition::{Marker, Origin};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        run(move || async move {
+            let config = LogConfig {
+                segment_ms: 1,
+                ..compacted(1 << 20)
+            };
+            let log = open(&path, config).await;
+            let txn = |pid: i64, keys: &[&str], value: &str| {
+                let b = batch::try_encode_batch_as(
+                    keys.iter().map(|k| {
+                        (
+                            Some(Bytes::from(k.to_string())),
+                            Some(Bytes::from(value.to_string())),
+                            1_000,
+                        )
+                    }),
+                    Compression::None,
+                    Some((pid, 0)),
+                )
+                .expect("encode");
+                let headers = batch::validate_produce(&b, 1 << 20).expect("valid");
+                log.enqueue(Bytes::from(b), headers, Origin::Broker)
+                    .expect("queued")
+            };
+            let end = |pid: i64, commit: bool| {
+                log.enqueue_marker(Marker {
+                    producer_id: pid,
+                    producer_epoch: 0,
+                    coordinator_epoch: 0,
+                    commit,
+                })
+                .expect("queued")
+            };
+            txn(7, &["a", "b"], "aborted").await.expect("w").expect("w");
+            end(7, false).await.expect("w").expect("w");
+            txn(8, &["c", "d"], "committed")
+                .await
+                .expect("w")
+                .expect("w");
+            end(8, true).await.expect("w").expect("w");
+            txn(9, &["e"], "committed").await.expect("w").expect("w");
+            end(9, true).await.expect("w").expect("w");
+            put(
+                &log,
+                &[("e".into(), Some("later".into()))],
+                1_000,
+                Compression::None,
+            )
+            .await;
+            log.roll_if_old(crate::util::now_ms());
+            put(
+                &log,
+                &[("z".into(), Some("last".into()))],
+                1_000,
+                Compression::None,
+            )
+            .await;
+            let markers = |log: std::rc::Rc<PartitionLog>| async move {
+                let mut pids = Vec::new();
+                let mut offset = log.log_start_offset();
+                let records = log
+                    .read(offset, 1 << 20, Isolation::ReadUncommitted)
+                    .await
+                    .expect("read")
+                    .records;
+                let mut rest = &records[..];
+                while let Some(h) = BatchHeader::parse(rest) {
+                    if h.is_control() && h.record_count > 0 {
+                        pids.push(h.producer_id);
+                    }
+                    offset = h.last_offset() + 1;
+                    rest = &rest[h.total_bytes as usize..];
+                }
+                let _ = offset;
+                pids
+            };
+            assert_eq!(markers(log.clone()).await, vec![7, 8, 9]);
+            // Within delete.retention.ms: the aborted records go, the markers stay.
+            Cleaner::new(1 << 20, f64::MAX)
+                .clean(&log, 1_500)
+                .await
+                .expect("clean")
+                .expect("due");
+            assert_eq!(markers(log.clone()).await, vec![7, 8, 9]);
+            let values: Vec<_> = read_all(&log)
+                .await
+                .into_iter()
+                .map(|r| (r.1, r.2))
+                .collect();
+            assert!(
+                !values.iter().any(|(_, v)| v.as_deref() == Some("aborted")),
+                "{values:?}"
+            );
+            // Past it: the markers of transactions with nothing left go; 8's stays.
+            // (Markers carry the broker's clock, so the horizon is from now.)
+            let later = crate::util::now_ms() + 60_001;
+            Cleaner::new(1 << 20, f64::MAX)
+                .clean(&log, later)
+                .await
+                .expect("clean")
+                .expect("due");
+            assert_eq!(markers(log.clone()).await, vec![8]);
+            let table = latest(&read_all(&log).await);
+            let kept: Vec<(&str, Option<&str>)> = table
+                .iter()
+                .map(|(k, (_, v))| (k.as_str(), v.as_deref()))
+                .collect();
+            assert_eq!(
+                kept,
+                vec![
+                    ("c", Some("committed")),
+                    ("d", Some("committed")),
+                    ("e", Some("later")),
+                    ("z", Some("last")),
+                ]
+            );
+            log.close().await.expect("close");
         });
     }
 
