@@ -1,10 +1,14 @@
 //! Fetch: reads whole batches from the owning shards; long-polls (`max_wait_ms`, `min_bytes`)
-//! until an append on any requested partition wakes it, or the wait ends.
+//! until an append on any requested partition wakes it, or the wait ends. Each owner reads and,
+//! with nothing to answer, waits on its own partitions in the same operation
+//! (`Partitions::read_or_wait`), so a wake-up costs a read of what changed, not another round
+//! of reads of every partition.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
@@ -114,34 +118,70 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: FetchRequest) -> Reply {
         }
     }
 
+    // Each owner reads its partitions and, short of min_bytes, waits on them itself; once the
+    // owners that answered bring min_bytes (or an error), the others' waits stop and they
+    // answer at once with what they have. Short of min_bytes in all, it goes round again, each
+    // owner waiting for data past what it read.
     let answers = loop {
-        let read = plan
+        let now = Instant::now();
+        let wait = deadline.saturating_duration_since(now);
+        let wait = if shard.stopping() {
+            Duration::ZERO
+        } else {
+            wait
+        };
+        let (stops, mut waits): (Vec<_>, Vec<_>) =
+            (0..shard.count).map(|_| oneshot::channel::<()>()).unzip();
+        waits.reverse();
+        let scattered = plan
             .scatter_copies(shard, |parts| {
+                let stop = waits.pop().unwrap_or_else(|| oneshot::channel().1);
                 move |partitions: &Rc<Partitions>| {
-                    let read = partitions.read(parts);
+                    let read = partitions.read_or_wait(parts, min_bytes, wait, stop);
                     Box::pin(async move {
                         let answers = read.await.into_iter();
                         answers.map(|r| Answer::from_read(r, isolation)).collect()
                     }) as LocalBoxFuture<'static, Vec<Answer>>
                 }
             })
-            .await
-            .gather()
             .await;
+        let stops = std::cell::RefCell::new(Some(stops));
+        let stop_all = || {
+            let taken = stops.borrow_mut().take();
+            for s in taken.into_iter().flatten() {
+                let _ = s.send(());
+            }
+        };
+        let so_far = std::cell::Cell::new(0usize);
+        let gathered = scattered.gather_watching(|answers| {
+            so_far.set(so_far.get() + answers.iter().map(|a| a.records.len()).sum::<usize>());
+            if so_far.get() >= min_bytes.max(1) || answers.iter().any(|a| a.error.is_some()) {
+                stop_all();
+            }
+        });
+        futures::pin_mut!(gathered);
+        let read = {
+            let stopping = shard.stopped();
+            futures::pin_mut!(stopping);
+            match futures::future::select(gathered, stopping).await {
+                futures::future::Either::Left((read, _)) => read,
+                futures::future::Either::Right(((), gathered)) => {
+                    // The broker is stopping: the waits end now, with what they have.
+                    stop_all();
+                    gathered.await
+                }
+            }
+        };
         let total: usize = read.iter().map(|(_, r)| r.records.len()).sum();
         let any_error = read.iter().any(|(_, r)| r.error.is_some());
-        let now = Instant::now();
         if total >= min_bytes.max(1)
             || any_error
-            || now >= deadline
+            || Instant::now() >= deadline
             || plan.nothing_routed()
             || shard.stopping()
         {
             break read;
         }
-        // Nothing (or not enough) yet: wait for an append on any of the partitions, then
-        // read again.
-        wait_any(broker, &plan, &read, deadline - now).await;
     };
     let missing = || Answer::error(ResponseError::NotLeaderOrFollower);
     let mut topics = plan.respond(answers, missing);
@@ -173,50 +213,6 @@ fn trim_to_max_bytes<'a>(answers: impl Iterator<Item = &'a mut Answer>, max_byte
         r.records = r.records.slice(..keep);
         total += keep;
     }
-}
-
-/// Returns when any owner reports data past what `read` found on one of the plan's
-/// partitions, after `timeout`, or when the broker stops. One wait per owner; the first to
-/// answer ends the others (dropping a reply cancels that owner's wait).
-async fn wait_any(
-    broker: &Rc<Broker>,
-    plan: &Plan<ReadPart, Answer>,
-    read: &[(usize, Answer)],
-    timeout: Duration,
-) {
-    let shard = &broker.shard;
-    // By slot, so a fetch of many partitions costs one pass, not one search per partition.
-    let mut high_watermarks = vec![-1; plan.slots()];
-    for (slot, r) in read {
-        if let Some(hw) = high_watermarks.get_mut(*slot) {
-            *hw = r.high_watermark;
-        }
-    }
-    let mut by_owner: Vec<Vec<(String, i32, i64)>> = vec![Vec::new(); shard.count];
-    for (owner, slot, p) in plan.routed() {
-        let high_watermark = high_watermarks.get(slot).copied().unwrap_or(-1);
-        if let Some(parts) = by_owner.get_mut(owner) {
-            parts.push((p.topic.clone(), p.partition, p.offset.max(high_watermark)));
-        }
-    }
-    let mut waits = Vec::new();
-    for (owner, parts) in by_owner.into_iter().enumerate() {
-        if parts.is_empty() {
-            continue;
-        }
-        let wait = shard
-            .submit_to(owner, move |partitions: &Rc<Partitions>| {
-                partitions.wait_for_data(parts, timeout)
-            })
-            .await;
-        waits.push(wait);
-    }
-    if waits.is_empty() {
-        return;
-    }
-    let stop = shard.stopped();
-    futures::pin_mut!(stop);
-    futures::future::select(futures::future::select_all(waits), stop).await;
 }
 
 fn build_response(topics: Vec<(String, Vec<(i32, Answer)>)>, version: i16) -> FetchResponse {

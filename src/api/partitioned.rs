@@ -180,6 +180,24 @@ where
 }
 
 impl<A> Scattered<A> {
+    /// `gather`, showing each owner's answers to `watch` as they arrive (a long poll stops
+    /// the other owners' waits once one has found records).
+    pub async fn gather_watching(self, mut watch: impl FnMut(&[A])) -> Vec<(usize, A)> {
+        use futures::stream::{FuturesUnordered, StreamExt};
+        let mut pending: FuturesUnordered<_> = self
+            .replies
+            .into_iter()
+            .map(|(slots, reply)| async move { (slots, reply.await) })
+            .collect();
+        let mut out = Vec::new();
+        while let Some((slots, answers)) = pending.next().await {
+            let answers = answers.unwrap_or_default();
+            watch(&answers);
+            out.extend(slots.into_iter().zip(answers));
+        }
+        out
+    }
+
     /// Waits for every owner and returns their answers with their slots. An owner that stopped
     /// before answering leaves its slots out.
     pub async fn gather(self) -> Vec<(usize, A)> {

@@ -9,6 +9,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 
 use super::partition::{AppendOutcome, AppendReceiver, Isolation, Marker};
@@ -159,61 +160,98 @@ impl Partitions {
         let this = self.clone();
         Box::pin(async move {
             let mut out = Vec::with_capacity(parts.len());
-            for p in parts {
-                let log = match this.lookup(&p.topic, p.partition) {
-                    Ok(log) => log,
-                    Err(e) => {
-                        out.push(ReadAnswer::failed(e, -1, -1, -1));
-                        continue;
-                    }
-                };
-                out.push(match log.read(p.offset, p.max_bytes, p.isolation).await {
-                    Ok(r) => ReadAnswer {
-                        error: None,
-                        high_watermark: r.high_watermark,
-                        last_stable_offset: r.last_stable_offset,
-                        log_start_offset: r.log_start_offset,
-                        records: r.records,
-                        aborted: r.aborted,
-                    },
-                    Err(e) => {
-                        if let LogError::Storage(why) = &e {
-                            tracing::error!(topic = %p.topic, partition = p.partition, error = %why, "fetch read failed");
-                        }
-                        ReadAnswer::failed(
-                            e,
-                            log.high_watermark(),
-                            log.last_stable_offset(),
-                            log.log_start_offset(),
-                        )
-                    }
-                });
+            for p in &parts {
+                out.push(this.read_one(p).await);
             }
             out
         })
     }
 
-    /// Resolves when any of `parts` (topic, partition, offset) has data past its offset, or
-    /// after `timeout`. Dropping it (the requester gave up) stops the wait.
-    pub fn wait_for_data(
+    /// A long poll's part on this shard, in one operation: reads each part; unless that found
+    /// `min_bytes` (or an error), waits until one of them gets more, `timeout` passes or `stop`
+    /// fires (the fetch has enough from other shards), then reads again only the parts that
+    /// have something new and gives the others their current watermarks.
+    pub fn read_or_wait(
         self: &Rc<Self>,
-        parts: Vec<(String, i32, i64)>,
+        parts: Vec<ReadPart>,
+        min_bytes: usize,
         timeout: Duration,
-    ) -> LocalBoxFuture<'static, ()> {
-        let logs: Vec<_> = parts
-            .iter()
-            .filter_map(|(t, p, o)| self.get(t, *p).map(|l| (l, *o)))
-            .collect();
+        stop: oneshot::Receiver<()>,
+    ) -> LocalBoxFuture<'static, Vec<ReadAnswer>> {
+        let this = self.clone();
         Box::pin(async move {
-            if logs.is_empty() {
-                return;
+            let mut out = Vec::with_capacity(parts.len());
+            for p in &parts {
+                out.push(this.read_one(p).await);
             }
-            futures::future::select_all(
+            let bytes: usize = out.iter().map(|a| a.records.len()).sum();
+            let failed = out.iter().any(|a| a.error.is_some());
+            if timeout.is_zero() || failed || bytes >= min_bytes.max(1) {
+                return out;
+            }
+            let logs: Vec<_> = parts
+                .iter()
+                .zip(&out)
+                .filter_map(|(p, a)| {
+                    // Past what was read: data beyond the high watermark seen.
+                    let log = this.get(&p.topic, p.partition)?;
+                    Some((log, p.offset.max(a.high_watermark)))
+                })
+                .collect();
+            if logs.is_empty() {
+                return out;
+            }
+            let data = futures::future::select_all(
                 logs.iter()
                     .map(|(l, o)| Box::pin(l.wait_for_data(*o, timeout))),
-            )
-            .await;
+            );
+            futures::future::select(data, stop).await;
+            for (p, a) in parts.iter().zip(out.iter_mut()) {
+                let Some(log) = this.get(&p.topic, p.partition) else {
+                    continue;
+                };
+                let visible = match p.isolation {
+                    Isolation::ReadUncommitted => log.high_watermark(),
+                    Isolation::ReadCommitted => log.last_stable_offset(),
+                };
+                if visible > p.offset {
+                    *a = this.read_one(p).await;
+                } else {
+                    a.high_watermark = log.high_watermark();
+                    a.last_stable_offset = log.last_stable_offset();
+                    a.log_start_offset = log.log_start_offset();
+                }
+            }
+            out
         })
+    }
+
+    async fn read_one(&self, p: &ReadPart) -> ReadAnswer {
+        let log = match self.lookup(&p.topic, p.partition) {
+            Ok(log) => log,
+            Err(e) => return ReadAnswer::failed(e, -1, -1, -1),
+        };
+        match log.read(p.offset, p.max_bytes, p.isolation).await {
+            Ok(r) => ReadAnswer {
+                error: None,
+                high_watermark: r.high_watermark,
+                last_stable_offset: r.last_stable_offset,
+                log_start_offset: r.log_start_offset,
+                records: r.records,
+                aborted: r.aborted,
+            },
+            Err(e) => {
+                if let LogError::Storage(why) = &e {
+                    tracing::error!(topic = %p.topic, partition = p.partition, error = %why, "fetch read failed");
+                }
+                ReadAnswer::failed(
+                    e,
+                    log.high_watermark(),
+                    log.last_stable_offset(),
+                    log.log_start_offset(),
+                )
+            }
+        }
     }
 
     /// Answers each ListOffsets query; `None` when no record is that recent.
