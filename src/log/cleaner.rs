@@ -12,50 +12,15 @@ use glommio::io::DmaStreamWriterBuilder;
 
 use super::batch::BatchHeader;
 use super::index::SegmentIndex;
-use super::partition::{LogConfig, PartitionLog, SealedSegment, SealedView};
+use super::partition::{
+    Compaction, LogConfig, PartitionLog, SealedSegment, SealedView, SegmentInfo,
+};
 use super::records::{self, RecordRef};
 use super::segment::{self, Scan, Segment};
+use super::swap::{cleaned_path, finish_swap, remove_cleaned, swap, swap_marker};
 use super::txn_index::{self, AbortedTxn};
 use crate::util::blocking::{self, with_path};
 use crate::util::checkpoint;
-
-/// A partition's compaction settings (`cleanup.policy` with `compact`, and the topic keys
-/// the cleaner reads).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Compaction {
-    pub compact: bool,
-    /// `delete.retention.ms`: how long a tombstone stays after its segment's newest record.
-    pub delete_retention_ms: i64,
-    /// `min.cleanable.dirty.ratio`.
-    pub min_cleanable_ratio: f64,
-    /// `min.compaction.lag.ms`: records younger than this are not cleaned.
-    pub min_lag_ms: i64,
-    /// `max.compaction.lag.ms`: a log whose oldest uncleaned record is older than this is
-    /// cleaned whatever its dirty ratio.
-    pub max_lag_ms: i64,
-}
-
-impl Compaction {
-    /// Not compacted.
-    pub const OFF: Compaction = Compaction {
-        compact: false,
-        delete_retention_ms: 86_400_000,
-        min_cleanable_ratio: 0.5,
-        min_lag_ms: 0,
-        max_lag_ms: i64::MAX,
-    };
-}
-
-/// A sealed segment as the cleaner plans with it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SegmentInfo {
-    pub base_offset: i64,
-    pub next_offset: i64,
-    pub size: u32,
-    pub max_timestamp: i64,
-    /// The first batch's largest timestamp (the first time-index entry).
-    pub first_timestamp: Option<i64>,
-}
 
 /// The partition's cleaner checkpoint: the first offset not yet cleaned (Kafka's
 /// `cleaner-offset-checkpoint`, one per partition here).
@@ -768,102 +733,6 @@ async fn clean_group(
     Ok(due)
 }
 
-/// Removes a cleaning's uncommitted files.
-async fn remove_cleaned(dir: &Path, base: i64) {
-    for ext in SEGMENT_EXTENSIONS {
-        blocking::remove_file(&cleaned_path(dir, base, ext)).await;
-    }
-}
-
-/// The name of a cleaned file before its swap: `<base>.<ext>.cleaned`.
-fn cleaned_path(dir: &Path, base: i64, ext: &str) -> PathBuf {
-    dir.join(format!("{base:020}.{ext}.cleaned"))
-}
-
-fn swap_marker(dir: &Path, base: i64) -> PathBuf {
-    dir.join(format!("{base:020}.swap"))
-}
-
-/// The files a segment based at `base` may have.
-const SEGMENT_EXTENSIONS: [&str; 4] = ["index", "timeindex", "txnindex", "log"];
-
-/// Swaps a cleaned group in for the segments based in `[base, end)`. The commit point is the
-/// durable `<base>.swap` marker holding `end`: before it, the old segments are whole and the
-/// `.cleaned` files are removed at the next start; from it on, `finish_swap` (now, or at the
-/// next start) removes the old segments and renames the cleaned files over them. A kill -9
-/// anywhere leaves the old segments or the new one, never a mix.
-async fn swap(dir: &Path, base: i64, end: i64) -> io::Result<()> {
-    checkpoint::write(&swap_marker(dir, base), end).await?;
-    finish_swap(dir, base, end).await
-}
-
-/// The committed half of `swap`, safe to repeat: removes the other old segments of the
-/// group, renames each cleaned file to its final name (the `.log` last), syncs the directory
-/// and removes the marker.
-async fn finish_swap(dir: &Path, base: i64, end: i64) -> io::Result<()> {
-    for name in blocking::list_dir(dir).await? {
-        let Some(b) = segment::parse_log_file_name(&name) else {
-            continue;
-        };
-        if b > base && b < end {
-            let path = dir.join(&name);
-            for ext in SEGMENT_EXTENSIONS {
-                blocking::remove_file(&path.with_extension(ext)).await;
-            }
-        }
-    }
-    let old = dir.join(segment::log_file_name(base));
-    if blocking::exists(&cleaned_path(dir, base, "log")).await
-        && !blocking::exists(&cleaned_path(dir, base, "txnindex")).await
-    {
-        // The old first segment's aborted transactions were carried into the cleaned index
-        // when there were any; with none, no index goes with the cleaned segment.
-        blocking::remove_file(&old.with_extension("txnindex")).await;
-    }
-    for ext in SEGMENT_EXTENSIONS {
-        let cleaned = cleaned_path(dir, base, ext);
-        if blocking::exists(&cleaned).await {
-            blocking::rename(&cleaned, &old.with_extension(ext)).await?;
-        }
-    }
-    blocking::sync_dir(dir).await?;
-    blocking::remove_file(&swap_marker(dir, base)).await;
-    blocking::sync_dir(dir).await
-}
-
-/// At a partition's open, before its segments are listed: finishes every committed swap and
-/// removes the files of cleanings that did not commit.
-pub async fn recover_swaps(dir: &Path) -> io::Result<()> {
-    let names = blocking::list_dir(dir).await?;
-    for name in &names {
-        let Some(base) = name
-            .strip_suffix(".swap")
-            .filter(|b| b.len() == 20 && b.bytes().all(|c| c.is_ascii_digit()))
-            .and_then(|b| b.parse::<i64>().ok())
-        else {
-            continue;
-        };
-        let marker = dir.join(name);
-        let Some(end) = checkpoint::read(
-            &marker,
-            "remove it and the .cleaned files beside it: the old segments are whole",
-        )
-        .await?
-        else {
-            continue;
-        };
-        tracing::info!(dir = %dir.display(), base, end, "finishing a cleaned segment's swap");
-        finish_swap(dir, base, end).await?;
-    }
-    for name in blocking::list_dir(dir).await? {
-        if name.ends_with(".cleaned") {
-            tracing::info!(dir = %dir.display(), file = %name, "removing a cleaning's file that was not swapped in");
-            blocking::remove_file(&dir.join(&name)).await;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -873,6 +742,7 @@ mod tests {
     use kafka_protocol::records::Compression;
     use std::collections::BTreeMap;
 
+    use crate::log::swap::SEGMENT_EXTENSIONS;
     use crate::log::test_support::{open_log as open, run};
 
     fn compacted(segment_bytes: u32) -> LogConfig {

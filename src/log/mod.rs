@@ -15,6 +15,7 @@ pub mod producer_snapshot;
 pub mod producers;
 pub mod records;
 pub mod segment;
+pub mod swap;
 pub mod tail_cache;
 #[cfg(test)]
 pub(crate) mod test_support;

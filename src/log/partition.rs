@@ -18,7 +18,6 @@ use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
 
 use super::batch::{self, BatchHeader};
-use super::cleaner::Compaction;
 use super::error::LogError;
 use super::group_commit::GroupCommit;
 use super::producer_snapshot;
@@ -69,6 +68,44 @@ impl LogConfig {
             compaction: Compaction::OFF,
         }
     }
+}
+
+/// A partition's compaction settings (`cleanup.policy` with `compact`, and the topic keys
+/// the cleaner reads).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Compaction {
+    pub compact: bool,
+    /// `delete.retention.ms`: how long a tombstone stays after its segment's newest record.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`.
+    pub min_cleanable_ratio: f64,
+    /// `min.compaction.lag.ms`: records younger than this are not cleaned.
+    pub min_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a log whose oldest uncleaned record is older than this is
+    /// cleaned whatever its dirty ratio.
+    pub max_lag_ms: i64,
+}
+
+impl Compaction {
+    /// Not compacted.
+    pub const OFF: Compaction = Compaction {
+        compact: false,
+        delete_retention_ms: 86_400_000,
+        min_cleanable_ratio: 0.5,
+        min_lag_ms: 0,
+        max_lag_ms: i64::MAX,
+    };
+}
+
+/// A sealed segment as the cleaner plans with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub base_offset: i64,
+    pub next_offset: i64,
+    pub size: u32,
+    pub max_timestamp: i64,
+    /// The first batch's largest timestamp (the first time-index entry).
+    pub first_timestamp: Option<i64>,
 }
 
 /// What retention deletes: whole segments, never the active one, oldest first.
@@ -243,7 +280,7 @@ pub(super) struct SealedView {
 }
 
 pub(super) struct SealedSegment {
-    pub info: super::cleaner::SegmentInfo,
+    pub info: SegmentInfo,
     pub file: Rc<glommio::io::DmaFile>,
 }
 
@@ -284,7 +321,7 @@ impl PartitionLog {
         blocking::create_dir_all(&dir).await?;
         // A cleaning that committed its swap but did not finish it is finished now; one that
         // did not commit leaves only files that are removed.
-        super::cleaner::recover_swaps(&dir).await?;
+        super::swap::recover_swaps(&dir).await?;
         let mut bases: Vec<i64> = blocking::list_dir(&dir)
             .await?
             .iter()
@@ -471,7 +508,7 @@ impl PartitionLog {
             segments: state.segments[..n]
                 .iter()
                 .map(|s| SealedSegment {
-                    info: super::cleaner::SegmentInfo {
+                    info: SegmentInfo {
                         base_offset: s.base_offset,
                         next_offset: s.next_offset,
                         size: s.size,

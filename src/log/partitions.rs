@@ -11,10 +11,10 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::batch;
-use super::cleaner::{Cleaner, Compaction};
+use super::cleaner::Cleaner;
 use super::group_commit::GroupCommit;
 use super::partition::{
-    io_buffer_bytes, AppendReceiver, LogConfig, Origin, PartitionLog, Retention,
+    io_buffer_bytes, AppendReceiver, Compaction, LogConfig, Origin, PartitionLog, Retention,
 };
 use super::tail_cache::TailBudget;
 use super::LogError;
