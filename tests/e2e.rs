@@ -1061,3 +1061,83 @@ fn alter_topic_configs_at_runtime() {
         (Some("1024".to_string()), ConfigSource::DynamicTopic)
     );
 }
+
+/// Fetch responses of many megabytes arrive whole and correct when the client reads them
+/// late: the broker writes the records by reference (vectored), and when the socket is full it
+/// waits for room and goes on where it stopped. Both the tail cache and the segment files
+/// serve (the second broker has no cache).
+#[test]
+fn large_fetch_responses_arrive_whole_to_a_late_reader() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::RecordBatchDecoder;
+
+    const PARTITIONS: i32 = 8;
+    const RECORDS: usize = 24;
+    const VALUE_BYTES: usize = 128 * 1024;
+    let value = |p: i32, i: usize| -> Vec<u8> {
+        (0..VALUE_BYTES)
+            .map(|j| (j as u8) ^ (p as u8 * 31) ^ (i as u8 * 7))
+            .collect()
+    };
+    for cache in ["67108864", "0"] {
+        let broker = Broker::start(&["--override", &format!("shardlog.tail.cache.bytes={cache}")]);
+        let topic = "bulk";
+        broker.create_topic(topic, PARTITIONS);
+        let producer = broker.producer(&[("acks", "all"), ("linger.ms", "5")]);
+        for p in 0..PARTITIONS {
+            for i in 0..RECORDS {
+                producer.send(
+                    topic,
+                    Some(p),
+                    &Msg::kv(format!("{p}-{i}"), value(p, i)),
+                );
+            }
+        }
+        producer.flush_ok(FLUSH);
+
+        let req = FetchRequest::default()
+            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(64 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("bulk")))
+                .with_partitions(
+                    (0..PARTITIONS)
+                        .map(|p| {
+                            FetchPartition::default()
+                                .with_partition(p)
+                                .with_fetch_offset(0)
+                                .with_partition_max_bytes(4 << 20)
+                        })
+                        .collect(),
+                )]);
+        let resp: FetchResponse = common::call_reading_late(
+            broker.addr(),
+            ApiKey::Fetch,
+            12,
+            &req,
+            Duration::from_millis(500),
+        );
+        let parts = &resp.responses[0].partitions;
+        assert_eq!(parts.len(), PARTITIONS as usize);
+        for part in parts {
+            let p = part.partition_index;
+            assert_eq!(part.error_code, 0, "cache {cache}, partition {p}");
+            assert_eq!(part.high_watermark, RECORDS as i64);
+            let mut records = part.records.clone().expect("records");
+            let mut i = 0;
+            for set in RecordBatchDecoder::decode_all(&mut records).expect("decode") {
+                for r in set.records {
+                    assert_eq!(r.offset, i as i64, "cache {cache}, partition {p}");
+                    let v = r.value.expect("value");
+                    assert!(v[..] == value(p, i)[..], "cache {cache}: partition {p} record {i} differs");
+                    i += 1;
+                }
+            }
+            assert_eq!(i, RECORDS, "cache {cache}: records of partition {p}");
+        }
+    }
+}

@@ -2,7 +2,9 @@
 //! until an append on any requested partition wakes it, or the wait ends. Each owner reads and,
 //! with nothing to answer, waits on its own partitions in the same operation
 //! (`Partitions::read_or_wait`), so a wake-up costs a read of what changed, not another round
-//! of reads of every partition.
+//! of reads of every partition. The response takes the record bytes by reference (from the
+//! tail cache or the read buffer) and the connection writes them with a vectored send: no copy
+//! of records while the response is built.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -191,7 +193,12 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: FetchRequest) -> Reply {
             .flat_map(|(_, ps)| ps.iter_mut().map(|(_, a)| a)),
         max_bytes,
     );
-    ctx.reply(&build_response(topics, ctx.version))
+    // The record bytes go into the frame by reference (header and fields around them).
+    let records: Vec<Bytes> = topics
+        .iter()
+        .flat_map(|(_, ps)| ps.iter().map(|(_, a)| a.records.clone()))
+        .collect();
+    ctx.reply_referencing(&build_response(topics, ctx.version), records)
 }
 
 /// Enforces the response's `max_bytes` in request order, as Kafka does (KIP-74): each

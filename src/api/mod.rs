@@ -46,12 +46,13 @@ pub mod txn_offset_commit;
 use std::future::Future;
 use std::rc::Rc;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::catalog::Replica;
 use crate::shard::Shard;
+use crate::util::scatter::ScatterBuf;
 
 /// What handlers reach from the shard that took a request: the transport (and through it the
 /// shards that own partitions and groups) and this shard's copy of the catalog.
@@ -123,8 +124,9 @@ pub fn supported(key: ApiKey) -> Option<Versions> {
 
 /// What the connection writes for one request.
 pub enum Reply {
-    /// A complete response frame (size prefix included).
-    Frame(Bytes),
+    /// A complete response frame (size prefix included), in parts to be written in order with
+    /// one vectored write: owned header and fields, and record bytes where the log holds them.
+    Frame(Vec<Bytes>),
     /// Nothing: a produce with acks=0.
     Nothing,
     /// Close the connection (a response could not be built).
@@ -148,6 +150,17 @@ pub struct Ctx {
 impl Ctx {
     /// Encodes `body` as this request's response frame.
     pub fn reply<R: Encodable>(&self, body: &R) -> Reply {
+        self.reply_referencing(body, std::iter::empty())
+    }
+
+    /// Encodes `body` as this request's response frame, taking the large slices of `refs`
+    /// (record bytes, in the order the body holds them) into the frame by reference: the
+    /// bytes go from where the log holds them to the socket with no copy in user space.
+    pub fn reply_referencing<R: Encodable>(
+        &self,
+        body: &R,
+        refs: impl IntoIterator<Item = Bytes>,
+    ) -> Reply {
         // ApiVersions responses always use header v0, whatever the request version: clients
         // parse it before they know the broker's versions (librdkafka 2.0.2 depends on it).
         let header_version = if self.api_key == ApiKey::ApiVersions {
@@ -156,23 +169,34 @@ impl Ctx {
             self.api_key.response_header_version(self.version)
         };
         let header = ResponseHeader::default().with_correlation_id(self.correlation_id);
-        // Sized up front: a fetch response carries megabytes of records, and growing the
-        // buffer by doubling copies them again and again (benches/fetch_response.rs).
-        let size = header
-            .compute_size(header_version)
-            .and_then(|h| body.compute_size(self.version).map(|b| h + b));
-        let mut buf = BytesMut::with_capacity(4 + size.unwrap_or(0));
-        buf.put_i32(0);
         let encoded = header
-            .encode(&mut buf, header_version)
-            .and_then(|_| body.encode(&mut buf, self.version));
-        if let Err(e) = encoded {
-            tracing::error!(api = ?self.api_key, version = self.version, error = %e, "cannot encode a response; closing the connection");
-            return Reply::Close;
+            .compute_size(header_version)
+            .and_then(|h| body.compute_size(self.version).map(|b| h + b))
+            .and_then(|size| {
+                let size = i32::try_from(size)
+                    .map_err(|_| anyhow::anyhow!("response of {size} bytes"))?;
+                let refs: Vec<Bytes> = refs.into_iter().collect();
+                let referenced: usize = refs.iter().map(Bytes::len).sum();
+                let owned = (4 + size as usize).saturating_sub(referenced);
+                let mut buf = ScatterBuf::new(refs, owned);
+                buf.put_i32(size);
+                header.encode(&mut buf, header_version)?;
+                body.encode(&mut buf, self.version)?;
+                anyhow::ensure!(
+                    buf.len() == 4 + size as usize,
+                    "encoded {} bytes where compute_size said {}",
+                    buf.len() - 4,
+                    size
+                );
+                Ok(buf.finish())
+            });
+        match encoded {
+            Ok(parts) => Reply::Frame(parts),
+            Err(e) => {
+                tracing::error!(api = ?self.api_key, version = self.version, error = %e, "cannot encode a response; closing the connection");
+                Reply::Close
+            }
         }
-        let size = (buf.len() - 4) as i32;
-        buf[0..4].copy_from_slice(&size.to_be_bytes());
-        Reply::Frame(buf.freeze())
     }
 }
 

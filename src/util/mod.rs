@@ -5,6 +5,7 @@ pub mod blocking;
 pub mod checkpoint;
 pub mod notify;
 pub mod read;
+pub mod scatter;
 
 pub use notify::Notify;
 

@@ -631,6 +631,22 @@ where
     Req: kafka_protocol::protocol::Encodable,
     Resp: kafka_protocol::protocol::Decodable,
 {
+    call_reading_late(addr, key, version, req, Duration::ZERO)
+}
+
+/// [`call`], reading the response only `read_after` after sending the request: a response
+/// larger than the socket buffers then fills them, and the broker must wait for room.
+pub fn call_reading_late<Req, Resp>(
+    addr: SocketAddr,
+    key: kafka_protocol::messages::ApiKey,
+    version: i16,
+    req: &Req,
+    read_after: Duration,
+) -> Resp
+where
+    Req: kafka_protocol::protocol::Encodable,
+    Resp: kafka_protocol::protocol::Decodable,
+{
     use kafka_protocol::messages::{RequestHeader, ResponseHeader};
     use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
     let mut stream = TcpStream::connect(addr).expect("connect");
@@ -649,6 +665,7 @@ where
     let mut frame = (body.len() as i32).to_be_bytes().to_vec();
     frame.extend_from_slice(&body);
     stream.write_all(&frame).expect("send");
+    std::thread::sleep(read_after);
     let mut size = [0u8; 4];
     stream.read_exact(&mut size).expect("response size");
     let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];
