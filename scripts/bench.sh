@@ -29,10 +29,10 @@
 #                   producers lingering 1 ms (--linger-ms 1, not loadgen's default 5) so that
 #                   client batching does not hide the broker's latency
 #   consume-tail    consumer at the log end while a producer writes at 50% of the maximum
-#   consume-catchup consumer reading data written earlier. Segments are written with O_DIRECT
-#                   and read with O_DIRECT, so the page cache never holds them: the read is
-#                   cold by construction (the device's own cache aside); the page cache is
-#                   also dropped when the kernel allows it.
+#   consume-catchup consumer reading data written earlier. Segments are written with O_DIRECT,
+#                   so the page cache does not hold what was written; history is read through
+#                   the page cache and sent with sendfile, and the page cache is dropped before
+#                   the read (when the kernel allows it), so the read starts cold.
 #   produce-1k-cleaning  produce-1k at 50% of its maximum rate while a second producer writes
 #                   1 KiB records of 1,000 keys at 2,000 records/s to a compacted topic (1 MiB
 #                   segments, min.cleanable.dirty.ratio 0.01) and the cleaner cleans it every

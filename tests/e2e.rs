@@ -1088,11 +1088,7 @@ fn large_fetch_responses_arrive_whole_to_a_late_reader() {
         let producer = broker.producer(&[("acks", "all"), ("linger.ms", "5")]);
         for p in 0..PARTITIONS {
             for i in 0..RECORDS {
-                producer.send(
-                    topic,
-                    Some(p),
-                    &Msg::kv(format!("{p}-{i}"), value(p, i)),
-                );
+                producer.send(topic, Some(p), &Msg::kv(format!("{p}-{i}"), value(p, i)));
             }
         }
         producer.flush_ok(FLUSH);
@@ -1133,7 +1129,10 @@ fn large_fetch_responses_arrive_whole_to_a_late_reader() {
                 for r in set.records {
                     assert_eq!(r.offset, i as i64, "cache {cache}, partition {p}");
                     let v = r.value.expect("value");
-                    assert!(v[..] == value(p, i)[..], "cache {cache}: partition {p} record {i} differs");
+                    assert!(
+                        v[..] == value(p, i)[..],
+                        "cache {cache}: partition {p} record {i} differs"
+                    );
                     i += 1;
                 }
             }

@@ -24,6 +24,7 @@ use crate::catalog;
 use crate::log::batch;
 use crate::log::ops::{ReadAnswer, ReadPart};
 use crate::log::{Isolation, Partitions};
+use crate::util::scatter::Pieces;
 
 pub const VERSIONS: Versions = Versions { min: 4, max: 12 };
 
@@ -37,7 +38,8 @@ pub struct Answer {
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
-    pub records: Bytes,
+    /// Whole batches, in memory or in segment files.
+    pub records: Pieces,
     /// read_committed: the aborted transactions among the records, as (producer id, first
     /// offset); empty for read_uncommitted. (Kafka sends null there; kafka-python 3 then reads
     /// nothing at all from the partition.)
@@ -51,7 +53,7 @@ impl Answer {
             high_watermark: -1,
             last_stable_offset: -1,
             log_start_offset: -1,
-            records: Bytes::new(),
+            records: Pieces::default(),
             aborted: Vec::new(),
         }
     }
@@ -193,12 +195,28 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: FetchRequest) -> Reply {
             .flat_map(|(_, ps)| ps.iter_mut().map(|(_, a)| a)),
         max_bytes,
     );
-    // The record bytes go into the frame by reference (header and fields around them).
-    let records: Vec<Bytes> = topics
-        .iter()
-        .flat_map(|(_, ps)| ps.iter().map(|(_, a)| a.records.clone()))
+    // The record bytes go into the frame by reference: the response holds a stand-in for each
+    // partition's records, which the frame replaces by the records' pieces.
+    let records: Vec<(Bytes, Pieces)> = topics
+        .iter_mut()
+        .flat_map(|(_, ps)| ps.iter_mut().map(|(_, a)| a))
+        .map(|a| {
+            let stand_in = a.records.stand_in().unwrap_or_else(|| {
+                // Longer than any stand-in: read into memory (blocking; only a partition
+                // asked for more than PLACEHOLDER_BYTES_MAX at once comes here).
+                let bytes = a.records.to_bytes().unwrap_or_default();
+                let ends = batch::batch_ends(&bytes);
+                a.records =
+                    Pieces::memory(bytes.slice(..ends.last().map_or(0, |&e| e as usize)), ends);
+                a.records.stand_in().unwrap_or_default()
+            });
+            (stand_in, a.records.clone())
+        })
         .collect();
-    ctx.reply_referencing(&build_response(topics, ctx.version), records)
+    ctx.reply_referencing(
+        &build_response(topics, &records, ctx.version),
+        records.iter().cloned(),
+    )
 }
 
 /// Enforces the response's `max_bytes` in request order, as Kafka does (KIP-74): each
@@ -211,18 +229,22 @@ fn trim_to_max_bytes<'a>(answers: impl Iterator<Item = &'a mut Answer>, max_byte
             continue;
         }
         let left = max_bytes.saturating_sub(total);
-        let mut keep = batch::whole_batches_within(&r.records, left);
+        let mut keep = r.records.whole_within(left);
         if keep == 0 && total == 0 {
-            keep = batch::BatchHeader::parse(&r.records).map_or(r.records.len(), |h| {
-                (h.total_bytes as usize).min(r.records.len())
-            });
+            keep = r.records.first_unit();
         }
-        r.records = r.records.slice(..keep);
+        r.records.truncate(keep);
         total += keep;
     }
 }
 
-fn build_response(topics: Vec<(String, Vec<(i32, Answer)>)>, version: i16) -> FetchResponse {
+/// The response, with `stand_ins` (one per partition, in order) where the records go.
+fn build_response(
+    topics: Vec<(String, Vec<(i32, Answer)>)>,
+    stand_ins: &[(Bytes, Pieces)],
+    version: i16,
+) -> FetchResponse {
+    let mut stand_ins = stand_ins.iter().map(|(b, _)| b.clone());
     let topics = topics
         .into_iter()
         .map(|(name, partitions)| {
@@ -246,7 +268,7 @@ fn build_response(topics: Vec<(String, Vec<(i32, Answer)>)>, version: i16) -> Fe
                         .with_log_start_offset(if version >= 5 { r.log_start_offset } else { -1 })
                         .with_aborted_transactions(Some(aborted))
                         .with_preferred_read_replica(BrokerId(-1))
-                        .with_records(Some(r.records))
+                        .with_records(Some(stand_ins.next().unwrap_or_default()))
                 })
                 .collect();
             FetchableTopicResponse::default()
@@ -278,12 +300,13 @@ mod tests {
     }
 
     fn result(records: Bytes) -> Answer {
+        let ends = batch::batch_ends(&records);
         Answer {
             error: None,
             high_watermark: 0,
             last_stable_offset: 0,
             log_start_offset: 0,
-            records,
+            records: Pieces::memory(records, ends),
             aborted: Vec::new(),
         }
     }

@@ -52,7 +52,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::catalog::Replica;
 use crate::shard::Shard;
-use crate::util::scatter::ScatterBuf;
+use crate::util::scatter::{Part, Pieces, ScatterBuf};
 
 /// What handlers reach from the shard that took a request: the transport (and through it the
 /// shards that own partitions and groups) and this shard's copy of the catalog.
@@ -124,9 +124,10 @@ pub fn supported(key: ApiKey) -> Option<Versions> {
 
 /// What the connection writes for one request.
 pub enum Reply {
-    /// A complete response frame (size prefix included), in parts to be written in order with
-    /// one vectored write: owned header and fields, and record bytes where the log holds them.
-    Frame(Vec<Bytes>),
+    /// A complete response frame (size prefix included), in parts to be written in order:
+    /// owned header and fields, and record bytes where the log holds them (in memory, or a
+    /// range of a segment file).
+    Frame(Vec<Part>),
     /// Nothing: a produce with acks=0.
     Nothing,
     /// Close the connection (a response could not be built).
@@ -153,13 +154,14 @@ impl Ctx {
         self.reply_referencing(body, std::iter::empty())
     }
 
-    /// Encodes `body` as this request's response frame, taking the large slices of `refs`
-    /// (record bytes, in the order the body holds them) into the frame by reference: the
-    /// bytes go from where the log holds them to the socket with no copy in user space.
+    /// Encodes `body` as this request's response frame, taking the pieces of `refs` (the
+    /// slice the body holds for some record bytes, and where those bytes are; in the order the
+    /// body holds them) into the frame instead of the slice: record bytes go from where the
+    /// log holds them to the socket with no copy in user space.
     pub fn reply_referencing<R: Encodable>(
         &self,
         body: &R,
-        refs: impl IntoIterator<Item = Bytes>,
+        refs: impl IntoIterator<Item = (Bytes, Pieces)>,
     ) -> Reply {
         // ApiVersions responses always use header v0, whatever the request version: clients
         // parse it before they know the broker's versions (librdkafka 2.0.2 depends on it).
@@ -173,15 +175,16 @@ impl Ctx {
             .compute_size(header_version)
             .and_then(|h| body.compute_size(self.version).map(|b| h + b))
             .and_then(|size| {
-                let size = i32::try_from(size)
-                    .map_err(|_| anyhow::anyhow!("response of {size} bytes"))?;
-                let refs: Vec<Bytes> = refs.into_iter().collect();
-                let referenced: usize = refs.iter().map(Bytes::len).sum();
+                let size =
+                    i32::try_from(size).map_err(|_| anyhow::anyhow!("response of {size} bytes"))?;
+                let refs: Vec<(Bytes, Pieces)> = refs.into_iter().collect();
+                let referenced: usize = refs.iter().map(|(b, _)| b.len()).sum();
                 let owned = (4 + size as usize).saturating_sub(referenced);
                 let mut buf = ScatterBuf::new(refs, owned);
                 buf.put_i32(size);
                 header.encode(&mut buf, header_version)?;
                 body.encode(&mut buf, self.version)?;
+                anyhow::ensure!(buf.is_complete(), "record pieces were not all placed");
                 anyhow::ensure!(
                     buf.len() == 4 + size as usize,
                     "encoded {} bytes where compute_size said {}",

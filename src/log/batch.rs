@@ -174,6 +174,21 @@ pub fn whole_batches_within(records: &[u8], limit: usize) -> usize {
     used
 }
 
+/// The end of each whole batch in `records` (stored batches, as a read returns them).
+pub fn batch_ends(records: &[u8]) -> Vec<u32> {
+    let mut ends = Vec::new();
+    let mut used = 0usize;
+    while let Some(h) = records.get(used..).and_then(BatchHeader::parse) {
+        let next = used + h.total_bytes as usize;
+        if next > records.len() || next == used {
+            break;
+        }
+        used = next;
+        ends.push(used as u32);
+    }
+    ends
+}
+
 /// Checks one complete batch read back from disk: the length fits and the CRC matches.
 pub fn check_stored_batch(buf: &[u8]) -> Option<BatchHeader> {
     let header = BatchHeader::parse(buf)?;

@@ -785,7 +785,9 @@ mod tests {
                 .read(offset, 1 << 20, Isolation::ReadUncommitted)
                 .await
                 .expect("read")
-                .records;
+                .records
+                .to_bytes()
+                .expect("records");
             if buf.is_empty() {
                 break;
             }
@@ -985,7 +987,9 @@ mod tests {
                     .read(offset, 1 << 20, Isolation::ReadUncommitted)
                     .await
                     .expect("read")
-                    .records;
+                    .records
+                    .to_bytes()
+                    .expect("records");
                 let mut rest = &records[..];
                 while let Some(h) = BatchHeader::parse(rest) {
                     if h.is_control() && h.record_count > 0 {

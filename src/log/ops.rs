@@ -16,6 +16,7 @@ use super::partition::{AppendOutcome, AppendReceiver, Isolation, Marker};
 use super::partitions::Partitions;
 use super::txn_index::AbortedTxn;
 use super::LogError;
+use crate::util::scatter::Pieces;
 
 /// Which sync an append waits for after its write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +51,8 @@ pub struct ReadAnswer {
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
-    pub records: Bytes,
+    /// Whole batches, in memory or in segment files.
+    pub records: Pieces,
     /// For read_committed: the aborted transactions among the records.
     pub aborted: Vec<AbortedTxn>,
 }
@@ -67,7 +69,7 @@ impl ReadAnswer {
             high_watermark,
             last_stable_offset,
             log_start_offset,
-            records: Bytes::new(),
+            records: Pieces::default(),
             aborted: Vec::new(),
         }
     }
@@ -158,13 +160,7 @@ impl Partitions {
     /// Reads each part: whole batches from its offset, up to its byte limit.
     pub fn read(self: &Rc<Self>, parts: Vec<ReadPart>) -> LocalBoxFuture<'static, Vec<ReadAnswer>> {
         let this = self.clone();
-        Box::pin(async move {
-            let mut out = Vec::with_capacity(parts.len());
-            for p in &parts {
-                out.push(this.read_one(p).await);
-            }
-            out
-        })
+        Box::pin(async move { this.read_all(&parts).await })
     }
 
     /// A long poll's part on this shard, in one operation: reads each part; unless that found
@@ -180,10 +176,7 @@ impl Partitions {
     ) -> LocalBoxFuture<'static, Vec<ReadAnswer>> {
         let this = self.clone();
         Box::pin(async move {
-            let mut out = Vec::with_capacity(parts.len());
-            for p in &parts {
-                out.push(this.read_one(p).await);
-            }
+            let mut out = this.read_all(&parts).await;
             let bytes: usize = out.iter().map(|a| a.records.len()).sum();
             let failed = out.iter().any(|a| a.error.is_some());
             if timeout.is_zero() || failed || bytes >= min_bytes.max(1) {
@@ -224,6 +217,13 @@ impl Partitions {
             }
             out
         })
+    }
+
+    /// Reads the parts side by side: reads from segment files wait for the disk, and waiting
+    /// for them together keeps the device busy (one at a time, a catch-up consumer of many
+    /// partitions reads at the speed of one read's latency).
+    async fn read_all(&self, parts: &[ReadPart]) -> Vec<ReadAnswer> {
+        futures::future::join_all(parts.iter().map(|p| self.read_one(p))).await
     }
 
     async fn read_one(&self, p: &ReadPart) -> ReadAnswer {

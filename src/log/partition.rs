@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::channel::oneshot;
 
 use super::batch::{self, BatchHeader};
@@ -26,6 +26,7 @@ use super::records;
 use super::segment::{self, Scan, Segment};
 use super::tail_cache::{TailBudget, TailCache};
 use super::txn_index::{self, AbortedTxn};
+use crate::util::scatter::{Part, Pieces};
 use crate::util::{blocking, checkpoint, Notify};
 
 /// Per-topic settings the log applies.
@@ -217,7 +218,8 @@ impl LogState {
 }
 
 pub struct ReadOutcome {
-    pub records: Bytes,
+    /// Whole batches: from the tail cache, or ranges of segment files.
+    pub records: Pieces,
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
@@ -1104,9 +1106,9 @@ impl PartitionLog {
             Isolation::ReadUncommitted => high_watermark,
             Isolation::ReadCommitted => last_stable_offset,
         };
-        let mut out = BytesMut::new();
+        let mut out = Pieces::default();
         let mut outcome = ReadOutcome {
-            records: Bytes::new(),
+            records: Pieces::default(),
             high_watermark,
             last_stable_offset,
             log_start_offset,
@@ -1123,7 +1125,8 @@ impl PartitionLog {
                     .borrow()
                     .aborted_between(offset, last_read + 1);
             }
-            outcome.records = records;
+            let ends = batch::batch_ends(&records);
+            outcome.records = Pieces::memory(records, ends);
             return Ok(outcome);
         }
         let mut last_read = offset;
@@ -1132,6 +1135,11 @@ impl PartitionLog {
         // the front, and the cleaner may swap a group of segments for one, while this read
         // waits for the disk (a read that went on "after the segment it read" could skip the
         // rest of a swapped group).
+        //
+        // Segment data is not copied: the read walks the batch headers through the page cache
+        // (on the blocking pool, where a disk read may wait) and answers with file ranges,
+        // which the connection sends with sendfile. The descriptor it holds keeps the bytes
+        // readable even if the segment is deleted or swapped before they are sent.
         let mut covered = offset;
         loop {
             let seg = {
@@ -1144,46 +1152,44 @@ impl PartitionLog {
                 if seg.is_some_and(|s| s.next_offset <= covered) {
                     seg = state.segments.get(at + 1);
                 }
-                seg.map(|s| {
-                    let rel = u32::try_from((covered - s.base_offset).max(0)).unwrap_or(u32::MAX);
-                    (
-                        s.file.clone(),
-                        s.index.lookup(rel).position,
-                        s.size,
-                        s.next_offset,
-                    )
-                })
+                match seg {
+                    None => None,
+                    Some(s) => {
+                        let rel =
+                            u32::try_from((covered - s.base_offset).max(0)).unwrap_or(u32::MAX);
+                        let reader = s.reader().map_err(|e| LogError::Storage(e.to_string()))?;
+                        Some((reader, s.index.lookup(rel).position, s.size, s.next_offset))
+                    }
+                }
             };
             let Some((file, from, size, next_offset)) = seg else {
                 break;
             };
-            let mut full = false;
-            segment::scan(
-                &file,
-                from,
-                size,
-                false,
-                self.config.get().io_buffer_bytes,
-                |_, header, bytes| {
-                    if header.last_offset() < covered {
-                        return Scan::Continue;
-                    }
-                    if header.base_offset >= limit {
-                        full = true;
-                        return Scan::Stop;
-                    }
-                    if !out.is_empty() && out.len() + bytes.len() > max_bytes as usize {
-                        full = true;
-                        return Scan::Stop;
-                    }
-                    out.extend_from_slice(bytes);
-                    last_read = header.last_offset();
-                    Scan::Continue
-                },
-            )
-            .await
-            .map_err(|e| LogError::Storage(e.to_string()))?;
-            if full || out.len() >= max_bytes as usize || next_offset <= covered {
+            let (room, first) = (
+                (max_bytes as usize).saturating_sub(out.len()),
+                out.is_empty(),
+            );
+            let walk = {
+                let file = file.clone();
+                blocking::run(move || {
+                    segment::walk_batches(&file, from, size, covered, limit, room, first)
+                })
+                .await
+                .map_err(|e| LogError::Storage(e.to_string()))?
+            };
+            if let Some(last) = walk.last_offset {
+                last_read = last;
+                let len = walk.ends.last().copied().unwrap_or(0);
+                out.push(
+                    Part::File {
+                        file,
+                        pos: u64::from(walk.start),
+                        len,
+                    },
+                    walk.ends,
+                );
+            }
+            if walk.full || out.len() >= max_bytes as usize || next_offset <= covered {
                 break;
             }
             covered = next_offset.max(last_read + 1);
@@ -1194,7 +1200,7 @@ impl PartitionLog {
                 .borrow()
                 .aborted_between(offset, last_read + 1);
         }
-        outcome.records = out.freeze();
+        outcome.records = out;
         Ok(outcome)
     }
 
@@ -1416,10 +1422,13 @@ impl PartitionLog {
         let end = self.high_watermark();
         let window = self.config().io_buffer_bytes;
         while offset < end {
-            let mut buf = self
+            let records = self
                 .read(offset, window, Isolation::ReadUncommitted)
                 .await?
                 .records;
+            let mut buf = blocking::run(move || records.to_bytes())
+                .await
+                .map_err(|e| LogError::Storage(e.to_string()))?;
             if buf.is_empty() {
                 break;
             }
@@ -1658,7 +1667,8 @@ mod tests {
                 .read(offset, 1000, Isolation::ReadUncommitted)
                 .await
                 .expect("read");
-            let mut rest = &r.records[..];
+            let records = r.records.to_bytes().expect("records");
+            let mut rest = &records[..];
             assert!(
                 !rest.is_empty(),
                 "read at {offset} below the high watermark returned nothing"
@@ -1697,7 +1707,8 @@ mod tests {
                 .read(2, 1, Isolation::ReadUncommitted)
                 .await
                 .expect("read");
-            let h = batch::check_stored_batch(&r.records).expect("batch");
+            let h =
+                batch::check_stored_batch(&r.records.to_bytes().expect("records")).expect("batch");
             assert_eq!((h.base_offset, h.last_offset()), (1, 2));
             assert!(matches!(
                 log.read(expected + 1, 100, Isolation::ReadUncommitted)
@@ -1814,7 +1825,7 @@ mod tests {
                 headers: Default::default(),
             })
             .collect();
-        let mut buf = BytesMut::new();
+        let mut buf = bytes::BytesMut::new();
         let options = RecordEncodeOptions {
             version: 2,
             compression: Compression::None,
@@ -1893,7 +1904,7 @@ mod tests {
                         .read(offset, max, Isolation::ReadUncommitted)
                         .await
                         .expect("read");
-                    cached_reads.push(r.records);
+                    cached_reads.push(r.records.to_bytes().expect("records"));
                 }
             }
             assert!(
@@ -1908,7 +1919,11 @@ mod tests {
                         .read(offset, max, Isolation::ReadUncommitted)
                         .await
                         .expect("read");
-                    assert_eq!(r.records, cached_reads[i], "offset {offset}, max {max}");
+                    assert_eq!(
+                        r.records.to_bytes().expect("records"),
+                        cached_reads[i],
+                        "offset {offset}, max {max}"
+                    );
                     i += 1;
                 }
             }
@@ -2431,7 +2446,8 @@ mod recovery_fuzz {
                     let mut at = 0;
                     while at < log.high_watermark() {
                         let r = log.read(at, 10_000, Isolation::ReadUncommitted).await.expect("read");
-                        let mut rest = &r.records[..];
+                        let records = r.records.to_bytes().expect("records");
+                        let mut rest = &records[..];
                         if rest.is_empty() { break; }
                         while !rest.is_empty() {
                             let h = batch::check_stored_batch(rest).expect("only intact batches are served");

@@ -8,9 +8,13 @@
 //! until the segment is rolled or closed, when it is truncated to its logical size. Recovery
 //! stops at the first batch whose length or CRC does not check, which the padding never passes.
 
+use std::cell::RefCell;
 use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use glommio::io::DmaFile;
 
@@ -75,6 +79,9 @@ pub struct Segment {
     /// The bytes of the last, partly filled block: `size % alignment` of them.
     tail: Vec<u8>,
     preallocated: u64,
+    /// The same file opened again without O_DIRECT, for reads through the page cache that are
+    /// sent with `sendfile`; opened at the first such read.
+    reader: RefCell<Option<Arc<std::fs::File>>>,
 }
 
 /// What a scan over stored batches found.
@@ -113,6 +120,7 @@ impl Segment {
             roll_jitter_ms: 0,
             tail: Vec::new(),
             preallocated: 0,
+            reader: RefCell::new(None),
         })
     }
 
@@ -161,9 +169,25 @@ impl Segment {
             roll_jitter_ms: 0,
             tail: Vec::new(),
             preallocated: 0,
+            reader: RefCell::new(None),
         };
         seg.recover(recover, interval_bytes, window_bytes).await?;
         Ok(seg)
+    }
+
+    /// The segment's file opened for reads through the page cache (see `walk_batches`). It is
+    /// opened through `/proc/self/fd` of the segment's own descriptor, so it is the same file
+    /// even when the cleaner has put another in its place under the same name. An open of a
+    /// file already open: no disk access, so it is done in place.
+    pub fn reader(&self) -> io::Result<Arc<std::fs::File>> {
+        if let Some(r) = &*self.reader.borrow() {
+            return Ok(r.clone());
+        }
+        let proc_path = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+        let file = std::fs::File::open(&proc_path).map_err(|e| with_path(e, &self.path))?;
+        let file = Arc::new(file);
+        *self.reader.borrow_mut() = Some(file.clone());
+        Ok(file)
     }
 
     /// Rebuilds the in-memory state from the file: from the last index entry on (or from the
@@ -700,5 +724,216 @@ pub mod fault {
             }
             io::Error::from_raw_os_error(self.errno)
         }
+    }
+}
+
+/// What `walk_batches` chose: one run of whole batches of the file.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Walk {
+    /// Where the run starts in the file (meaningful when `ends` is not empty).
+    pub start: u32,
+    /// The end of each batch of the run, from `start`.
+    pub ends: Vec<u32>,
+    /// The last offset of the last batch taken.
+    pub last_offset: Option<i64>,
+    /// It stopped at `limit` or for lack of room, not at the end of the file.
+    pub full: bool,
+}
+
+/// Bytes a read of batch headers takes after a small batch: many headers in one read.
+const WALK_WINDOW_BYTES: usize = 64 * 1024;
+/// How many reads' worth of the file a walk asks the kernel to read ahead: this one and the
+/// next.
+const WALK_PREFETCH_FETCHES: usize = 2;
+/// A batch at least this large is followed by a read of just the next header: copying its
+/// bytes to find where the next one starts would cost more than the system call saved.
+const WALK_LARGE_BATCH_BYTES: usize = 4096;
+
+/// Which whole batches of `file` in `[from, end)` a read sends, reading their headers
+/// (through the page cache: a blocking call, for the blocking pool): the batches from the one
+/// holding `covered`, before `limit`, while they fit in `room` bytes, except that the first
+/// batch of a read (`first`) is taken whole however large. A batch that does not parse or
+/// runs past `end` ends the walk. After a large batch only the next header is read, so the
+/// walk reads little more than the headers of large batches.
+pub fn walk_batches(
+    file: &std::fs::File,
+    from: u32,
+    end: u32,
+    covered: i64,
+    limit: i64,
+    room: usize,
+    first: bool,
+) -> io::Result<Walk> {
+    // Ask the kernel to read the whole range the walk may take (and sendfile then sends) at
+    // once, and as much again after it: the device gets a few large reads in flight, not
+    // readahead behind each header, and a consumer reading on finds its next fetch read while
+    // it takes in this one. Advice only: its failure changes nothing.
+    let span = (u64::from(end) - u64::from(from)).min(
+        room.max(BATCH_HEADER_BYTES)
+            .saturating_mul(WALK_PREFETCH_FETCHES) as u64,
+    );
+    // SAFETY: a plain system call on an open descriptor.
+    unsafe {
+        libc::posix_fadvise(
+            std::os::fd::AsRawFd::as_raw_fd(file),
+            libc::off_t::from(from),
+            span as libc::off_t,
+            libc::POSIX_FADV_WILLNEED,
+        );
+    }
+    let mut walk = Walk::default();
+    let mut window = vec![0u8; WALK_WINDOW_BYTES];
+    let (mut window_pos, mut window_len) = (0u64, 0usize);
+    let mut pos = u64::from(from);
+    let mut taken = 0usize;
+    let mut last_total = 0usize;
+    while pos + BATCH_HEADER_BYTES as u64 <= u64::from(end) {
+        if pos < window_pos || pos + BATCH_HEADER_BYTES as u64 > window_pos + window_len as u64 {
+            let step = if last_total >= WALK_LARGE_BATCH_BYTES {
+                BATCH_HEADER_BYTES
+            } else {
+                WALK_WINDOW_BYTES
+            };
+            let want = (u64::from(end) - pos).min(step as u64) as usize;
+            window_len = read_full_at(file, &mut window[..want], pos)?;
+            window_pos = pos;
+            if window_len < BATCH_HEADER_BYTES {
+                break;
+            }
+        }
+        let at = (pos - window_pos) as usize;
+        let Some(header) = BatchHeader::parse(&window[at..window_len]) else {
+            break;
+        };
+        let total = header.total_bytes as usize;
+        if pos + total as u64 > u64::from(end) {
+            break;
+        }
+        last_total = total;
+        if header.last_offset() < covered {
+            pos += total as u64;
+            continue;
+        }
+        if header.base_offset >= limit {
+            walk.full = true;
+            break;
+        }
+        if (taken > 0 || !first) && taken + total > room {
+            walk.full = true;
+            break;
+        }
+        if walk.ends.is_empty() {
+            walk.start = pos as u32;
+        }
+        taken += total;
+        walk.ends.push(taken as u32);
+        walk.last_offset = Some(header.last_offset());
+        pos += total as u64;
+    }
+    Ok(walk)
+}
+
+/// Reads until `buf` is full or the file ends; the bytes read.
+fn read_full_at(file: &std::fs::File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], pos + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+#[cfg(test)]
+mod walk_tests {
+    use super::*;
+    use crate::log::batch::tests::make_batch;
+    use kafka_protocol::records::Compression;
+
+    /// A file of batches, small and large in turn, with dense offsets: the file and each
+    /// batch's (position, length, base offset, last offset).
+    fn log_file() -> (std::fs::File, Vec<(u32, u32, i64, i64)>) {
+        let mut bytes = Vec::new();
+        let mut batches = Vec::new();
+        let mut offset = 0i64;
+        for i in 0..40 {
+            let (n, value) = if i % 3 == 0 { (4, 3000) } else { (3, 20) };
+            let mut b = make_batch(n, value, Compression::None);
+            batch::assign_offset(&mut b, offset, 0);
+            batches.push((
+                bytes.len() as u32,
+                b.len() as u32,
+                offset,
+                offset + n as i64 - 1,
+            ));
+            offset += n as i64;
+            bytes.extend_from_slice(&b);
+        }
+        let mut f = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut f, &bytes).unwrap();
+        (f, batches)
+    }
+
+    /// The walk takes exactly the batches a read must send (from the one holding `covered`,
+    /// before `limit`, within `room` but the first whole), small ones read in windows and
+    /// large ones header by header, and stops at a torn end.
+    #[test]
+    fn walk_takes_the_batches_a_read_sends() {
+        let (f, batches) = log_file();
+        let end = batches.last().map(|b| b.0 + b.1).unwrap();
+        let expect = |covered: i64, limit: i64, room: usize, first: bool| {
+            let mut taken = Vec::new();
+            let mut used = 0usize;
+            for &(pos, len, base, last) in &batches {
+                if last < covered {
+                    continue;
+                }
+                if base >= limit || ((used > 0 || !first) && used + len as usize > room) {
+                    break;
+                }
+                used += len as usize;
+                taken.push((pos, used as u32, last));
+            }
+            taken
+        };
+        for covered in [0i64, 1, 5, 7, 50, 119, 200] {
+            for limit in [3i64, 60, 1000] {
+                for room in [0usize, 100, 5000, 40_000, 1 << 20] {
+                    for first in [true, false] {
+                        let w = walk_batches(&f, 0, end, covered, limit, room, first).unwrap();
+                        let want = expect(covered, limit, room, first);
+                        let got_ends: Vec<u32> = w.ends.clone();
+                        assert_eq!(
+                            got_ends,
+                            want.iter().map(|t| t.1).collect::<Vec<_>>(),
+                            "covered {covered} limit {limit} room {room} first {first}"
+                        );
+                        if let Some(t) = want.first() {
+                            assert_eq!(w.start, t.0);
+                            assert_eq!(w.last_offset, want.last().map(|t| t.2));
+                        } else {
+                            assert_eq!(w.last_offset, None);
+                        }
+                    }
+                }
+            }
+        }
+        // A torn last batch (cut short) ends the walk before it.
+        let (last_pos, last_len, ..) = *batches.last().unwrap();
+        let w = walk_batches(
+            &f,
+            0,
+            last_pos + last_len - 1,
+            0,
+            i64::MAX,
+            usize::MAX,
+            true,
+        )
+        .unwrap();
+        assert_eq!(w.ends.last().copied(), Some(last_pos));
+        assert!(!w.full);
     }
 }

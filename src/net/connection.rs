@@ -6,16 +6,20 @@
 //! responses, so a client may pipeline requests and still gets responses in order.
 
 use std::io::{self, IoSlice};
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 use std::rc::Rc;
+use std::sync::Arc;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
 
 use super::frame;
 use crate::api::{self, Broker};
+use crate::util::blocking;
+use crate::util::scatter::Part;
 
 /// Requests one connection may have in flight; the reader waits past this. Kafka clients keep
 /// few (librdkafka: 5 produce requests per broker by default); the bound caps what one
@@ -38,7 +42,13 @@ pub async fn serve(broker: Rc<Broker>, stream: TcpStream) {
         .unwrap_or_default()
         .into();
     let _ = stream.set_nodelay(true);
-    let fd = stream.as_raw_fd();
+    let socket = match Socket::of(&stream) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "cannot set up the connection's socket; closing it");
+            return;
+        }
+    };
     let (mut reader, mut writer) = stream.split();
     let (tx, rx) = local_channel::new_bounded::<api::ReplyTask>(CONNECTION_REQUESTS_IN_FLIGHT_MAX);
 
@@ -49,7 +59,7 @@ pub async fn serve(broker: Rc<Broker>, stream: TcpStream) {
                 Some(api::Reply::Nothing) => continue,
                 Some(api::Reply::Close) | None => break,
             };
-            if let Err(e) = write_parts(fd, &mut writer, &response).await {
+            if let Err(e) = write_parts(&socket, &mut writer, &response).await {
                 tracing::debug!(error = %e, "write to client failed");
                 return;
             }
@@ -59,13 +69,17 @@ pub async fn serve(broker: Rc<Broker>, stream: TcpStream) {
     let write_task = glommio::spawn_local(write_loop);
 
     let max_frame = shard.config.socket_request_max_bytes;
+    // `buf[..filled]` holds bytes read from the socket; `buf[filled..]` is zeroed room the
+    // next reads fill. Room is added (and zeroed) only when none is left, so every byte is
+    // zeroed once however many reads a large frame takes.
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut filled = 0usize;
     // Bytes still to come of a frame whose size prefix has been read.
     let mut missing = 0usize;
     'read: loop {
         // Take every complete frame in the buffer.
         loop {
-            let size = match frame::frame_size(&buf, max_frame) {
+            let size = match frame::frame_size(&buf[..filled], max_frame) {
                 Ok(Some(size)) => size as usize,
                 Ok(None) => break,
                 Err(e) => {
@@ -73,12 +87,13 @@ pub async fn serve(broker: Rc<Broker>, stream: TcpStream) {
                     break 'read;
                 }
             };
-            if buf.len() < frame::SIZE_PREFIX_BYTES + size {
-                missing = frame::SIZE_PREFIX_BYTES + size - buf.len();
+            if filled < frame::SIZE_PREFIX_BYTES + size {
+                missing = frame::SIZE_PREFIX_BYTES + size - filled;
                 break;
             }
             buf.advance(frame::SIZE_PREFIX_BYTES);
             let body = buf.split_to(size).freeze();
+            filled -= frame::SIZE_PREFIX_BYTES + size;
             match api::dispatch(&broker, &client_host, body).await {
                 Ok(task) => {
                     if tx.send(task).await.is_err() {
@@ -94,14 +109,14 @@ pub async fn serve(broker: Rc<Broker>, stream: TcpStream) {
         if shard.stopping() {
             break;
         }
-        // Read room for the rest of the current frame (or a chunk): zero-filling only what
-        // the next read may fill keeps the cost per byte constant for large frames.
-        let start = buf.len();
-        buf.resize(start + missing.max(READ_CHUNK_BYTES), 0);
+        // Room for the rest of the current frame (or a chunk), when none is left.
+        if buf.len() == filled {
+            buf.resize(filled + missing.max(READ_CHUNK_BYTES), 0);
+        }
         missing = 0;
         let read = {
             let stop = shard.stopped();
-            let read = reader.read(&mut buf[start..]);
+            let read = reader.read(&mut buf[filled..]);
             futures::pin_mut!(stop);
             match futures::future::select(read, stop).await {
                 futures::future::Either::Left((r, _)) => r,
@@ -110,7 +125,7 @@ pub async fn serve(broker: Rc<Broker>, stream: TcpStream) {
         };
         match read {
             Ok(0) => break,
-            Ok(n) => buf.truncate(start + n),
+            Ok(n) => filled += n,
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "read from client failed");
                 break;
@@ -124,36 +139,48 @@ pub async fn serve(broker: Rc<Broker>, stream: TcpStream) {
 /// The most parts one `sendmsg` takes (Linux's UIO_MAXIOV is 1024).
 const WRITE_PARTS_MAX: usize = 64;
 
-/// Writes a response's parts in order, as few system calls as the socket allows: a vectored
-/// send of the parts while the socket takes them without waiting, and when it is full, one
-/// write through glommio's stream, which waits for room.
+/// Writes a response's parts in order: runs of parts in memory with vectored sends while the
+/// socket takes them without waiting (one write through glommio's stream, which waits for
+/// room, when it is full), and ranges of files with `sendfile` (see `send_file_range`).
 async fn write_parts(
-    fd: RawFd,
+    socket: &Socket,
     writer: &mut (impl futures::AsyncWrite + Unpin),
-    parts: &[Bytes],
+    parts: &[Part],
 ) -> io::Result<()> {
-    if let [one] = parts {
+    if let [Part::Memory(one)] = parts {
         return writer.write_all(one).await;
     }
-    // SAFETY: `fd` is the connection's socket, open as long as `writer` (its write half) is,
-    // which outlives this call.
-    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-    let socket = socket2::SockRef::from(&fd);
     let (mut part, mut at) = (0usize, 0usize);
     while part < parts.len() {
-        let slices: Vec<IoSlice> = std::iter::once(&parts[part][at..])
-            .chain(parts[part + 1..].iter().map(|p| &p[..]))
+        if let Part::File { file, pos, len } = &parts[part] {
+            send_file_range(socket, writer, file, *pos, *len).await?;
+            part += 1;
+            continue;
+        }
+        let slices: Vec<IoSlice> = parts[part..]
+            .iter()
+            .map_while(|p| match p {
+                Part::Memory(b) => Some(&b[..]),
+                Part::File { .. } => None,
+            })
+            .enumerate()
+            .map(|(i, b)| if i == 0 { &b[at..] } else { b })
             .take(WRITE_PARTS_MAX)
             .map(IoSlice::new)
             .collect();
         let sent = match socket
+            .as_ref()
             .send_vectored_with_flags(&slices, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
         {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                match writer.write(&parts[part][at..]).await? {
+                // The run starts with a part in memory (file parts went above).
+                let Part::Memory(b) = &parts[part] else {
+                    continue;
+                };
+                match writer.write(&b[at..]).await? {
                     0 => return Err(io::ErrorKind::WriteZero.into()),
                     n => n,
                 }
@@ -173,6 +200,97 @@ async fn write_parts(
                 at = 0;
             }
         }
+    }
+    Ok(())
+}
+
+/// The connection's socket for the sends glommio does not make: a duplicate descriptor, so
+/// that a send on the blocking pool can never reach another connection's socket after this
+/// one closed (a closed descriptor's number is reused), in non-blocking mode so that a
+/// `sendfile` to a full socket returns instead of holding a pool thread. glommio's own reads
+/// and writes use MSG_DONTWAIT and poll for readiness, so they do not mind.
+struct Socket(Arc<OwnedFd>);
+
+impl Socket {
+    fn of(stream: &impl AsRawFd) -> io::Result<Socket> {
+        // SAFETY: the stream's descriptor is open while `stream` is borrowed.
+        let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) }.try_clone_to_owned()?;
+        socket2::SockRef::from(&fd).set_nonblocking(true)?;
+        Ok(Socket(Arc::new(fd)))
+    }
+
+    fn as_ref(&self) -> socket2::SockRef<'_> {
+        socket2::SockRef::from(&*self.0)
+    }
+}
+
+/// Bytes a `sendfile` is asked for at once.
+const SENDFILE_BYTES_MAX: u32 = 1 << 20;
+
+/// What one turn of `send_file_range` on the blocking pool did.
+enum FileSend {
+    /// Bytes went from the file to the socket.
+    Sent(usize),
+    /// The socket is full: the next bytes of the range, read, to be written through glommio
+    /// (which waits for room).
+    Full(Vec<u8>),
+}
+
+/// Bytes read for a write through glommio when the socket is full: one turn of waiting costs
+/// one small copy.
+const FULL_SOCKET_READ_BYTES: usize = 16 * 1024;
+
+/// Sends `len` bytes of `file` from `pos` with `sendfile` (from the page cache to the socket,
+/// no copy in user space). It runs on the blocking pool, as a read of a page not in memory
+/// waits for the disk; the socket is non-blocking, so a full socket does not hold the thread:
+/// the bytes next in line are then read and written through glommio's stream, which waits
+/// for room without blocking the shard.
+async fn send_file_range(
+    socket: &Socket,
+    writer: &mut (impl futures::AsyncWrite + Unpin),
+    file: &Arc<std::fs::File>,
+    pos: u64,
+    len: u32,
+) -> io::Result<()> {
+    let end = pos + u64::from(len);
+    let mut pos = pos;
+    while pos < end {
+        let (sock, f) = (socket.0.clone(), file.clone());
+        let want = (end - pos).min(u64::from(SENDFILE_BYTES_MAX)) as usize;
+        let turn = blocking::run(move || -> io::Result<FileSend> {
+            let mut off = pos as libc::off_t;
+            loop {
+                // SAFETY: both descriptors are open (held by the Arcs) and `off` is ours.
+                let n = unsafe { libc::sendfile(sock.as_raw_fd(), f.as_raw_fd(), &mut off, want) };
+                if n >= 0 {
+                    return Ok(FileSend::Sent(n as usize));
+                }
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock => {
+                        let mut buf = vec![0u8; want.min(FULL_SOCKET_READ_BYTES)];
+                        f.read_exact_at(&mut buf, pos)?;
+                        return Ok(FileSend::Full(buf));
+                    }
+                    _ => return Err(e),
+                }
+            }
+        })
+        .await?;
+        pos += match turn {
+            FileSend::Sent(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "a segment file ended before the range a fetch read",
+                ))
+            }
+            FileSend::Sent(n) => n as u64,
+            FileSend::Full(buf) => match writer.write(&buf).await? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => n as u64,
+            },
+        };
     }
     Ok(())
 }

@@ -55,6 +55,25 @@ fn usable_cpus() -> Vec<usize> {
     cpus
 }
 
+/// Threads of each shard's blocking pool. It runs the file-system calls io_uring cannot make
+/// and the `sendfile`s of fetches from segment files, whose reads of pages not in memory wait
+/// for the disk: with one thread (glommio's default), one consumer's cold read would hold up
+/// every other consumer's and the shard's directory syncs. A few let cold reads of different
+/// consumers wait side by side; they stay on the shard's CPU, so a shard is still one core.
+pub const BLOCKING_THREADS_PER_SHARD: usize = 4;
+
+/// The blocking pool of the shard on `cpu`: `BLOCKING_THREADS_PER_SHARD` threads on that CPU.
+fn blocking_pool(cpu: usize) -> glommio::PoolPlacement {
+    match glommio::CpuSet::online() {
+        Ok(set) => glommio::PoolPlacement::Custom(vec![
+            set.filter(|l| l.cpu == cpu);
+            BLOCKING_THREADS_PER_SHARD
+        ]),
+        // Where CPUs cannot be listed, neither can the shard be pinned: unbound threads.
+        Err(_) => glommio::PoolPlacement::Unbound(BLOCKING_THREADS_PER_SHARD),
+    }
+}
+
 /// Starts one executor per element of `inputs` (`config.shards` of them), pinned round-robin to
 /// the usable CPUs, joins them into a mesh, and runs `main(shard, inbox, input)` on each.
 pub fn spawn<T, F, Fut>(config: Arc<Config>, inputs: Vec<T>, main: F) -> io::Result<Threads>
@@ -88,6 +107,7 @@ where
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("shard-{id}"))
             .io_memory(config.io_memory_bytes)
+            .blocking_thread_pool_placement(blocking_pool(cpu))
             .spawn(move || async move {
                 let (shard, inbox) = join_mesh(id, config, mesh).await?;
                 main(shard, inbox, input).await

@@ -1,15 +1,193 @@
-//! A response buffer that takes large `Bytes` by reference instead of copying them: an encoder
-//! writes into it as into any buffer, and where it puts one of the slices it was told of (the
-//! record bytes of a fetch response, as the log holds them), the buffer keeps a clone of that
-//! `Bytes` as a part of its own. What comes out is the frame as a list of parts, for one
-//! vectored write: header and fields in small owned parts, records where they already are.
+//! Frames made of pieces that are not copied: bytes in memory (`Bytes`) and ranges of files
+//! (sent from the page cache with `sendfile`).
 //!
-//! It recognises a slice by address and length, in the order it was told of them, so the
-//! encoder needs no change: kafka-protocol writes a `Bytes` field with one `put_slice` of the
-//! whole value.
+//! [`Pieces`] is such a run of bytes, with the points where it may be cut (the ends of whole
+//! units: record batches). [`ScatterBuf`] is a response buffer an encoder writes into as into
+//! any buffer; where the encoder puts one of the slices the buffer was told of, the buffer
+//! takes the pieces that slice stands for instead of copying it. It recognises a slice by
+//! address and length, in the order it was told of them, so the encoder needs no change:
+//! kafka-protocol writes a `Bytes` field with one `put_slice` of the whole value. Pieces that
+//! live in files are written as a placeholder of that length from [`placeholder`], which
+//! the buffer then replaces.
+
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 use bytes::{buf::UninitSlice, BufMut, Bytes, BytesMut};
 use kafka_protocol::protocol::buf::ByteBufMut;
+
+/// One piece of a frame.
+#[derive(Clone, Debug)]
+pub enum Part {
+    Memory(Bytes),
+    /// `len` bytes of `file` from `pos`; the file is never rewritten below what was read, so
+    /// the range holds the same bytes until it is sent (an unlinked or renamed file stays
+    /// readable through the open descriptor).
+    File {
+        file: Arc<std::fs::File>,
+        pos: u64,
+        len: u32,
+    },
+}
+
+impl Part {
+    pub fn len(&self) -> usize {
+        match self {
+            Part::Memory(b) => b.len(),
+            Part::File { len, .. } => *len as usize,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A run of bytes in pieces, and where it may be cut.
+#[derive(Clone, Debug, Default)]
+pub struct Pieces {
+    parts: Vec<Part>,
+    len: usize,
+    /// The ends of the whole units in it, ascending; the last is `len`.
+    ends: Vec<u32>,
+}
+
+impl Pieces {
+    /// Bytes in memory, cut at `ends` (ascending, the last equal to the length).
+    pub fn memory(bytes: Bytes, ends: Vec<u32>) -> Pieces {
+        debug_assert!(ends
+            .last()
+            .map_or(bytes.is_empty(), |&e| e as usize == bytes.len()));
+        let len = bytes.len();
+        let parts = if bytes.is_empty() {
+            Vec::new()
+        } else {
+            vec![Part::Memory(bytes)]
+        };
+        Pieces { parts, len, ends }
+    }
+
+    /// Appends `part`, a whole number of units that end at `ends` (relative to the part).
+    pub fn push(&mut self, part: Part, ends: impl IntoIterator<Item = u32>) {
+        if part.is_empty() {
+            return;
+        }
+        let at = self.len as u32;
+        self.ends.extend(ends.into_iter().map(|e| at + e));
+        self.len += part.len();
+        debug_assert_eq!(self.ends.last().map(|&e| e as usize), Some(self.len));
+        // A file range that goes on where the last one ended is one range.
+        if let (
+            Some(Part::File { file, pos, len }),
+            Part::File {
+                file: f2,
+                pos: p2,
+                len: l2,
+            },
+        ) = (self.parts.last_mut(), &part)
+        {
+            if Arc::ptr_eq(file, f2) && *pos + u64::from(*len) == *p2 {
+                *len += l2;
+                return;
+            }
+        }
+        self.parts.push(part);
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn parts(&self) -> &[Part] {
+        &self.parts
+    }
+
+    /// The longest prefix of whole units within `limit` bytes (0 when the first is larger).
+    pub fn whole_within(&self, limit: usize) -> usize {
+        let n = self.ends.partition_point(|&e| e as usize <= limit);
+        n.checked_sub(1).map_or(0, |i| self.ends[i] as usize)
+    }
+
+    /// The length of the first unit (0 when empty).
+    pub fn first_unit(&self) -> usize {
+        self.ends.first().map_or(0, |&e| e as usize)
+    }
+
+    /// Keeps the first `n` bytes (`n` is one of the ends, or 0).
+    pub fn truncate(&mut self, n: usize) {
+        if n >= self.len {
+            return;
+        }
+        debug_assert!(n == 0 || self.ends.binary_search(&(n as u32)).is_ok());
+        self.ends.retain(|&e| e as usize <= n);
+        let mut left = n;
+        let mut keep = 0;
+        for p in &mut self.parts {
+            if left == 0 {
+                break;
+            }
+            keep += 1;
+            if p.len() > left {
+                match p {
+                    Part::Memory(b) => b.truncate(left),
+                    Part::File { len, .. } => *len = left as u32,
+                }
+            }
+            left -= p.len().min(left);
+        }
+        self.parts.truncate(keep);
+        self.len = n;
+    }
+
+    /// The bytes, in memory: file ranges are read (blocking: for tests, and for what must see
+    /// the bytes rather than send them).
+    pub fn to_bytes(&self) -> io::Result<Bytes> {
+        if let [Part::Memory(b)] = &self.parts[..] {
+            return Ok(b.clone());
+        }
+        let mut out = BytesMut::with_capacity(self.len);
+        for p in &self.parts {
+            match p {
+                Part::Memory(b) => out.extend_from_slice(b),
+                Part::File { file, pos, len } => {
+                    let at = out.len();
+                    out.resize(at + *len as usize, 0);
+                    file.read_exact_at(&mut out[at..], *pos)?;
+                }
+            }
+        }
+        Ok(out.freeze())
+    }
+
+    /// What an encoder writes for these bytes: the bytes themselves when they are one piece in
+    /// memory, else a placeholder of their length (`None` when longer than a placeholder can
+    /// be).
+    pub fn stand_in(&self) -> Option<Bytes> {
+        match &self.parts[..] {
+            [] => Some(Bytes::new()),
+            [Part::Memory(b)] => Some(b.clone()),
+            _ => placeholder(self.len),
+        }
+    }
+}
+
+/// The longest placeholder: the largest record set a fetch answers for one partition is
+/// bounded by the request's max_bytes (librdkafka's default fetch.max.bytes is 50 MiB); a
+/// longer one is read into memory instead.
+pub const PLACEHOLDER_BYTES_MAX: usize = 64 << 20;
+
+/// Zeros that are never touched (so never resident): placeholders are slices of them.
+static ZEROS: [u8; PLACEHOLDER_BYTES_MAX] = [0; PLACEHOLDER_BYTES_MAX];
+
+/// A stand-in of `len` bytes for a piece an encoder writes but a [`ScatterBuf`] replaces.
+pub fn placeholder(len: usize) -> Option<Bytes> {
+    ZEROS.get(..len).map(Bytes::from_static)
+}
 
 /// Slices shorter than this are copied: below it, a copy costs less than another part
 /// (another iovec, another `Bytes` clone). Sized to a page.
@@ -17,32 +195,63 @@ pub const SCATTER_REF_BYTES_MIN: usize = 4096;
 
 pub struct ScatterBuf {
     /// Finished parts, in order.
-    parts: Vec<Bytes>,
+    parts: Vec<Part>,
     /// Bytes in `parts`.
     parts_len: usize,
     /// Where the encoder writes now.
     head: BytesMut,
-    /// The slices to take by reference, in the order the encoder writes them; `next` is the
-    /// first not met yet.
-    refs: Vec<Bytes>,
+    /// The slices to replace, in the order the encoder writes them, each with the pieces it
+    /// stands for; `next` is the first not met yet.
+    refs: Vec<(Bytes, Pieces)>,
     next: usize,
+    /// A file range could not be read back by `merge`: the frame is wrong.
+    poisoned: bool,
 }
 
 impl ScatterBuf {
-    /// A buffer that takes each of `refs` (those of at least `SCATTER_REF_BYTES_MIN` bytes) by
-    /// reference when the encoder writes it, in this order; `owned_capacity`: the bytes
-    /// expected besides them.
-    pub fn new(refs: impl IntoIterator<Item = Bytes>, owned_capacity: usize) -> ScatterBuf {
+    /// A buffer that takes the pieces of each of `refs` (a slice the encoder writes and the
+    /// pieces it stands for, in the order the encoder writes them) instead of copying the
+    /// slice; small pieces in memory are copied. `owned_capacity`: the bytes expected besides.
+    pub fn new(
+        refs: impl IntoIterator<Item = (Bytes, Pieces)>,
+        owned_capacity: usize,
+    ) -> ScatterBuf {
         ScatterBuf {
             parts: Vec::new(),
             parts_len: 0,
             head: BytesMut::with_capacity(owned_capacity),
             refs: refs
                 .into_iter()
-                .filter(|b| b.len() >= SCATTER_REF_BYTES_MIN)
+                .filter(|(stand_in, pieces)| {
+                    stand_in.len() >= SCATTER_REF_BYTES_MIN
+                        || pieces
+                            .parts()
+                            .iter()
+                            .any(|p| matches!(p, Part::File { .. }))
+                })
                 .collect(),
             next: 0,
+            poisoned: false,
         }
+    }
+
+    /// A buffer that takes each of `refs` by reference (those of at least
+    /// `SCATTER_REF_BYTES_MIN` bytes), in this order.
+    pub fn referencing(refs: impl IntoIterator<Item = Bytes>, owned_capacity: usize) -> ScatterBuf {
+        ScatterBuf::new(
+            refs.into_iter().map(|b| {
+                let len = b.len() as u32;
+                (b.clone(), Pieces::memory(b, vec![len]))
+            }),
+            owned_capacity,
+        )
+    }
+
+    /// Whether the frame is right: every slice it was told of was met (else a placeholder may
+    /// have been copied into the frame) and nothing failed. A frame that is not must not be
+    /// sent.
+    pub fn is_complete(&self) -> bool {
+        self.next == self.refs.len() && !self.poisoned
     }
 
     /// The bytes written so far.
@@ -55,7 +264,7 @@ impl ScatterBuf {
     }
 
     /// The bytes written, as parts in order (no empty part).
-    pub fn finish(mut self) -> Vec<Bytes> {
+    pub fn finish(mut self) -> Vec<Part> {
         self.seal_head();
         self.parts
     }
@@ -64,7 +273,7 @@ impl ScatterBuf {
         if !self.head.is_empty() {
             let head = self.head.split().freeze();
             self.parts_len += head.len();
-            self.parts.push(head);
+            self.parts.push(Part::Memory(head));
         }
     }
 
@@ -78,7 +287,26 @@ impl ScatterBuf {
         }
         let mut all = BytesMut::with_capacity(self.len() + self.head.capacity());
         for p in self.parts.drain(..) {
-            all.extend_from_slice(&p);
+            match p {
+                Part::Memory(b) => all.extend_from_slice(&b),
+                // Read back (blocking) to be changed in place: see the doc above.
+                Part::File { .. } => {
+                    let len = p.len();
+                    let bytes = Pieces {
+                        len: p.len(),
+                        ends: vec![p.len() as u32],
+                        parts: vec![p],
+                    }
+                    .to_bytes();
+                    match bytes {
+                        Ok(b) => all.extend_from_slice(&b),
+                        Err(_) => {
+                            self.poisoned = true;
+                            all.resize(all.len() + len, 0);
+                        }
+                    }
+                }
+            }
         }
         all.extend_from_slice(&self.head);
         self.parts_len = 0;
@@ -103,13 +331,15 @@ unsafe impl BufMut for ScatterBuf {
     }
 
     fn put_slice(&mut self, src: &[u8]) {
-        if let Some(r) = self.refs.get(self.next) {
-            if r.as_ptr() == src.as_ptr() && r.len() == src.len() {
-                let r = r.clone();
+        if let Some((stand_in, pieces)) = self.refs.get(self.next) {
+            if stand_in.as_ptr() == src.as_ptr() && stand_in.len() == src.len() {
+                let parts = pieces.parts.clone();
                 self.next += 1;
                 self.seal_head();
-                self.parts_len += r.len();
-                self.parts.push(r);
+                for p in parts {
+                    self.parts_len += p.len();
+                    self.parts.push(p);
+                }
                 return;
             }
         }
@@ -161,6 +391,14 @@ mod tests {
             .with_partitions(partitions)])
     }
 
+    fn flat(parts: &[Part]) -> Vec<u8> {
+        let mut p = Pieces::default();
+        for part in parts {
+            p.push(part.clone(), [part.len() as u32]);
+        }
+        p.to_bytes().unwrap().to_vec()
+    }
+
     /// Encoded through the scatter buffer, a fetch response has the same bytes as encoded into
     /// one buffer, in every version, and the large record slices are the log's own memory
     /// (the same address), not copies.
@@ -172,16 +410,19 @@ mod tests {
             .collect();
         let resp = response(&records);
         for version in 4..=12 {
-            let mut flat = BytesMut::new();
-            resp.encode(&mut flat, version).unwrap();
-            let mut buf = ScatterBuf::new(records.iter().cloned(), 64);
+            let mut one = BytesMut::new();
+            resp.encode(&mut one, version).unwrap();
+            let mut buf = ScatterBuf::referencing(records.iter().cloned(), 64);
             resp.encode(&mut buf, version).unwrap();
-            assert_eq!(buf.len(), flat.len());
+            assert!(buf.is_complete());
+            assert_eq!(buf.len(), one.len());
             let parts = buf.finish();
-            assert_eq!(parts.concat(), flat.to_vec(), "version {version}");
+            assert_eq!(flat(&parts), one.to_vec(), "version {version}");
             for big in [&records[0], &records[3]] {
                 assert!(
-                    parts.iter().any(|p| p.as_ptr() == big.as_ptr()),
+                    parts
+                        .iter()
+                        .any(|p| matches!(p, Part::Memory(b) if b.as_ptr() == big.as_ptr())),
                     "version {version}: a large record slice was copied"
                 );
             }
@@ -189,33 +430,89 @@ mod tests {
         }
     }
 
-    /// Slices equal in content but elsewhere in memory are copied, and so is a slice told of
-    /// out of order: only what the encoder writes in the expected order is referenced.
+    /// Records that live partly in a file are written as a placeholder the buffer replaces by
+    /// the file range: the frame's bytes are those of the response with the records in it.
+    #[test]
+    fn file_ranges_replace_their_placeholder() {
+        let content: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        let mut tmp = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut tmp, &content).unwrap();
+        let file = Arc::new(tmp);
+        let mut pieces = Pieces::default();
+        pieces.push(
+            Part::File {
+                file: file.clone(),
+                pos: 100,
+                len: 6000,
+            },
+            [2000, 6000],
+        );
+        pieces.push(
+            Part::File {
+                file: file.clone(),
+                pos: 6100,
+                len: 4000,
+            },
+            [4000],
+        );
+        let tail = Bytes::from_static(b"tail bytes");
+        pieces.push(Part::Memory(tail.clone()), [tail.len() as u32]);
+        assert_eq!(pieces.parts().len(), 2, "adjacent file ranges join");
+        let real = pieces.to_bytes().unwrap();
+        assert_eq!(&real[..10_000], &content[100..10_100]);
+
+        let resp = response(std::slice::from_ref(&real));
+        let stand_in = pieces.stand_in().unwrap();
+        let with_stand_in = response(std::slice::from_ref(&stand_in));
+        let mut one = BytesMut::new();
+        resp.encode(&mut one, 12).unwrap();
+        let mut buf = ScatterBuf::new([(stand_in, pieces.clone())], 64);
+        with_stand_in.encode(&mut buf, 12).unwrap();
+        assert!(buf.is_complete());
+        let parts = buf.finish();
+        assert!(parts.iter().any(|p| matches!(p, Part::File { .. })));
+        assert_eq!(flat(&parts), one.to_vec());
+
+        // Cut at whole units only.
+        assert_eq!(pieces.whole_within(5999), 2000);
+        assert_eq!(pieces.whole_within(10_000), 10_000);
+        assert_eq!(pieces.first_unit(), 2000);
+        let mut cut = pieces.clone();
+        cut.truncate(6000);
+        assert_eq!(cut.to_bytes().unwrap(), real.slice(..6000));
+        cut.truncate(0);
+        assert!(cut.is_empty() && cut.parts().is_empty());
+    }
+
+    /// A slice met out of order, or not at all, leaves the frame incomplete (never sent with a
+    /// placeholder in it); slices equal in content but elsewhere in memory are copied.
     #[test]
     fn only_the_named_slices_are_referenced() {
         let a = Bytes::from(vec![1u8; 8192]);
         let twin = Bytes::from(vec![1u8; 8192]);
-        let mut buf = ScatterBuf::new([a.clone()], 0);
+        let mut buf = ScatterBuf::referencing([a.clone()], 0);
         buf.put_slice(&twin);
+        assert!(!buf.is_complete());
         buf.put_slice(&a);
+        assert!(buf.is_complete());
         let parts = buf.finish();
         assert_eq!(parts.len(), 2);
-        assert_ne!(parts[0].as_ptr(), twin.as_ptr());
-        assert_eq!(parts[1].as_ptr(), a.as_ptr());
+        assert!(matches!(&parts[0], Part::Memory(b) if b.as_ptr() != twin.as_ptr()));
+        assert!(matches!(&parts[1], Part::Memory(b) if b.as_ptr() == a.as_ptr()));
     }
 
     /// Changing bytes already written (what a length back-patch does) works across parts.
     #[test]
     fn range_and_seek_reach_back_across_parts() {
         let a = Bytes::from(vec![9u8; 8192]);
-        let mut buf = ScatterBuf::new([a.clone()], 0);
+        let mut buf = ScatterBuf::referencing([a.clone()], 0);
         buf.put_i32(0);
         buf.put_slice(&a);
         buf.put_u8(5);
         buf.range(0..4).copy_from_slice(&7i32.to_be_bytes());
         let end = buf.offset();
         buf.seek(end + 2);
-        let out = buf.finish().concat();
+        let out = flat(&buf.finish());
         assert_eq!(&out[..4], &7i32.to_be_bytes());
         assert_eq!(out.len(), 4 + 8192 + 1 + 2);
         assert_eq!(out[4 + 8192], 5);

@@ -279,7 +279,14 @@ fn launch(
 ) -> Result<Launched> {
     let (ready_tx, ready_rx) = mpsc::channel::<std::result::Result<(), String>>();
     let (done_tx, done_rx) = mpsc::channel::<()>();
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The CPUs this process may run on (taskset): executors are pinned among them, never to
+    // a CPU outside (in bench.sh's pinned layout, the broker's).
+    let mut cpus: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    cpus.sort_unstable();
     let mut executors = 0;
     for (i, actors) in placement.into_iter().enumerate() {
         if actors.is_empty() {
@@ -289,7 +296,7 @@ fn launch(
         let cfgs = cfgs.clone();
         let ready = ready_tx.clone();
         let done = DoneGuard(done_tx.clone());
-        let cpu = (!common.no_pin).then_some(i % cpus);
+        let cpu = (!common.no_pin && !cpus.is_empty()).then(|| cpus[i % cpus.len()]);
         let spawn = |cpu| {
             let run = run.clone();
             let cfgs = cfgs.clone();

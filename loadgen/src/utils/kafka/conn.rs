@@ -306,22 +306,26 @@ async fn write_loop(
 }
 
 async fn read_loop(inner: Rc<Inner>, mut reader: futures::io::ReadHalf<TcpStream>) {
+    // `buf[..filled]` holds bytes read; `buf[filled..]` is zeroed room for the next reads,
+    // added only when none is left, so each byte is zeroed once however large the response.
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut filled = 0usize;
     let mut missing = 0usize;
     loop {
-        while buf.len() >= 4 {
+        while filled >= 4 {
             let size = i32::from_be_bytes(buf[..4].try_into().unwrap());
             if size < 4 || size as usize > MAX_RESPONSE_BYTES {
                 inner.fail(format!("bad response frame size {size}"));
                 return;
             }
             let size = size as usize;
-            if buf.len() < 4 + size {
-                missing = 4 + size - buf.len();
+            if filled < 4 + size {
+                missing = 4 + size - filled;
                 break;
             }
             buf.advance(4);
             let body = buf.split_to(size).freeze();
+            filled -= 4 + size;
             let correlation_id = i32::from_be_bytes(body[..4].try_into().unwrap());
             let next = inner.pending.borrow_mut().pop_front();
             match next {
@@ -344,18 +348,17 @@ async fn read_loop(inner: Rc<Inner>, mut reader: futures::io::ReadHalf<TcpStream
                 }
             }
         }
-        let start = buf.len();
-        buf.resize(start + missing.max(READ_CHUNK_BYTES), 0);
+        if buf.len() == filled {
+            buf.resize(filled + missing.max(READ_CHUNK_BYTES), 0);
+        }
         missing = 0;
-        match reader.read(&mut buf[start..]).await {
+        match reader.read(&mut buf[filled..]).await {
             Ok(0) => {
-                buf.truncate(start);
                 inner.fail("connection closed by the broker".into());
                 return;
             }
-            Ok(n) => buf.truncate(start + n),
+            Ok(n) => filled += n,
             Err(e) => {
-                buf.truncate(start);
                 inner.fail(format!("read failed: {e}"));
                 return;
             }
