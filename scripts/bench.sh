@@ -396,12 +396,10 @@ PY
 }
 
 for layout in $layouts; do
+    if [ "$only" = scale ] && [ "$layout" != pinned ]; then continue; fi
     echo "== layout $layout"
     d="$out/$layout"; mkdir -p "$d"
-    if [ "$only" = scale ]; then
-        if [ "$layout" = pinned ]; then scale_scenarios "$layout"; fi
-        continue
-    fi
+    if [ "$only" = scale ]; then scale_scenarios "$layout"; continue; fi
 
     start_broker "$layout"
     measured produce-1k lg "$layout" produce --bootstrap 127.0.0.1:$port --topic p1k --partitions 8 \
