@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Benchmarks Shardlog with loadgen and records everything in results/<date>-<set>/.
 #
-#   scripts/bench.sh [--quick] [--set NAME] [--layouts "pinned all-cores"] [--only cleaner]
+#   scripts/bench.sh [--quick] [--set NAME] [--layouts "pinned all-cores"] [--only cleaner|scale]
+#                    [--scale "partitions connections restart"]
 #
-# --only cleaner runs produce-1k (for the rate) and the two cleaner scenarios only.
+# --only cleaner runs produce-1k (for the rate) and the two cleaner scenarios only; --only scale
+# runs the scale scenarios only (below; pinned layout only, as in a full run). The baselines
+# run either way. --scale picks some of the scale scenarios (all three by default).
+# CARGO_TARGET_DIR, when set, is where the binaries are built and taken from.
 #
 # Baselines measured in the same run, so figures are read as ratios on this shared, noisy
 # machine: fio O_DIRECT sequential write and read (and a 16 KiB write + fdatasync, the floor of
@@ -42,6 +46,26 @@
 #   partitions-1000 produce to a topic of 1,000 partitions
 #   connections-1000 1,000 producer connections (64 KiB of buffer each, so that loadgen does not
 #                   spend the run filling 4 GiB of buffers before it sends)
+# Scale scenarios (issue 11's goals: 10k partitions and 10k connections served with an idle RSS
+# of at most 1 GiB; a restart with 10 GB of log serving in at most 2 s), pinned layout only, in
+# a full run and with --only scale. The soft `ulimit -n` is raised to the hard limit for them
+# (the broker also raises its own). Idle RSS: VmRSS (and VmHWM, the peak) from
+# /proc/<pid>/status, with the open file descriptors, once the broker has been idle (under 2
+# clock ticks of CPU in a second) after each step, in <scenario>.idle.json:
+#   partitions-10000 a topic of 10,000 partitions created (CreateTopics, timed), then durable
+#                   produce to it as partitions-1000 does; idle RSS at start, after the topic
+#                   is created and after the produce run
+#   connections-10000 10,000 producer connections producing durably to 8 partitions (16 KiB
+#                   of buffer each: one batch in flight per connection), then the idle RSS after
+#                   they closed and with 10,000 idle connections open (scripts/scale_probe.py
+#                   hold: ApiVersions and Metadata on each, then held)
+#   restart-10g     10 GiB of log over 1,000 partitions (1 KiB records, acks=all; 1 GiB with
+#                   --quick, restart-1g), then kill -9 and a restart timed to serving (the
+#                   recovery path: no index was ever written), then SIGTERM (timed) and a
+#                   restart timed again (the clean path). Serving: scripts/scale_probe.py
+#                   serving, the first Metadata answering every partition with a leader and the
+#                   first acks=all produce answered, in seconds from the broker's exec, in
+#                   restart-10g.json; the fill is restart-10g-fill(.broker).json.
 # Broker cost, per scenario, over its measured loadgen run (the consume of consume-catchup, not
 # the fill before it), in <scenario>.broker.json beside the scenario's JSON:
 #   - CPU: utime + stime of the broker process (every thread, io-wq workers included) from
@@ -67,6 +91,7 @@ repo=$(pwd)
 
 quick=0
 only=""
+scale="partitions connections restart"
 set_name=""
 layouts="pinned all-cores"
 while [ $# -gt 0 ]; do
@@ -75,7 +100,8 @@ while [ $# -gt 0 ]; do
         --set) set_name="$2"; shift ;;
         --layouts) layouts="$2"; shift ;;
         --only) only="$2"; shift ;;
-        *) echo "usage: scripts/bench.sh [--quick] [--set NAME] [--layouts \"pinned all-cores\"] [--only cleaner]" >&2; exit 2 ;;
+        --scale) scale="$2"; shift ;;
+        *) echo "usage: scripts/bench.sh [--quick] [--set NAME] [--layouts \"pinned all-cores\"] [--only cleaner|scale] [--scale \"partitions connections restart\"]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -104,9 +130,13 @@ elif ! perf_check=$(perf stat -x, -e "$punts_event" -a true 2>&1 >/dev/null) \
     punts_why="perf cannot count $punts_event here: $(head -c 200 <<<"$perf_check" | tr '\n' ' ')"
 fi
 
-cargo build --release --bin shardlog -p shardlog -p loadgen >/dev/null
-broker_bin="$repo/target/release/shardlog"
-loadgen_bin="$repo/target/release/loadgen"
+cargo build --release -p shardlog -p loadgen --bin shardlog --bin loadgen >/dev/null
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+broker_bin="$target_dir/release/shardlog"
+loadgen_bin="$target_dir/release/loadgen"
+# 10,000 connections (and loadgen's 10,000 sockets beside them) need more descriptors than
+# the usual soft limit of 1,024.
+ulimit -n "$(ulimit -Hn)"
 
 out="$repo/results/$(date -u +%F)-$set_name"
 mkdir -p "$out"
@@ -122,12 +152,13 @@ port=19500
 {
     echo "date: $(date -u +%FT%TZ)"
     echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (dirty)')"
-    echo "command: scripts/bench.sh $([ $quick = 1 ] && echo --quick) --set $set_name --layouts \"$layouts\"$([ -n "$only" ] && echo " --only $only")"
+    echo "command: scripts/bench.sh $([ $quick = 1 ] && echo --quick) --set $set_name --layouts \"$layouts\"$([ -n "$only" ] && echo " --only $only") --scale \"$scale\""
     echo "kernel: $(uname -r)"
     echo "cpus: $(nproc) ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
     echo "memory: $(free -g | awk '/Mem:/ {print $2}') GiB"
     echo "data fs: $(df -T /tmp | awk 'NR==2 {print $2, $1}')"
     echo "memlock: $(ulimit -l)"
+    echo "nofile: $(ulimit -Sn) (hard $(ulimit -Hn))"
     echo "broker cpu: utime+stime of the broker pid from /proc/<pid>/stat, CLK_TCK $(getconf CLK_TCK)"
     if [ -z "$punts_why" ]; then
         echo "io-wq punts: perf stat -e $punts_event -p <broker pid> ($(perf --version))"
@@ -149,15 +180,19 @@ iperf3 -s -1 -p 19599 >/dev/null 2>&1 &
 sleep 0.5
 iperf3 -c 127.0.0.1 -p 19599 -t $base_s -J > "$out/iperf3-loopback.json"
 
-start_broker() { # layout, extra args...
+launch_broker() { # layout, extra args...: starts the broker on $data, its log appended
     local layout=$1; shift
-    data="$work/data-$RANDOM"
     if [ "$layout" = pinned ]; then
-        taskset -c 0 "$broker_bin" --data-dir "$data" --listen 127.0.0.1:$port --shards 1 "$@" 2>"$work/broker.log" &
+        taskset -c 0 "$broker_bin" --data-dir "$data" --listen 127.0.0.1:$port --shards 1 "$@" 2>>"$work/broker.log" &
     else
-        "$broker_bin" --data-dir "$data" --listen 127.0.0.1:$port "$@" 2>"$work/broker.log" &
+        "$broker_bin" --data-dir "$data" --listen 127.0.0.1:$port "$@" 2>>"$work/broker.log" &
     fi
     broker_pid=$!
+}
+start_broker() { # layout, extra args...
+    data="$work/data-$RANDOM"
+    : > "$work/broker.log"
+    launch_broker "$@"
     for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && return 0; sleep 0.1; done
     echo "broker did not start" >&2; cat "$work/broker.log" >&2; exit 1
 }
@@ -216,10 +251,155 @@ measured() { # scenario name, command...: runs the command with the broker's cos
     measure_end "$name"
 }
 rate_of() { python3 -c "import json,sys; print(int(json.load(open(sys.argv[1]))['records_per_s']))" "$1"; }
+on_loadgen_cpu() { # layout, command...: runs a helper where loadgen runs
+    local layout=$1; shift
+    if [ "$layout" = pinned ]; then taskset -c 1 "$@"; else "$@"; fi
+}
+
+# Scale scenarios' helpers.
+# Waits until the broker is idle: under 2 clock ticks of CPU in a second, for at most 60 s;
+# prints the seconds it waited.
+wait_idle() {
+    local t0 a b
+    t0=$(date +%s.%N)
+    a=$(broker_ticks)
+    for _ in $(seq 60); do
+        sleep 1
+        b=$(broker_ticks)
+        [ -n "$a" ] && [ -n "$b" ] && [ $((b - a)) -lt 2 ] && break
+        a=$b
+    done
+    python3 -c "import sys, time; print(round(time.time() - float(sys.argv[1]), 1))" "$t0"
+}
+idle_sample() { # scenario, step, [key=value...]: the idle broker's memory and descriptors,
+    # merged into $d/<scenario>.idle.json under "step" (with the extra figures given)
+    local name=$1 step=$2; shift 2
+    local settle
+    settle=$(wait_idle)
+    python3 - "$d/$name.idle.json" "$step" "/proc/$broker_pid" "$settle" "$@" <<'PY'
+import json, os, sys
+path, step, proc, settle, *extra = sys.argv[1:]
+status = dict(l.split(":", 1) for l in open(os.path.join(proc, "status")) if ":" in l)
+kib = lambda k: int(status[k].split()[0])
+doc = json.load(open(path)) if os.path.exists(path) else {}
+doc[step] = {
+    "rss_kib": kib("VmRSS"), "hwm_kib": kib("VmHWM"), "fds": len(os.listdir(os.path.join(proc, "fd"))),
+    "threads": int(status["Threads"]), "settle_s": float(settle),
+    **{k: float(v) for k, v in (e.split("=", 1) for e in extra)},
+}
+json.dump(doc, open(path, "w"), indent=1)
+PY
+}
+create_topic() { # name, partitions: CreateTopics, printing the seconds it took
+    python3 - "$port" "$1" "$2" <<'PY'
+import sys, time
+from confluent_kafka.admin import AdminClient, NewTopic
+admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{sys.argv[1]}"})
+t0 = time.time()
+for f in admin.create_topics([NewTopic(sys.argv[2], int(sys.argv[3]), 1)], request_timeout=600,
+                             operation_timeout=600).values():
+    f.result(600)
+print(round(time.time() - t0, 2))
+PY
+}
+restart_timed() { # layout, topic, partitions, label: restarts the broker on $data and times it
+    # to serving, into $work/serving-<label>.json
+    local t0
+    t0=$(date +%s.%N)
+    launch_broker "$1"
+    on_loadgen_cpu "$1" python3 scripts/scale_probe.py serving 127.0.0.1:$port "$2" "$3" "$t0" 300 \
+        "$work/serving-$4.json" || echo "$1: restart ($4) not serving within 300 s" >> "$out/failures.txt"
+}
+stop_timed() { # SIGTERM to the broker; sets stop_s to the seconds to its exit. Not to be run in
+    # a subshell ($(...)): only this shell can wait for the broker.
+    local t0
+    t0=$(date +%s.%N)
+    kill "$broker_pid"; wait "$broker_pid" || true; broker_pid=""
+    stop_s=$(python3 -c "import sys, time; print(round(time.time() - float(sys.argv[1]), 2))" "$t0")
+}
+
+scale_scenarios() { # layout
+    local layout=$1 secs hold_pid fill_gib records name
+    if [[ " $scale " == *" partitions "* ]]; then
+    start_broker "$layout"
+    idle_sample partitions-10000 started
+    secs=$(create_topic wide 10000)
+    idle_sample partitions-10000 created create_s="$secs"
+    measured partitions-10000 lg "$layout" produce --bootstrap 127.0.0.1:$port --topic wide \
+        --partitions 10000 --record-bytes 1024 --duration-s $dur --acks all --producers 4 \
+        --json "$d/partitions-10000.json"
+    idle_sample partitions-10000 after-run data_bytes="$(du -sb "$data" | cut -f1)"
+    stop_broker
+    fi
+
+    if [[ " $scale " == *" connections "* ]]; then
+    start_broker "$layout"
+    measured connections-10000 lg "$layout" produce --bootstrap 127.0.0.1:$port --topic conns \
+        --partitions 8 --record-bytes 1024 --duration-s $dur --acks all --producers 10000 \
+        --buffer-bytes 16384 --json "$d/connections-10000.json"
+    idle_sample connections-10000 after-run
+    rm -f "$work/hold.in"; mkfifo "$work/hold.in"
+    on_loadgen_cpu "$layout" python3 scripts/scale_probe.py hold 127.0.0.1:$port 10000 conns \
+        <"$work/hold.in" >"$work/hold.out" 2>&1 &
+    hold_pid=$!
+    exec 7>"$work/hold.in"
+    for _ in $(seq 600); do
+        grep -q '^held' "$work/hold.out" 2>/dev/null && break
+        kill -0 $hold_pid 2>/dev/null || break
+        sleep 0.5
+    done
+    if grep -q '^held' "$work/hold.out"; then
+        idle_sample connections-10000 held connections=10000
+    else
+        echo "$layout: connections-10000 hold: $(tail -c 300 "$work/hold.out")" >> "$out/failures.txt"
+    fi
+    exec 7>&-
+    wait $hold_pid || true
+    stop_broker
+    fi
+
+    [[ " $scale " == *" restart "* ]] || return 0
+    # 10 GiB of log (1 GiB with --quick), written without a clean stop: kill -9, restart
+    # (recovery of every partition's only segment), SIGTERM, restart (clean).
+    fill_gib=$([ $quick = 1 ] && echo 1 || echo 10)
+    name=restart-${fill_gib}g
+    records=$((fill_gib * 1024 * 1024))
+    if [ "$(df -B1G --output=avail "$work" | tail -1)" -lt $((fill_gib + 5)) ]; then
+        echo "$layout: $name skipped: less than $((fill_gib + 5)) GiB free in $work" >> "$out/failures.txt"
+        return 0
+    fi
+    start_broker "$layout"
+    measured "$name-fill" lg "$layout" produce --bootstrap 127.0.0.1:$port --topic restart \
+        --partitions 1000 --record-bytes 1024 --records $records --acks all --producers 4 \
+        --json "$d/$name-fill.json"
+    local log_bytes
+    log_bytes=$(du -sb "$data" | cut -f1)
+    kill -9 "$broker_pid"; wait "$broker_pid" 2>/dev/null || true
+    restart_timed "$layout" restart 1000 kill9
+    idle_sample "$name" after-recovery
+    stop_timed
+    secs=$stop_s
+    restart_timed "$layout" restart 1000 clean
+    idle_sample "$name" after-clean-restart
+    stop_broker
+    python3 - "$d/$name.json" "$work" "$log_bytes" "$records" "$secs" \
+        "$(grep -c 'truncating the segment' "$work/broker.log" || true)" <<'PY'
+import json, sys
+path, work, log_bytes, records, stop_s, truncated = sys.argv[1:]
+load = lambda label: json.load(open(f"{work}/serving-{label}.json"))
+json.dump({
+    "log_bytes": int(log_bytes), "records": int(records), "partitions": 1000, "record_bytes": 1024,
+    "kill9": load("kill9"), "sigterm_stop_s": float(stop_s), "clean": load("clean"),
+    "segments_truncated": int(truncated), "goal_serving_s": 2.0,
+}, open(path, "w"), indent=1)
+PY
+}
 
 for layout in $layouts; do
+    if [ "$only" = scale ] && [ "$layout" != pinned ]; then continue; fi
     echo "== layout $layout"
     d="$out/$layout"; mkdir -p "$d"
+    if [ "$only" = scale ]; then scale_scenarios "$layout"; continue; fi
 
     start_broker "$layout"
     measured produce-1k lg "$layout" produce --bootstrap 127.0.0.1:$port --topic p1k --partitions 8 \
@@ -315,6 +495,8 @@ PY
         --partitions 8 --record-bytes 1024 --duration-s $dur --acks all --producers 1000 \
         --buffer-bytes 65536 --json "$d/connections-1000.json"
     stop_broker
+
+    if [ "$layout" = pinned ]; then scale_scenarios "$layout"; fi
 done
 
 python3 scripts/bench_report.py "$out"

@@ -20,6 +20,13 @@ percentile-distribution curves (HdrHistogram style: x is the percentile on a log
 1/(1-p), p50 to p99.99; y is latency in ms, log scale), one line per produce or e2e scenario,
 the fdatasync curve beside them; throughput-<layout>.png is records/s over time.
 
+Scale scenarios (issue 11): the produce runs of partitions-10000, connections-10000 and the
+fill of restart-<N>g are rows like the others; a "Scale" section adds the idle broker's memory
+and descriptors after each step (<scenario>.idle.json: VmRSS, VmHWM, open fds, threads), the
+restart times (restart-<N>g.json: seconds from the broker's exec to the first connection, the
+first full Metadata and the first acks=all produce answered, after kill -9 and after SIGTERM),
+and the two goals of the issue read against them.
+
 results/README.md keeps everything before its first "## Latest" heading (the introduction and
 the hand-written "## Runs" list); only the part from that heading on is replaced."""
 import json
@@ -70,7 +77,14 @@ SCENARIOS = [
     ("consume-catchup", "consume", "catch-up consume (cold: O_DIRECT reads)"),
     ("partitions-1000", "produce", "durable produce, 1,000 partitions"),
     ("connections-1000", "produce", "durable produce, 1,000 connections"),
+    ("partitions-10000", "produce", "durable produce, 10,000 partitions"),
+    ("connections-10000", "produce", "durable produce, 10,000 connections, 16 KiB of buffer each"),
+    ("restart-10g-fill", "produce", "durable produce, 1,000 partitions: restart-10g's 10 GiB fill"),
+    ("restart-1g-fill", "produce", "durable produce, 1,000 partitions: restart-1g's 1 GiB fill"),
 ]
+# Issue 11's goals for the scale scenarios.
+IDLE_RSS_GOAL_KIB = 1 << 20
+RESTART_GOAL_S = 2.0
 
 mib = lambda b: b / (1 << 20)
 GB = 1e9
@@ -281,6 +295,70 @@ lines += [
     "Plots: `throughput-<layout>.png` (records/s each second), `latency-<layout>.png` (percentile",
     "distribution of produce and e2e latency, with fio's fdatasync latency of the same run).",
 ]
+
+
+def scale_section():
+    """Idle memory after each step of the scale scenarios, restart times, and the goals."""
+    idle, restarts = [], []
+    for layout in layouts:
+        for f in sorted(os.listdir(os.path.join(out, layout))):
+            if f.endswith(".idle.json"):
+                idle.append((layout, f[: -len(".idle.json")], load(os.path.join(out, layout, f))))
+            elif re.fullmatch(r"restart-\d+g\.json", f):
+                restarts.append((layout, f[: -len(".json")], load(os.path.join(out, layout, f))))
+    if not idle and not restarts:
+        return []
+    mb = lambda kib: f"{kib / 1024:,.0f} MiB"
+    sec = lambda v: "—" if v is None else f"{v:.2f} s"
+    s = ["", "## Scale (issue 11)", ""]
+    if idle:
+        s += ["| layout | scenario | idle after | VmRSS | VmHWM (peak so far) | open fds | threads | also |",
+              "|---|---|---|---|---|---|---|---|"]
+        for layout, name, doc in idle:
+            for step, v in doc.items():
+                also = ", ".join(f"{k} {v[k]:,.{0 if k in ('connections', 'data_bytes') else 2}f}" for k in v
+                                 if k not in ("rss_kib", "hwm_kib", "fds", "threads", "settle_s"))
+                s.append(f"| {layout} | {name} | {step} (settled in {v['settle_s']:.0f} s) | {mb(v['rss_kib'])} "
+                         f"| {mb(v['hwm_kib'])} | {v['fds']:,} | {v['threads']} | {also} |")
+        s += ["", "Idle: once the broker used under 2 clock ticks of CPU in a second (at most 60 s after the step)."]
+    if restarts:
+        s += ["", "| layout | scenario | log | restart after | first connection | Metadata (every partition led) "
+              "| first acks=all produce | stop (SIGTERM) |", "|---|---|---|---|---|---|---|---|"]
+        for layout, name, r in restarts:
+            for label, key in (("kill -9 (recovery)", "kill9"), ("SIGTERM (clean)", "clean")):
+                t = r[key]
+                stop = sec(r["sigterm_stop_s"]) if key == "clean" else "—"
+                s.append(f"| {layout} | {name} | {r['log_bytes'] / (1 << 30):.1f} GiB, {r['partitions']:,} partitions "
+                         f"| {label} | {sec(t['connect_s'])} | {sec(t['metadata_s'])} | {sec(t['produce_s'])} | {stop} |")
+        s += ["", "Seconds from the broker's exec (scripts/scale_probe.py serving); segments cut by recovery "
+              "after the kill -9: " + ", ".join(f"{n} {r['segments_truncated']}" for _, n, r in restarts) + "."]
+    # The goals, read against the runs.
+    by = {(r["layout"], r["name"]): r for r in rows}
+    s += ["", "| goal (issue 11) | layout | measured | met |", "|---|---|---|---|"]
+    for layout in layouts:
+        mine = [(n, d) for l, n, d in idle if l == layout and n in ("partitions-10000", "connections-10000")]
+        if mine:
+            # Judged on the scenarios this run has (--scale may leave some out); one whose
+            # loadgen run left no JSON was not served.
+            served = {n: bool(by.get((layout, n)) and by[(layout, n)]["errors"] == 0
+                              and by[(layout, n)]["json"].get("ok", True)) for n, _ in mine}
+            worst = max(v["rss_kib"] for _, d in mine for v in d.values())
+            said = ", ".join(f"{n} {'served' if ok else 'not served cleanly'}" for n, ok in served.items())
+            s.append(f"| 10k partitions / 10k connections: serving; idle RSS <= 1 GiB | {layout} "
+                     f"| {said}; largest idle RSS {mb(worst)} "
+                     f"| {'yes' if all(served.values()) and worst <= IDLE_RSS_GOAL_KIB else 'no'} |")
+        for l, name, r in restarts:
+            if l != layout:
+                continue
+            times = [r[k]["produce_s"] for k in ("kill9", "clean")]
+            worst = None if None in times else max(times)
+            s.append(f"| restart with {r['log_bytes'] / (1 << 30):.0f} GiB of log: serving in <= 2 s | {layout} "
+                     f"| after kill -9 {sec(times[0])}, after SIGTERM {sec(times[1])} "
+                     f"| {'yes' if worst is not None and worst <= RESTART_GOAL_S else 'no'} |")
+    return s
+
+
+lines += scale_section()
 failures = os.path.join(out, "failures.txt")
 if os.path.exists(failures):
     lines += ["", "## Scenarios that did not finish cleanly", "", "```", open(failures).read().strip(), "```"]

@@ -79,6 +79,7 @@ pub fn start(mut config: Config) -> io::Result<Running> {
         )
     })?;
     let catalog = Arc::new(Catalog::load(&config.data_dir)?);
+    check_open_files_limit(&catalog);
     // Bound once here so a bad address is reported before any thread starts, and so `:0`
     // resolves to one port that every shard then binds with SO_REUSEPORT.
     let local_addr = listener::check_address(config.listen)?;
@@ -145,6 +146,40 @@ pub fn start(mut config: Config) -> io::Result<Running> {
         }
     }
     Ok(running)
+}
+
+/// Descriptors kept beside one per partition before the start-up warns that the open-files
+/// limit is near: connections, and each shard's rings, listener and small files.
+const OPEN_FILES_RESERVE: u64 = 1024;
+
+/// Raises the soft open-files limit to the hard one (every segment and every connection holds
+/// a descriptor), and warns, naming the limit, when the catalog's partitions alone come near
+/// it: partitions that cannot open stay offline (`Partitions`), which is better said at once.
+fn check_open_files_limit(catalog: &Catalog) {
+    use crate::util::fd_limit;
+    match fd_limit::raise_to_hard() {
+        Ok((before, after)) if before != after => tracing::info!(
+            from = ?before,
+            to = ?after,
+            "raised the open-files limit (RLIMIT_NOFILE) to its hard limit"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit (RLIMIT_NOFILE)"),
+    }
+    let partitions: u64 = catalog
+        .topics
+        .values()
+        .map(|t| u64::try_from(t.partitions).unwrap_or(0))
+        .sum();
+    if let Ok((Some(soft), _)) = fd_limit::limits() {
+        if partitions + OPEN_FILES_RESERVE > soft {
+            tracing::warn!(
+                partitions,
+                "too few descriptors for every partition and {OPEN_FILES_RESERVE} more: {}",
+                fd_limit::hint()
+            );
+        }
+    }
 }
 
 /// One shard's life: services in dependency order (catalog, log, groups), the catalog loaded

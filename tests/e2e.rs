@@ -329,6 +329,57 @@ fn restart_keeps_records_and_offsets() {
     assert_records(&got, &all, 0);
 }
 
+/// A broker started under a soft open-files limit smaller than its partitions need (each
+/// holds a segment's descriptor) raises it to the hard limit, so every partition opens and
+/// takes records, before and after a restart, instead of staying offline with EMFILE.
+#[test]
+fn raises_the_open_files_limit_for_many_partitions() {
+    let soft = 256;
+    let hard = std::fs::read_to_string("/proc/self/limits")
+        .expect("limits")
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4)?.parse::<u64>().ok());
+    if hard.is_some_and(|h| h < 4 * soft) {
+        eprintln!("skipped: the hard open-files limit {hard:?} leaves no room above {soft}");
+        return;
+    }
+    let mut broker = Broker::start_with_soft_nofile(soft, &[]);
+    let limits = |broker: &Broker| {
+        let text =
+            std::fs::read_to_string(format!("/proc/{}/limits", broker.pid().expect("running")))
+                .expect("broker limits");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .expect("open files line")
+            .to_string();
+        let v: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        (v[3].clone(), v[4].clone())
+    };
+    let (s, h) = limits(&broker);
+    assert_eq!(s, h, "soft limit raised to the hard one");
+    assert!(broker.log().contains("raised the open-files limit"));
+    let topic = "wide";
+    let partitions = 3 * soft as i32;
+    broker.create_topic(topic, partitions);
+    let last = partitions - 1;
+    let producer = broker.producer(&[("acks", "all")]);
+    producer.send(topic, Some(last), &Msg::kv("k", "v"));
+    assert_dense_deliveries(&producer.flush_ok(FLUSH), 0, 1);
+    drop(producer);
+    broker.stop();
+    broker.restart();
+    let (s, h) = limits(&broker);
+    assert_eq!(s, h);
+    assert_eq!(broker.watermarks(topic, last), (0, 1));
+    assert!(
+        !broker.log().contains("Too many open files"),
+        "{}",
+        broker.log()
+    );
+}
+
 /// With tiny segments the log rolls many times; after a restart every record is read back,
 /// from the start and from an offset in a later segment, and ListOffsets earliest/latest are
 /// right.

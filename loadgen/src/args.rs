@@ -169,8 +169,9 @@ impl FinishArgs {
 /// Producer tuning shared by produce and e2e.
 #[derive(Args, Debug, Clone, Serialize)]
 pub struct ProducerTuning {
-    /// Producer actors, each with its own connection(s), spread over the executors.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    /// Producer actors, each with its own connection(s), spread over the executors. Up to
+    /// 16,384: bench.sh's connections-10000 runs 10,000 (raise `ulimit -n` to match).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16384))]
     pub producers: u32,
     /// Close a partition's batch at this many bytes (uncompressed estimate).
     #[arg(long, value_name = "N", default_value_t = 16384, value_parser = clap::value_parser!(u32).range(1..=(64 << 20)))]

@@ -1658,6 +1658,26 @@ mod tests {
         });
     }
 
+    /// A partition written a little reserves disk in proportion to what it holds, not a
+    /// whole preallocation step: ten thousand such partitions must not reserve 40 GB.
+    #[test]
+    fn a_small_segment_reserves_little() {
+        use std::os::unix::fs::MetadataExt;
+        run(|| async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let log = open(dir.path(), 1 << 30).await;
+            append(&log, 10).await;
+            let path = log.state.borrow().active().path.clone();
+            let allocated = std::fs::metadata(&path).expect("stat").blocks() * 512;
+            assert!(
+                allocated <= segment::PREALLOCATE_MIN_BYTES,
+                "{allocated} bytes allocated for one small batch"
+            );
+            assert!(allocated > 0);
+            log.close().await.expect("close");
+        });
+    }
+
     /// Every batch read back from the log, with its base offset.
     async fn read_all(log: &PartitionLog, from: i64) -> Vec<BatchHeader> {
         let mut out = Vec::new();

@@ -333,6 +333,8 @@ impl Partitions {
                     Err(e) => {
                         if retried {
                             tracing::debug!(topic = %name, partition = p, error = %e, "partition still does not open");
+                        } else if crate::util::fd_limit::is_exhausted(&e) {
+                            tracing::error!(topic = %name, partition = p, error = %e, "cannot open partition: out of file descriptors; it stays offline and is tried again every {}s: {}", OPEN_RETRY.as_secs(), crate::util::fd_limit::hint());
                         } else {
                             tracing::error!(topic = %name, partition = p, error = %e, "cannot open partition; it stays offline and is tried again every {}s (if the disk is full, free space in the data directory)", OPEN_RETRY.as_secs());
                         }

@@ -110,7 +110,12 @@ pub async fn accept(
                     .detach();
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
+                    let e = io::Error::from(e);
+                    if crate::util::fd_limit::is_exhausted(&e) {
+                        tracing::warn!(error = %e, "accept failed: out of file descriptors: {}", crate::util::fd_limit::hint());
+                    } else {
+                        tracing::warn!(error = %e, "accept failed");
+                    }
                     glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
                 }
             }

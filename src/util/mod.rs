@@ -3,6 +3,7 @@
 
 pub mod blocking;
 pub mod checkpoint;
+pub mod fd_limit;
 pub mod notify;
 pub mod read;
 pub mod scatter;

@@ -70,6 +70,9 @@ pub struct Broker {
     extra: Vec<String>,
     child: Option<Child>,
     starts: usize,
+    /// The soft open-files limit the broker is started under (`ulimit -Sn`), when not the
+    /// test's own.
+    soft_nofile: Option<u64>,
 }
 
 impl Broker {
@@ -82,7 +85,22 @@ impl Broker {
     /// [`Broker::start`] with the data directory at `data_dir` (`None`: inside the fixture's
     /// temporary directory). The broker log stays in the temporary directory.
     pub fn start_with_data_dir(data_dir: Option<PathBuf>, extra: &[&str]) -> Broker {
-        let mut broker = Broker {
+        let mut broker = Broker::unstarted(data_dir, extra);
+        broker.spawn();
+        broker
+    }
+
+    /// [`Broker::start`] under a soft open-files limit of `soft_nofile` (the hard limit left
+    /// as it is).
+    pub fn start_with_soft_nofile(soft_nofile: u64, extra: &[&str]) -> Broker {
+        let mut broker = Broker::unstarted(None, extra);
+        broker.soft_nofile = Some(soft_nofile);
+        broker.spawn();
+        broker
+    }
+
+    fn unstarted(data_dir: Option<PathBuf>, extra: &[&str]) -> Broker {
+        Broker {
             data_dir,
             dir: tempfile::Builder::new()
                 .prefix("shardlog-e2e-")
@@ -93,9 +111,13 @@ impl Broker {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
             starts: 0,
-        };
-        broker.spawn();
-        broker
+            soft_nofile: None,
+        }
+    }
+
+    /// The broker's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
     }
 
     pub fn bootstrap(&self) -> String {
@@ -135,7 +157,17 @@ impl Broker {
             .expect("open broker log");
         writeln!(log, "===== test fixture: start #{} =====", self.starts).unwrap();
         let log_err = log.try_clone().expect("clone log handle");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shardlog"));
+        let mut cmd = match self.soft_nofile {
+            None => Command::new(env!("CARGO_BIN_EXE_shardlog")),
+            Some(n) => {
+                // exec keeps the process id: the child is still the broker.
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!("ulimit -Sn {n} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_shardlog"));
+                sh
+            }
+        };
         cmd.arg("--data-dir")
             .arg(self.data_dir())
             .arg("--listen")
