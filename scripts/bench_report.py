@@ -25,7 +25,9 @@ fill of restart-<N>g are rows like the others; a "Scale" section adds the idle b
 and descriptors after each step (<scenario>.idle.json: VmRSS, VmHWM, open fds, threads), the
 restart times (restart-<N>g.json: seconds from the broker's exec to the first connection, the
 first full Metadata and the first acks=all produce answered, after kill -9 and after SIGTERM),
-and the two goals of the issue read against them.
+and the two goals of the issue read against them. A "Goals" section reads issue 11's other
+goals (CPU per GB, produce and consume against fio and iperf3, e2e p99 against fdatasync) against
+the run.
 
 results/README.md keeps everything before its first "## Latest" heading (the introduction and
 the hand-written "## Runs" list); only the part from that heading on is replaced."""
@@ -74,7 +76,7 @@ SCENARIOS = [
     ("e2e-50", "e2e", "end-to-end at 50% of max"),
     ("e2e-75", "e2e", "end-to-end at 75% of max"),
     ("consume-tail", "consume", "tail consume (producer at 50%)"),
-    ("consume-catchup", "consume", "catch-up consume (cold: O_DIRECT reads)"),
+    ("consume-catchup", "consume", "catch-up consume (cold: page cache dropped)"),
     ("partitions-1000", "produce", "durable produce, 1,000 partitions"),
     ("connections-1000", "produce", "durable produce, 1,000 connections"),
     ("partitions-10000", "produce", "durable produce, 10,000 partitions"),
@@ -358,6 +360,42 @@ def scale_section():
     return s
 
 
+def goals_section():
+    """Issue 11's goals on throughput, CPU and latency, read against this run (the scale
+    goals are in the Scale section)."""
+    by = {(r["layout"], r["name"]): r for r in rows}
+    fsync_p99 = fdatasync_us.get(99.0)
+    goals = [
+        ("broker CPU per GB of durable 1 KiB produce, 1 MB batches: <= 0.3 core-s", "produce-1k-1m-batches",
+         lambda r: (r["cost"] or {}).get("core_s_per_gb"), lambda v: f"{v:.2f} core-s/GB", lambda v: v <= 0.3),
+        ("the same with the Java default 16 KiB batches: <= 1 core-s", "produce-1k",
+         lambda r: (r["cost"] or {}).get("core_s_per_gb"), lambda v: f"{v:.2f} core-s/GB", lambda v: v <= 1.0),
+        ("durable produce, 1 KiB, 8 partitions: >= 0.5x fio write", "produce-1k",
+         lambda r: r["json"]["bytes_per_s"] / base["disk_write"], lambda v: f"{v:.2f}x fio write", lambda v: v >= 0.5),
+        ("100 B records: >= 2 M rec/s", "produce-100b",
+         lambda r: r["rps"], lambda v: f"{v:,.0f} rec/s", lambda v: v >= 2e6),
+        ("end-to-end p99 at 50% of max: <= 3x fio's fdatasync p99", "e2e-50",
+         lambda r: r["lat"].get("p99") / fsync_p99 if fsync_p99 and r["lat"].get("p99") else None,
+         lambda v: f"{v:,.1f}x fdatasync p99 ({fsync_p99:.0f} µs)", lambda v: v <= 3),
+        ("tail consume (producer at 50%): >= 0.5x iperf3 loopback", "consume-tail",
+         lambda r: r["json"]["bytes_per_s"] / base["loopback"], lambda v: f"{v:.3f}x loopback", lambda v: v >= 0.5),
+        ("catch-up consume of cold data: >= 0.9x fio read", "consume-catchup",
+         lambda r: r["json"]["bytes_per_s"] / base["disk_read"], lambda v: f"{v:.2f}x fio read", lambda v: v >= 0.9),
+    ]
+    s = ["", "## Goals (issue 11)", "", "| goal | layout | measured | met |", "|---|---|---|---|"]
+    for layout in layouts:
+        for label, name, measure, show, met in goals:
+            r = by.get((layout, name))
+            v = measure(r) if r else None
+            if v is None:
+                s.append(f"| {label} | {layout} | not measured | — |")
+            else:
+                s.append(f"| {label} | {layout} | {show(v)} | {'yes' if met(v) else 'no'} |")
+    s += ["", "The scale goals (10k partitions and connections, restart with 10 GB) are in the Scale section."]
+    return s
+
+
+lines += goals_section()
 lines += scale_section()
 failures = os.path.join(out, "failures.txt")
 if os.path.exists(failures):

@@ -16,7 +16,7 @@ pub fn limits() -> io::Result<(Option<u64>, Option<u64>)> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    let value = |v: libc::rlim_t| (v != libc::RLIM_INFINITY).then_some(u64::from(v));
+    let value = |v: libc::rlim_t| (v != libc::RLIM_INFINITY).then_some(v);
     Ok((value(limit.rlim_cur), value(limit.rlim_max)))
 }
 
