@@ -231,6 +231,12 @@ async fn shard_main(
     tracing::info!(shard = shard.id, %addr, partitions = partitions.owned().len(), "shard serving");
     let _ = lifecycle.ready.send(Ok(()));
     let accepting = glommio::spawn_local(listener::accept(broker, connections.clone(), tcp));
+    if shard.id == 0 {
+        // One process-wide trim of free memory, from one shard (see util::memory).
+        let s = shard.clone();
+        glommio::spawn_local(async move { crate::util::memory::trim_until(s.stopped()).await })
+            .detach();
+    }
 
     // Phase 1: stop reading new requests and let in-flight ones finish.
     let _ = lifecycle.stop.await;

@@ -25,8 +25,10 @@ use crate::util::scatter::Part;
 /// few (librdkafka: 5 produce requests per broker by default); the bound caps what one
 /// connection can queue on the shards.
 pub const CONNECTION_REQUESTS_IN_FLIGHT_MAX: usize = 64;
-/// The read buffer grows by at least this much at a time.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// The read buffer grows by at least this much at a time (by the rest of a frame when larger):
+/// room for a 16 KiB produce batch and the requests around it, and what an idle connection
+/// holds (10,000 connections: 160 MiB).
+const READ_CHUNK_BYTES: usize = 16 * 1024;
 
 /// Serves one client until it disconnects or the broker stops.
 pub async fn serve(broker: Rc<Broker>, stream: TcpStream) {
@@ -168,8 +170,7 @@ async fn write_parts(
             .take(WRITE_PARTS_MAX)
             .map(IoSlice::new)
             .collect();
-        let sent = match socket
-            .as_ref()
+        let sent = match socket2::SockRef::from(&socket.borrowed())
             .send_vectored_with_flags(&slices, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
         {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -204,23 +205,30 @@ async fn write_parts(
     Ok(())
 }
 
-/// The connection's socket for the sends glommio does not make: a duplicate descriptor, so
-/// that a send on the blocking pool can never reach another connection's socket after this
-/// one closed (a closed descriptor's number is reused), in non-blocking mode so that a
-/// `sendfile` to a full socket returns instead of holding a pool thread. glommio's own reads
-/// and writes use MSG_DONTWAIT and poll for readiness, so they do not mind.
-struct Socket(Arc<OwnedFd>);
+/// The connection's socket for the sends glommio does not make, in non-blocking mode so that a
+/// `sendfile` to a full socket returns instead of holding a pool thread (glommio's own reads
+/// and writes use MSG_DONTWAIT and poll for readiness, so they do not mind). The descriptor is
+/// the stream's, valid while the stream lives; a send on the blocking pool takes a duplicate
+/// (`owned`) for its run, so that it can never reach another connection's socket if this one
+/// closes meanwhile (a closed descriptor's number is reused). Only those sends hold a second
+/// descriptor: a connection does not count twice against the open-files limit.
+struct Socket(std::os::fd::RawFd);
 
 impl Socket {
     fn of(stream: &impl AsRawFd) -> io::Result<Socket> {
+        let fd = stream.as_raw_fd();
         // SAFETY: the stream's descriptor is open while `stream` is borrowed.
-        let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) }.try_clone_to_owned()?;
-        socket2::SockRef::from(&fd).set_nonblocking(true)?;
-        Ok(Socket(Arc::new(fd)))
+        socket2::SockRef::from(&unsafe { BorrowedFd::borrow_raw(fd) }).set_nonblocking(true)?;
+        Ok(Socket(fd))
     }
 
-    fn as_ref(&self) -> socket2::SockRef<'_> {
-        socket2::SockRef::from(&*self.0)
+    fn borrowed(&self) -> BorrowedFd<'_> {
+        // SAFETY: `Socket` lives inside the connection, no longer than its stream.
+        unsafe { BorrowedFd::borrow_raw(self.0) }
+    }
+
+    fn owned(&self) -> io::Result<OwnedFd> {
+        self.borrowed().try_clone_to_owned()
     }
 }
 
@@ -254,8 +262,9 @@ async fn send_file_range(
 ) -> io::Result<()> {
     let end = pos + u64::from(len);
     let mut pos = pos;
+    let sock = Arc::new(socket.owned()?);
     while pos < end {
-        let (sock, f) = (socket.0.clone(), file.clone());
+        let (sock, f) = (sock.clone(), file.clone());
         let want = (end - pos).min(u64::from(SENDFILE_BYTES_MAX)) as usize;
         let turn = blocking::run(move || -> io::Result<FileSend> {
             let mut off = pos as libc::off_t;

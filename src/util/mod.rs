@@ -4,6 +4,7 @@
 pub mod blocking;
 pub mod checkpoint;
 pub mod fd_limit;
+pub mod memory;
 pub mod notify;
 pub mod read;
 pub mod scatter;
