@@ -546,6 +546,9 @@ pub static KEYS: &[Key] = &[
     Key::broker("log.retention.check.interval.ms", long(MIN_ONE), "How often retention is checked.")
         .default_int(DEFAULT_LOG_RETENTION_CHECK_INTERVAL_MS as i64).acted()
         .field(field!(log_retention_check_interval_ms)),
+    Key::broker("log.flush.offset.checkpoint.interval.ms", int(MIN_ONE), "How often each partition with new data records its recovery point (the active segment's index and a producer snapshot), so a restart after a crash scans only what came after.")
+        .default_int(DEFAULT_LOG_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS as i64).acted()
+        .field(field!(log_flush_offset_checkpoint_interval_ms)),
 
     Key::broker("log.roll.ms", long(MIN_ONE), "Age at which a segment rolls.")
         .synonyms(&[hours("log.roll.hours")]).acted().update(Update::ClusterWide).dynamic(),

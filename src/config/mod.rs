@@ -79,6 +79,9 @@ pub struct Config {
     pub log_retention_bytes: i64,
     /// `log.retention.check.interval.ms`: how often each partition applies retention.
     pub log_retention_check_interval_ms: u64,
+    /// `log.flush.offset.checkpoint.interval.ms`: how often each partition with new data
+    /// records its recovery point.
+    pub log_flush_offset_checkpoint_interval_ms: u64,
     /// `log.cleanup.policy`: "delete", "compact" or both, comma-separated.
     pub log_cleanup_policy: String,
     /// `log.flush.interval.messages`; stored and reported.
@@ -363,6 +366,8 @@ impl Config {
             log_retention_ms: DEFAULT_LOG_RETENTION_MS,
             log_retention_bytes: DEFAULT_LOG_RETENTION_BYTES,
             log_retention_check_interval_ms: DEFAULT_LOG_RETENTION_CHECK_INTERVAL_MS,
+            log_flush_offset_checkpoint_interval_ms:
+                DEFAULT_LOG_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS,
             log_cleanup_policy: DEFAULT_LOG_CLEANUP_POLICY.to_string(),
             log_flush_interval_messages: DEFAULT_LOG_FLUSH_INTERVAL_MESSAGES,
             group_commit: DEFAULT_GROUP_COMMIT,

@@ -251,6 +251,10 @@ pub struct PartitionLog {
     writer_running: Cell<bool>,
     /// Set by `roll_if_old` for the writer: roll the active segment when it is old.
     roll_requested: Cell<bool>,
+    /// Set by `request_checkpoint` for the writer: record the recovery point.
+    checkpoint_requested: Cell<bool>,
+    /// The high watermark of the last recovery point recorded (or of the open).
+    checkpointed: Cell<i64>,
     /// Why the partition takes no more appends: a write failed in a way that may have left
     /// the disk in a state this process cannot know (EIO, not a full disk). Until a restart.
     failed: RefCell<Option<String>>,
@@ -377,6 +381,8 @@ impl PartitionLog {
             writer_done: Notify::new(),
             writer_running: Cell::new(true),
             roll_requested: Cell::new(false),
+            checkpoint_requested: Cell::new(false),
+            checkpointed: Cell::new(high_watermark),
             failed: RefCell::new(None),
             disk_full: Cell::new(false),
             unindexed_aborts: RefCell::new(Vec::new()),
@@ -616,9 +622,18 @@ impl PartitionLog {
 
     async fn writer(self: Rc<Self>) {
         loop {
-            while self.queue.borrow().is_empty() && !self.closed.get() && !self.roll_requested.get()
+            while self.queue.borrow().is_empty()
+                && !self.closed.get()
+                && !self.roll_requested.get()
+                && !self.checkpoint_requested.get()
             {
                 self.queued.notified().await;
+            }
+            if self.checkpoint_requested.replace(false) && self.failed.borrow().is_none() {
+                if let Err(e) = self.checkpoint().await {
+                    // Nothing is lost: the next restart scans from the previous point.
+                    tracing::warn!(topic = %self.topic, partition = self.partition, error = %e, "cannot record the recovery point; trying again at the next interval");
+                }
             }
             if self.roll_requested.replace(false) && self.failed.borrow().is_none() {
                 let due = {
@@ -770,6 +785,36 @@ impl PartitionLog {
     /// append coming (Kafka rolls only on the next append; rolling a quiet partition lets
     /// retention and the cleaner reach its last records, as Redpanda does). The writer does
     /// it, in turn with appends.
+    /// Asks the writer to record the recovery point, if anything was written since the last.
+    pub fn request_checkpoint(&self) {
+        if self.high_watermark() > self.checkpointed.get() {
+            self.checkpoint_requested.set(true);
+            self.queued.notify_all();
+        }
+    }
+
+    /// Records the recovery point (Kafka's recovery-point checkpoint): what was written is
+    /// synced, then the active segment's index files and a producer snapshot at the high
+    /// watermark are written, so a restart after a crash recovers from the last index entry
+    /// and replays producers from the snapshot, not from the segment's start. Run by the
+    /// writer between runs, when nothing is being written: the index, the snapshot and the
+    /// high watermark describe the same bytes, and all of them are synced before the files
+    /// that point at them.
+    async fn checkpoint(&self) -> io::Result<()> {
+        let high_watermark = self.high_watermark();
+        if high_watermark <= self.checkpointed.get() {
+            return Ok(());
+        }
+        let files = self.state.borrow().active().index_files();
+        self.commit.durable().await?;
+        files.write().await?;
+        // A snapshot past markers whose aborts are not indexed would hide them from a restart.
+        self.index_aborted().await?;
+        self.write_producer_snapshot(high_watermark).await?;
+        self.checkpointed.set(high_watermark);
+        Ok(())
+    }
+
     pub fn roll_if_old(&self, now_ms: i64) {
         let due = {
             let state = self.state.borrow();
@@ -1901,6 +1946,69 @@ mod tests {
                 })
                 .count();
             assert!((1..=2).contains(&snapshots), "{snapshots} snapshots");
+            reopened.close().await.expect("close");
+        });
+    }
+
+    /// After a recovery point, a restart without a close (as after a kill -9) scans the active
+    /// segment only from the checkpoint's last index entry and replays producers only from its
+    /// snapshot, and still has every batch (those after the checkpoint too) and the producer
+    /// state that answers a retried batch with its offset; without one it scans from the start.
+    #[test]
+    fn a_checkpoint_bounds_the_recovery_scan() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        run(move || async move {
+            let log = open(&path, 1 << 20).await;
+            let mut offsets = Vec::new();
+            for i in 0..30 {
+                offsets.push(append_idempotent(&log, 7, i * 3).await.expect("append"));
+            }
+            // No checkpoint yet: a crash scans the whole segment.
+            let first = open(&path, 1 << 20).await;
+            assert_eq!(first.state.borrow().active().recovery_scan_from, Some(0));
+            drop(first);
+
+            let checkpointed = log.high_watermark();
+            log.request_checkpoint();
+            for _ in 0..1000 {
+                if log.checkpointed.get() == checkpointed {
+                    break;
+                }
+                glommio::timer::sleep(Duration::from_millis(1)).await;
+            }
+            assert_eq!(
+                log.checkpointed.get(),
+                checkpointed,
+                "the writer recorded the point"
+            );
+            for i in 30..35 {
+                offsets.push(append_idempotent(&log, 7, i * 3).await.expect("append"));
+            }
+            let end = log.high_watermark();
+            let size_at_checkpoint = {
+                let state = log.state.borrow();
+                state.active().index.last().map(|e| e.position).unwrap_or(0)
+            };
+            assert!(size_at_checkpoint > 0, "the index has entries");
+
+            // No close: as after a kill -9.
+            let reopened = open(&path, 1 << 20).await;
+            let from = reopened.state.borrow().active().recovery_scan_from;
+            assert!(
+                from.is_some_and(|f| f > 0 && f <= size_at_checkpoint),
+                "recovery began at {from:?}"
+            );
+            assert_eq!(reopened.high_watermark(), end, "every batch is there");
+            assert_eq!(
+                append_idempotent(&reopened, 7, 34 * 3).await,
+                Ok(offsets[34])
+            );
+            assert_eq!(
+                append_idempotent(&reopened, 7, 31 * 3).await,
+                Ok(offsets[31])
+            );
+            assert_eq!(append_idempotent(&reopened, 7, 35 * 3).await, Ok(end));
             reopened.close().await.expect("close");
         });
     }

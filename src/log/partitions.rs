@@ -113,6 +113,9 @@ impl Partitions {
         glommio::spawn_local(expire_producers(Rc::downgrade(&partitions))).detach();
         let check = Duration::from_millis(partitions.config.log_retention_check_interval_ms);
         glommio::spawn_local(enforce_retention(Rc::downgrade(&partitions), check)).detach();
+        let every =
+            Duration::from_millis(partitions.config.log_flush_offset_checkpoint_interval_ms);
+        glommio::spawn_local(record_recovery_points(Rc::downgrade(&partitions), every)).detach();
         if partitions.config.cleaner.enable {
             spawn_cleaner(Rc::downgrade(&partitions), &partitions.config, shard_count);
         }
@@ -437,6 +440,22 @@ async fn expire_producers(partitions: Weak<Partitions>) {
             .sum();
         if expired > 0 {
             tracing::debug!(expired, "forgot idle producers");
+        }
+    }
+}
+
+/// Runs for the life of the shard's partition service: every
+/// `log.flush.offset.checkpoint.interval.ms`, each partition written to since its last recovery
+/// point records a new one (`PartitionLog::request_checkpoint`; its writer does it between
+/// runs).
+async fn record_recovery_points(partitions: Weak<Partitions>, every: Duration) {
+    loop {
+        glommio::timer::sleep(every).await;
+        let Some(partitions) = partitions.upgrade() else {
+            return;
+        };
+        for log in partitions.owned() {
+            log.request_checkpoint();
         }
     }
 }

@@ -102,6 +102,9 @@ pub struct Segment {
     /// The same file opened again without O_DIRECT, for reads through the page cache that are
     /// sent with `sendfile`; opened at the first such read.
     reader: RefCell<Option<Arc<std::fs::File>>>,
+    /// Where the open's recovery scan began (its last index entry): everything before it was
+    /// taken as it is. `None` for a segment created, not opened.
+    pub recovery_scan_from: Option<u32>,
 }
 
 /// What a scan over stored batches found.
@@ -141,6 +144,7 @@ impl Segment {
             tail: Vec::new(),
             preallocated: 0,
             reader: RefCell::new(None),
+            recovery_scan_from: None,
         })
     }
 
@@ -190,6 +194,7 @@ impl Segment {
             tail: Vec::new(),
             preallocated: 0,
             reader: RefCell::new(None),
+            recovery_scan_from: None,
         };
         seg.recover(recover, interval_bytes, window_bytes).await?;
         Ok(seg)
@@ -289,6 +294,10 @@ impl Segment {
                     .await
                     .map_err(|e| with_path(e.into(), &self.path))?;
             }
+            if check {
+                tracing::debug!(segment = %self.path.display(), from = entry.position, to = end.position, "recovered the active segment");
+            }
+            self.recovery_scan_from = Some(entry.position);
             self.index = index;
             self.size = end.position;
             self.next_offset = expected;
@@ -386,6 +395,16 @@ impl Segment {
     /// next write reserves again.
     pub fn forget_preallocation(&mut self) {
         self.preallocated = 0;
+    }
+
+    /// The index files as they stand, the segment still taking appends: a restart after a
+    /// crash recovers from their last entry instead of scanning the whole segment.
+    pub fn index_files(&self) -> IndexFiles {
+        IndexFiles {
+            path: self.path.clone(),
+            offsets: self.index.encode_offsets(),
+            times: self.index.encode_times(),
+        }
     }
 
     /// The index and seal data of a segment taking no more appends.
@@ -523,9 +542,27 @@ impl SealPlan {
             .fdatasync()
             .await
             .map_err(|e| with_path(e.into(), &self.path))?;
-        write_file_synced(&self.path.with_extension("index"), &self.offsets).await?;
-        write_file_synced(&self.path.with_extension("timeindex"), &self.times).await?;
-        Ok(())
+        write_index_files(&self.path, &self.offsets, &self.times).await
+    }
+}
+
+/// Writes a segment's offset and time index files durably.
+async fn write_index_files(path: &Path, offsets: &[u8], times: &[u8]) -> io::Result<()> {
+    write_file_synced(&path.with_extension("index"), offsets).await?;
+    write_file_synced(&path.with_extension("timeindex"), times).await
+}
+
+/// The index files of the active segment as they stand, for a recovery checkpoint.
+pub struct IndexFiles {
+    path: PathBuf,
+    offsets: Vec<u8>,
+    times: Vec<u8>,
+}
+
+impl IndexFiles {
+    /// Writes them (after the data they point into is synced: see `PartitionLog::checkpoint`).
+    pub async fn write(self) -> io::Result<()> {
+        write_index_files(&self.path, &self.offsets, &self.times).await
     }
 }
 
