@@ -255,6 +255,9 @@ pub struct PartitionLog {
     checkpoint_requested: Cell<bool>,
     /// The high watermark of the last recovery point recorded (or of the open).
     checkpointed: Cell<i64>,
+    /// A recovery point is being written (by its own task: see `start_checkpoint`).
+    checkpoint_in_flight: Cell<bool>,
+    checkpoint_done: Notify,
     /// Why the partition takes no more appends: a write failed in a way that may have left
     /// the disk in a state this process cannot know (EIO, not a full disk). Until a restart.
     failed: RefCell<Option<String>>,
@@ -383,6 +386,8 @@ impl PartitionLog {
             roll_requested: Cell::new(false),
             checkpoint_requested: Cell::new(false),
             checkpointed: Cell::new(high_watermark),
+            checkpoint_in_flight: Cell::new(false),
+            checkpoint_done: Notify::new(),
             failed: RefCell::new(None),
             disk_full: Cell::new(false),
             unindexed_aborts: RefCell::new(Vec::new()),
@@ -630,10 +635,7 @@ impl PartitionLog {
                 self.queued.notified().await;
             }
             if self.checkpoint_requested.replace(false) && self.failed.borrow().is_none() {
-                if let Err(e) = self.checkpoint().await {
-                    // Nothing is lost: the next restart scans from the previous point.
-                    tracing::warn!(topic = %self.topic, partition = self.partition, error = %e, "cannot record the recovery point; trying again at the next interval");
-                }
+                self.start_checkpoint();
             }
             if self.roll_requested.replace(false) && self.failed.borrow().is_none() {
                 let due = {
@@ -793,26 +795,55 @@ impl PartitionLog {
         }
     }
 
-    /// Records the recovery point (Kafka's recovery-point checkpoint): what was written is
-    /// synced, then the active segment's index files and a producer snapshot at the high
-    /// watermark are written, so a restart after a crash recovers from the last index entry
-    /// and replays producers from the snapshot, not from the segment's start. Run by the
-    /// writer between runs, when nothing is being written: the index, the snapshot and the
-    /// high watermark describe the same bytes, and all of them are synced before the files
-    /// that point at them.
-    async fn checkpoint(&self) -> io::Result<()> {
+    /// Starts recording the recovery point (Kafka's recovery-point checkpoint), called by the
+    /// writer between runs, when the active segment's index, the producer state and the high
+    /// watermark describe the same bytes: they are taken now, and a task of their own syncs
+    /// what was written and then writes the index files and the producer snapshot, while the
+    /// writer goes on (the files only ever point at synced bytes). A restart after a crash then
+    /// recovers from the last index entry and replays producers from the snapshot. Rolls and
+    /// close wait for a recording in flight (`wait_checkpoint`): it writes the files of the
+    /// segment that was active when it began.
+    fn start_checkpoint(self: &Rc<Self>) {
         let high_watermark = self.high_watermark();
-        if high_watermark <= self.checkpointed.get() {
-            return Ok(());
+        if high_watermark <= self.checkpointed.get() || self.checkpoint_in_flight.get() {
+            return;
         }
         let files = self.state.borrow().active().index_files();
-        self.commit.durable().await?;
-        files.write().await?;
-        // A snapshot past markers whose aborts are not indexed would hide them from a restart.
-        self.index_aborted().await?;
-        self.write_producer_snapshot(high_watermark).await?;
-        self.checkpointed.set(high_watermark);
-        Ok(())
+        // A snapshot past markers whose aborts are not indexed would hide them from a restart:
+        // with some pending (a failed .txnindex append), only the index files are written.
+        let snapshot = self
+            .unindexed_aborts
+            .borrow()
+            .is_empty()
+            .then(|| self.producer_snapshot_bytes());
+        self.checkpoint_in_flight.set(true);
+        let this = self.clone();
+        glommio::spawn_local(async move {
+            let recorded = async {
+                this.commit.durable().await?;
+                files.write().await?;
+                if let Some(bytes) = snapshot {
+                    this.write_snapshot(high_watermark, &bytes).await?;
+                }
+                io::Result::Ok(())
+            }
+            .await;
+            match recorded {
+                Ok(()) => this.checkpointed.set(high_watermark),
+                // Nothing is lost: a restart scans from the previous point.
+                Err(e) => tracing::warn!(topic = %this.topic, partition = this.partition, error = %e, "cannot record the recovery point; trying again at the next interval"),
+            }
+            this.checkpoint_in_flight.set(false);
+            this.checkpoint_done.notify_all();
+        })
+        .detach();
+    }
+
+    /// Waits for a recovery point being recorded.
+    async fn wait_checkpoint(&self) {
+        while self.checkpoint_in_flight.get() {
+            self.checkpoint_done.notified().await;
+        }
     }
 
     pub fn roll_if_old(&self, now_ms: i64) {
@@ -1081,6 +1112,7 @@ impl PartitionLog {
     /// last as the log's end, so an empty next file left behind while appends went on into
     /// this one would hide them.
     async fn roll(&self) -> io::Result<()> {
+        self.wait_checkpoint().await;
         // The snapshot below is past this segment's markers: their aborts must be indexed.
         self.index_aborted().await?;
         let (seal, next_offset) = {
@@ -1396,6 +1428,7 @@ impl PartitionLog {
         while self.writer_running.get() {
             self.writer_done.notified().await;
         }
+        self.wait_checkpoint().await;
         self.tail.borrow_mut().clear();
         let seal = {
             let mut state = self.state.borrow_mut();
@@ -1416,10 +1449,21 @@ impl PartitionLog {
     /// Saves the producer state as of `offset` (everything before it written and published),
     /// so a start replays only the batches after it. Expired producers are dropped first.
     async fn write_producer_snapshot(&self, offset: i64) -> io::Result<()> {
+        let bytes = self.producer_snapshot_bytes();
+        self.write_snapshot(offset, &bytes).await
+    }
+
+    /// The producer state as a snapshot file's bytes, expired producers dropped first.
+    fn producer_snapshot_bytes(&self) -> Vec<u8> {
         self.expire_producers(crate::util::now_ms());
-        let entries = self.producers.borrow().snapshot();
+        producer_snapshot::encode(&self.producers.borrow().snapshot())
+    }
+
+    /// Writes a snapshot of the producer state as of `offset`, and removes all but the newest
+    /// older one.
+    async fn write_snapshot(&self, offset: i64, bytes: &[u8]) -> io::Result<()> {
         let path = self.dir.join(producer_snapshot::file_name(offset));
-        segment::write_file_synced(&path, &producer_snapshot::encode(&entries)).await?;
+        segment::write_file_synced(&path, bytes).await?;
         // The newest two are enough: a start uses the newest at or below the log end, which
         // only a lost tail of the active segment could put below the newest.
         let mut older: Vec<i64> = blocking::list_dir(&self.dir)
