@@ -823,7 +823,9 @@ impl PartitionLog {
                 this.commit.durable().await?;
                 files.write().await?;
                 if let Some(bytes) = snapshot {
-                    this.write_snapshot(high_watermark, &bytes).await?;
+                    // Unsynced, like the index files: a damaged or missing snapshot (after a
+                    // power loss) fails its CRC and the start replays from an older one.
+                    this.write_snapshot(high_watermark, bytes, false).await?;
                 }
                 io::Result::Ok(())
             }
@@ -1450,7 +1452,7 @@ impl PartitionLog {
     /// so a start replays only the batches after it. Expired producers are dropped first.
     async fn write_producer_snapshot(&self, offset: i64) -> io::Result<()> {
         let bytes = self.producer_snapshot_bytes();
-        self.write_snapshot(offset, &bytes).await
+        self.write_snapshot(offset, bytes, true).await
     }
 
     /// The producer state as a snapshot file's bytes, expired producers dropped first.
@@ -1459,11 +1461,15 @@ impl PartitionLog {
         producer_snapshot::encode(&self.producers.borrow().snapshot())
     }
 
-    /// Writes a snapshot of the producer state as of `offset`, and removes all but the newest
-    /// older one.
-    async fn write_snapshot(&self, offset: i64, bytes: &[u8]) -> io::Result<()> {
+    /// Writes a snapshot of the producer state as of `offset` (`synced` or not), and removes
+    /// all but the newest older one.
+    async fn write_snapshot(&self, offset: i64, bytes: Vec<u8>, synced: bool) -> io::Result<()> {
         let path = self.dir.join(producer_snapshot::file_name(offset));
-        segment::write_file_synced(&path, bytes).await?;
+        if synced {
+            segment::write_file_synced(&path, &bytes).await?;
+        } else {
+            segment::write_file_replaced(&path, bytes).await?;
+        }
         // The newest two are enough: a start uses the newest at or below the log end, which
         // only a lost tail of the active segment could put below the newest.
         let mut older: Vec<i64> = blocking::list_dir(&self.dir)

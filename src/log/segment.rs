@@ -552,7 +552,7 @@ async fn write_index_files(path: &Path, offsets: &[u8], times: &[u8]) -> io::Res
     write_file_synced(&path.with_extension("timeindex"), times).await
 }
 
-/// The index files of the active segment as they stand, for a recovery checkpoint.
+/// The index files of the active segment as they stand, for a recovery point.
 pub struct IndexFiles {
     path: PathBuf,
     offsets: Vec<u8>,
@@ -560,10 +560,30 @@ pub struct IndexFiles {
 }
 
 impl IndexFiles {
-    /// Writes them (after the data they point into is synced: see `PartitionLog::checkpoint`).
+    /// Replaces them, unsynced, after the data they point into was synced (see
+    /// `PartitionLog::start_checkpoint`). A process crash keeps what was written; a power loss
+    /// may leave old, torn or no files, and recovery copes with each: it takes the entries
+    /// that are in order and inside the file, and when the last one does not start a valid
+    /// batch it falls back to the one before, down to the segment's start. Every entry that
+    /// was ever written points at synced data, so none can lead it past lost bytes.
     pub async fn write(self) -> io::Result<()> {
-        write_index_files(&self.path, &self.offsets, &self.times).await
+        write_file_replaced(&self.path.with_extension("index"), self.offsets).await?;
+        write_file_replaced(&self.path.with_extension("timeindex"), self.times).await
     }
+}
+
+/// Replaces `path` with `bytes` (a temporary file renamed over it), not synced: for files a
+/// restart checks and can do without (recovery points).
+pub(super) async fn write_file_replaced(path: &Path, bytes: Vec<u8>) -> io::Result<()> {
+    let (path, tmp) = (path.to_path_buf(), path.with_extension("tmp"));
+    blocking::run(move || {
+        let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written.map_err(|e| with_path(e, &path))
+    })
+    .await
 }
 
 /// Reads the last partly filled block of a file of `size` bytes.
