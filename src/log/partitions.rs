@@ -444,20 +444,36 @@ async fn expire_producers(partitions: Weak<Partitions>) {
     }
 }
 
-/// Runs for the life of the shard's partition service: every
+/// Parts each recovery-point interval is cut into: every partition written to records its
+/// point once per interval, a tenth of the partitions at a time, so that 1,000 partitions do
+/// not all sync and write their files in the same instant (a burst producers wait behind).
+const CHECKPOINT_STEPS: u64 = 10;
+
+/// Runs for the life of the shard's partition service: over each
 /// `log.flush.offset.checkpoint.interval.ms`, each partition written to since its last recovery
-/// point records a new one (`PartitionLog::request_checkpoint`; its writer does it between
-/// runs).
+/// point records a new one (`PartitionLog::request_checkpoint`; its writer takes it between
+/// runs), the partitions spread over the interval by a hash of their name.
 async fn record_recovery_points(partitions: Weak<Partitions>, every: Duration) {
-    loop {
-        glommio::timer::sleep(every).await;
+    let step = every / CHECKPOINT_STEPS as u32;
+    for tick in 0u64.. {
+        glommio::timer::sleep(step).await;
         let Some(partitions) = partitions.upgrade() else {
             return;
         };
         for log in partitions.owned() {
-            log.request_checkpoint();
+            if checkpoint_step(&log.topic, log.partition) == tick % CHECKPOINT_STEPS {
+                log.request_checkpoint();
+            }
         }
     }
+}
+
+/// Which step of the interval a partition records its recovery point in.
+fn checkpoint_step(topic: &str, partition: i32) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (topic, partition).hash(&mut h);
+    h.finish() % CHECKPOINT_STEPS
 }
 
 /// Runs for the life of the shard's partition service: every
