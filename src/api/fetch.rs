@@ -24,7 +24,7 @@ use crate::catalog;
 use crate::log::batch;
 use crate::log::ops::{ReadAnswer, ReadPart};
 use crate::log::{Isolation, Partitions};
-use crate::util::scatter::Pieces;
+use crate::util::scatter::{Pieces, PLACEHOLDER_BYTES_MAX};
 
 pub const VERSIONS: Versions = Versions { min: 4, max: 12 };
 
@@ -110,8 +110,11 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: FetchRequest) -> Reply {
                 partition: p.partition,
                 offset: p.fetch_offset,
                 // No partition may fill more than the whole response may hold (the trim
-                // below then fits the sum, as Kafka does).
-                max_bytes: u32::try_from(p.partition_max_bytes.min(req.max_bytes)).unwrap_or(0),
+                // below then fits the sum, as Kafka does), nor more than a stand-in of the
+                // response frame can stand for (a larger answer would be read into memory).
+                max_bytes: u32::try_from(p.partition_max_bytes.min(req.max_bytes))
+                    .unwrap_or(0)
+                    .min(PLACEHOLDER_BYTES_MAX as u32),
                 isolation,
             };
             plan.route(
@@ -202,9 +205,13 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: FetchRequest) -> Reply {
         .flat_map(|(_, ps)| ps.iter_mut().map(|(_, a)| a))
         .map(|a| {
             let stand_in = a.records.stand_in().unwrap_or_else(|| {
-                // Longer than any stand-in: read into memory (blocking; only a partition
-                // asked for more than PLACEHOLDER_BYTES_MAX at once comes here).
-                let bytes = a.records.to_bytes().unwrap_or_default();
+                // Longer than any stand-in: read into memory (blocking). Reads stop at
+                // PLACEHOLDER_BYTES_MAX, so only a single batch larger than that (KIP-74: the
+                // first batch goes whole) comes here.
+                let bytes = a.records.to_bytes().unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "cannot read a batch larger than a frame stand-in; the partition answers without records");
+                    Bytes::new()
+                });
                 let ends = batch::batch_ends(&bytes);
                 a.records =
                     Pieces::memory(bytes.slice(..ends.last().map_or(0, |&e| e as usize)), ends);
