@@ -15,6 +15,7 @@ use crate::catalog::{Catalog, Replica};
 use crate::config::Config;
 use crate::group::Coordinator;
 use crate::log::Partitions;
+use crate::net::request_budget::RequestBudget;
 use crate::net::listener::{self, Connections};
 use crate::shard::runtime::{self, Inbox};
 use crate::shard::Shard;
@@ -221,7 +222,10 @@ async fn shard_main(
         shard: shard.clone(),
         catalog: replica,
     });
-    let connections = Rc::new(Connections::default());
+    let connections = Rc::new(Connections::new(RequestBudget::new(RequestBudget::per_shard(
+        shard.config.queued_max_request_bytes,
+        shard.count,
+    ))));
     let tcp = listener::listen(addr).map_err(|e| {
         io::Error::new(
             e.kind(),

@@ -393,3 +393,52 @@ fn produce_with_bad_crc_is_corrupt_message() {
     }
     assert_broker_serves(&mut broker);
 }
+
+/// A Metadata v4 request for `count` topics that do not exist (no auto-creation), of about
+/// `count` x 120 bytes.
+fn metadata_for_missing_topics(count: usize, correlation_id: i32) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&(count as i32).to_be_bytes());
+    for i in 0..count {
+        let name = format!("no-such-topic-{i:06}-{}", "x".repeat(100));
+        body.extend_from_slice(&(name.len() as i16).to_be_bytes());
+        body.extend_from_slice(name.as_bytes());
+    }
+    body.push(0); // allow_auto_topic_creation: false
+    frame(&[&header_v1(API_METADATA, 4, correlation_id), &body])
+}
+
+/// `queued.max.request.bytes`: while one connection holds its shard's whole budget with a
+/// frame it has not finished sending, another connection's large request is not read (the
+/// broker stops reading instead of holding more); once the first connection goes away, the
+/// request is read and answered.
+#[test]
+fn a_spent_request_budget_holds_other_requests_until_it_is_given_back() {
+    let broker = Broker::start(&["--shards", "1", "--override", "queued.max.request.bytes=1048576"]);
+    let mut holder = connect(&broker);
+    // The size of a 900 KiB frame, and a little of it.
+    holder.write_all(&(900i32 << 10).to_be_bytes()).unwrap();
+    holder.write_all(&[0u8; 1000]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    let mut waiting = connect(&broker);
+    let request = metadata_for_missing_topics(5000, 42);
+    assert!(request.len() > 500 << 10);
+    waiting.write_all(&request).unwrap();
+    waiting
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut size = [0u8; 4];
+    match waiting.read(&mut size) {
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+        other => panic!("answered while the budget was held: {other:?}"),
+    }
+
+    drop(holder);
+    waiting.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    waiting.read_exact(&mut size).expect("answered once the budget is given back");
+    let mut response = vec![0u8; i32::from_be_bytes(size) as usize];
+    waiting.read_exact(&mut response).expect("response");
+    assert_eq!(&response[..4], &42i32.to_be_bytes(), "correlation id");
+    assert!(response.len() > 5000 * 100, "every topic answered");
+}

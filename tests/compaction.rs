@@ -289,10 +289,7 @@ fn consumer_offsets_are_compacted() {
     let deadline = Instant::now() + WAIT;
     loop {
         let files = common::segment_files(&broker.data_dir(), "__consumer_offsets", 0);
-        let bytes: u64 = files
-            .iter()
-            .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
-            .sum();
+        let bytes: u64 = files.iter().map(|f| common::segment_data_bytes(f)).sum();
         if files.len() <= 4 && bytes < 40_000 {
             break;
         }

@@ -36,6 +36,9 @@ pub const DEFAULT_LOG_INDEX_INTERVAL_BYTES: u32 = 4096;
 pub const DEFAULT_MESSAGE_MAX_BYTES: u32 = 1_048_588;
 /// `socket.request.max.bytes`: largest request frame accepted (Kafka's default, 100 MiB).
 pub const DEFAULT_SOCKET_REQUEST_MAX_BYTES: u32 = 104_857_600;
+/// `queued.max.request.bytes`: 512 MiB of requests held at once over all shards (Kafka's
+/// default, -1, sets no limit; a broker here keeps to a memory budget).
+pub const DEFAULT_QUEUED_MAX_REQUEST_BYTES: i64 = 512 << 20;
 /// Smallest `socket.request.max.bytes` (Kafka's minimum).
 pub const MIN_SOCKET_REQUEST_MAX_BYTES: u32 = 1;
 /// `log.retention.hours` when no retention key is set (Kafka's default, one week).
@@ -63,6 +66,13 @@ pub const DEFAULT_LOG_CLEANUP_POLICY: &str = "delete";
 pub const DEFAULT_LOG_FLUSH_INTERVAL_MESSAGES: i64 = i64::MAX;
 /// `shardlog.fsync.on.ack`: acks=1/all wait for fdatasync unless turned off.
 pub const DEFAULT_GROUP_COMMIT: bool = true;
+/// `shardlog.group.commit.max.wait.us`: an fdatasync round waits up to 1 ms for appends still
+/// being written on the shard (a round with none pending starts at once).
+pub const DEFAULT_GROUP_COMMIT_MAX_WAIT_US: u64 = 1_000;
+/// The most `shardlog.group.commit.max.wait.us` accepted: 1 s.
+pub const MAX_GROUP_COMMIT_MAX_WAIT_US: i64 = 1_000_000;
+/// `shardlog.group.commit.max.bytes`: 4 MiB written since the last round start the next one.
+pub const DEFAULT_GROUP_COMMIT_MAX_BYTES: u64 = 4 << 20;
 /// `shardlog.tail.cache.bytes`: 64 MiB per shard for recently written batches.
 pub const DEFAULT_TAIL_CACHE_BYTES: u64 = 64 << 20;
 /// The most `shardlog.tail.cache.bytes` accepted: 64 GiB.

@@ -472,8 +472,14 @@ pub static KEYS: &[Key] = &[
         .field(field!(message_max_bytes)),
     Key::broker("socket.request.max.bytes", int(MIN_SOCKET_REQUEST_MAX_BYTES as i64), "Largest request frame; a larger one closes the connection.")
         .default_int(DEFAULT_SOCKET_REQUEST_MAX_BYTES as i64).acted().field(field!(socket_request_max_bytes)),
+    Key::broker("queued.max.request.bytes", long(-1), "Bytes of requests the broker holds at once, split evenly over its shards; a shard whose share is held stops reading from its connections until requests are answered. -1: no limit.")
+        .default_int(DEFAULT_QUEUED_MAX_REQUEST_BYTES).acted().field(field!(queued_max_request_bytes)),
     Key::broker("shardlog.fsync.on.ack", Type::Boolean, "acks=1/all wait for fdatasync (group commit); false acks once written to the file.")
         .default_bool(DEFAULT_GROUP_COMMIT).acted().field(field!(group_commit)),
+    Key::broker("shardlog.group.commit.max.wait.us", long_within(0, MAX_GROUP_COMMIT_MAX_WAIT_US), "How long an fdatasync round waits for appends still being written on its shard, so they share it; 0 starts each round at once.")
+        .default_int(DEFAULT_GROUP_COMMIT_MAX_WAIT_US as i64).acted().field(field!(group_commit_max_wait_us)),
+    Key::broker("shardlog.group.commit.max.bytes", long_within(0, i64::MAX), "Bytes written since the last fdatasync round that start the next one without waiting for more appends.")
+        .default_int(DEFAULT_GROUP_COMMIT_MAX_BYTES as i64).acted().field(field!(group_commit_max_bytes)),
     Key::broker("shardlog.tail.cache.bytes", long_within(0, MAX_TAIL_CACHE_BYTES), "Memory per shard for the batches partitions wrote last, which tail consumers read without a disk read; 0 turns the cache off.")
         .default_int(DEFAULT_TAIL_CACHE_BYTES as i64).acted().field(field!(tail_cache_bytes)),
     Key::broker("shardlog.replication.factor.clamp", Type::Boolean, "Create topics asked with more replicas than brokers with one replica instead of refusing them (test suites written for 3-broker clusters).")

@@ -73,6 +73,8 @@ pub struct Config {
     pub message_max_bytes: u32,
     /// `socket.request.max.bytes`.
     pub socket_request_max_bytes: u32,
+    /// `queued.max.request.bytes`: bytes of requests held at once over all shards; -1: no limit.
+    pub queued_max_request_bytes: i64,
     /// `log.retention.ms` / `.minutes` / `.hours`; -1 means unlimited.
     pub log_retention_ms: i64,
     /// `log.retention.bytes`; -1 means unlimited.
@@ -88,6 +90,10 @@ pub struct Config {
     pub log_flush_interval_messages: i64,
     /// `shardlog.fsync.on.ack`: acks=1/all wait for fdatasync; false acks once the write reaches the file.
     pub group_commit: bool,
+    /// `shardlog.group.commit.max.wait.us`: how long a sync round waits for pending appends.
+    pub group_commit_max_wait_us: u64,
+    /// `shardlog.group.commit.max.bytes`: bytes written that end that wait.
+    pub group_commit_max_bytes: u64,
     /// `shardlog.replication.factor.clamp`: CreateTopics with more replicas than brokers
     /// creates one replica instead of failing with INVALID_REPLICATION_FACTOR.
     pub replication_factor_clamp: bool,
@@ -363,6 +369,7 @@ impl Config {
             log_index_interval_bytes: DEFAULT_LOG_INDEX_INTERVAL_BYTES,
             message_max_bytes: DEFAULT_MESSAGE_MAX_BYTES,
             socket_request_max_bytes: DEFAULT_SOCKET_REQUEST_MAX_BYTES,
+            queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
             log_retention_ms: DEFAULT_LOG_RETENTION_MS,
             log_retention_bytes: DEFAULT_LOG_RETENTION_BYTES,
             log_retention_check_interval_ms: DEFAULT_LOG_RETENTION_CHECK_INTERVAL_MS,
@@ -371,6 +378,8 @@ impl Config {
             log_cleanup_policy: DEFAULT_LOG_CLEANUP_POLICY.to_string(),
             log_flush_interval_messages: DEFAULT_LOG_FLUSH_INTERVAL_MESSAGES,
             group_commit: DEFAULT_GROUP_COMMIT,
+            group_commit_max_wait_us: DEFAULT_GROUP_COMMIT_MAX_WAIT_US,
+            group_commit_max_bytes: DEFAULT_GROUP_COMMIT_MAX_BYTES,
             replication_factor_clamp: DEFAULT_REPLICATION_FACTOR_CLAMP,
             io_memory_bytes,
             tail_cache_bytes: DEFAULT_TAIL_CACHE_BYTES,

@@ -19,7 +19,7 @@ use futures::channel::oneshot;
 
 use super::batch::{self, BatchHeader};
 use super::error::LogError;
-use super::group_commit::GroupCommit;
+use super::group_commit::{GroupCommit, Pending};
 use super::producer_snapshot;
 use super::producers::{Checked, ProducerStates};
 use super::records;
@@ -172,6 +172,8 @@ struct AppendJob {
     headers: Vec<BatchHeader>,
     origin: Origin,
     reply: AppendReply,
+    /// Counted by the group commit until the job is answered (dropped).
+    _pending: Pending,
 }
 
 /// Jobs bound for the active segment, with the offsets and positions their batches will get.
@@ -612,6 +614,7 @@ impl PartitionLog {
             headers,
             origin,
             reply,
+            _pending: self.commit.pending(),
         });
         self.queued.notify_all();
         Ok(rx)
@@ -977,7 +980,7 @@ impl PartitionLog {
         let jobs = std::mem::take(&mut run.jobs);
         let batches = std::mem::take(&mut run.batches);
         let markers = std::mem::take(&mut run.markers);
-        run.bytes = 0;
+        let run_len = std::mem::take(&mut run.bytes);
         self.producers.borrow_mut().end_write(result.is_ok());
         let written = match result {
             Ok(written) => written,
@@ -985,7 +988,6 @@ impl PartitionLog {
                 // The segment is as before the run (its size, tail block and index were not
                 // touched, and the file was cut back to its size), so the next run writes the
                 // same tail block again, at the same offsets.
-                self.state.borrow_mut().active_mut().forget_preallocation();
                 let error = self.storage_failed(&e);
                 for (job, _) in jobs {
                     let _ = job.reply.send(Err(error.clone()));
@@ -1052,7 +1054,7 @@ impl PartitionLog {
             state.high_watermark = next;
             (state.log_start_offset, aborted, segment_base)
         };
-        self.commit.mark_dirty(&file);
+        self.commit.mark_dirty(&file, run_len);
         self.appended.notify_all();
         if !aborted.is_empty() {
             self.unindexed_aborts
@@ -1718,6 +1720,83 @@ mod tests {
         let out = log.append(Bytes::from(b), headers).await.expect("append");
         log.durable().await.expect("durable");
         out.base_offset
+    }
+
+    /// The active segment's file runs ahead of its data in zeros (so appends overwrite written
+    /// blocks, which ext4 does inline); a close cuts them off, and appends after a reopen go
+    /// on at the right place.
+    #[test]
+    fn zeros_run_ahead_of_the_data_and_a_close_cuts_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        run(move || async move {
+            let log = open(&path, 64 << 20).await;
+            for _ in 0..200 {
+                append(&log, 5).await;
+            }
+            let file = segment_path(&path, 0);
+            // Zeros are written in the background after the write that asks for them.
+            let mut ahead = 0;
+            for _ in 0..1000 {
+                let size = u64::from(log.state.borrow().active().size);
+                ahead = std::fs::metadata(&file).expect("stat").len().saturating_sub(size);
+                if ahead > 0 {
+                    break;
+                }
+                glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            assert!(ahead >= 4096, "zeros ahead of the data: {ahead} bytes");
+            let size = u64::from(log.state.borrow().active().size);
+            log.close().await.expect("close");
+            assert_eq!(std::fs::metadata(&file).expect("stat").len(), size);
+            let log = open(&path, 64 << 20).await;
+            assert_eq!(log.high_watermark(), 1000);
+            assert_eq!(append(&log, 1).await, 1000);
+            assert_eq!(read_all(&log, 0).await.len(), 201);
+            log.close().await.expect("close");
+        });
+    }
+
+    /// A sync round wanted while another partition's append is still queued or being written
+    /// waits for it, so one fdatasync answers both; a round with nothing pending starts at
+    /// once (the hour-long wait allowed here would otherwise hold the test).
+    #[test]
+    fn one_round_covers_appends_still_being_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        run(move || async move {
+            crate::log::segment::probe_device(&path, 0).await.expect("probe");
+            let commit = GroupCommit::new(crate::log::group_commit::Gather {
+                max_wait: std::time::Duration::from_secs(3600),
+                max_bytes: usize::MAX,
+            });
+            glommio::spawn_local(commit.clone().run()).detach();
+            let mut logs = Vec::new();
+            for p in 0..2 {
+                let log = PartitionLog::open(&path, "t", p, config(1 << 20), commit.clone(), TailBudget::new(0));
+                logs.push(log.await.expect("open"));
+            }
+            append(&logs[0], 3).await;
+            assert_eq!(commit.rounds(), 1, "alone, the append is synced by one round");
+
+            let enqueue = |log: &PartitionLog| {
+                let b = make_batch(2, 40, Compression::None);
+                let headers = batch::validate_produce(&b, 1 << 20).expect("valid");
+                log.enqueue(Bytes::from(b), headers, Origin::Client).expect("enqueue")
+            };
+            let first = enqueue(&logs[0]);
+            let second = enqueue(&logs[1]);
+            first.await.expect("answered").expect("written");
+            let log = logs[0].clone();
+            let first_synced = glommio::spawn_local(async move { log.durable().await });
+            second.await.expect("answered").expect("written");
+            logs[1].durable().await.expect("second synced");
+            first_synced.await.expect("first synced");
+            assert_eq!(commit.rounds(), 2, "one round for both appends");
+            for log in logs {
+                log.close().await.expect("close");
+            }
+        });
     }
 
     /// Recovery and reads walk the file in windows: whatever the window size, a batch header
@@ -2617,7 +2696,7 @@ mod recovery_fuzz {
                 .io_memory(64 << 10)
                 .spawn(move || async move {
                     crate::log::segment::probe_device(&path, 0).await.expect("probe");
-                    let commit = GroupCommit::new();
+                    let commit = GroupCommit::new(crate::log::group_commit::Gather::NONE);
                     glommio::spawn_local(commit.clone().run()).detach();
                     let log = PartitionLog::open(&path, "t", 0, LogConfig { index_interval_bytes: 100, ..LogConfig::plain(1 << 20, window.unwrap_or(256 << 10)) }, commit, TailBudget::new(0)).await.expect("open");
                     let mut served = Vec::new();

@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use super::batch;
 use super::cleaner::Cleaner;
-use super::group_commit::GroupCommit;
+use super::group_commit::{Gather, GroupCommit};
 use super::partition::{
     io_buffer_bytes, AppendReceiver, Compaction, LogConfig, Origin, PartitionLog, Retention,
 };
@@ -95,7 +95,10 @@ impl Partitions {
         config: Arc<Config>,
         catalog: Rc<Replica>,
     ) -> Rc<Partitions> {
-        let commit = GroupCommit::new();
+        let commit = GroupCommit::new(Gather {
+            max_wait: std::time::Duration::from_micros(config.group_commit_max_wait_us),
+            max_bytes: usize::try_from(config.group_commit_max_bytes).unwrap_or(usize::MAX),
+        });
         glommio::spawn_local(commit.clone().run()).detach();
         let tail_cache = TailBudget::new(config.tail_cache_bytes as usize);
         let partitions = Rc::new(Partitions {

@@ -4,11 +4,13 @@
 //! # On disk
 //! `<base offset, 20 digits>.log` holds batches back to back, exactly as fetched by clients.
 //! Writes go in whole aligned blocks: the partly filled last block is kept in memory (`tail`)
-//! and rewritten with each append, so the file may end in zero padding past the last batch
-//! until the segment is rolled or closed, when it is truncated to its logical size. Recovery
-//! stops at the first batch whose length or CRC does not check, which the padding never passes.
+//! and rewritten with each append. Zeros are written ahead of the data in steps that grow with
+//! the segment (`ZeroAhead`), so the active segment's file ends in zeros past the last batch
+//! (padding, then zeros ahead) until it is rolled or closed, when it is truncated to its
+//! logical size. Recovery stops at the first batch whose length or CRC does not check, which
+//! the zeros never pass.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
@@ -23,8 +25,8 @@ use super::index::SegmentIndex;
 use crate::util::blocking;
 pub use crate::util::blocking::with_path;
 
-/// Extents are reserved ahead of the writes, so the file system does not allocate block by
-/// block as the segment grows: up to the next power of two of the segment's size, from
+/// Zeros are written ahead of the writes (see `ZeroAhead`), so the file system does not
+/// allocate block by block as the segment grows and the writes overwrite written blocks: up to the next power of two of the segment's size, from
 /// `PREALLOCATE_MIN_BYTES`, then in steps of `PREALLOCATE_STEP_BYTES` (see
 /// `preallocation_target`). A segment thus holds at most as much reserved past its data as it
 /// holds data (and at least the minimum), never a whole step: with a full step reserved for
@@ -32,13 +34,13 @@ pub use crate::util::blocking::with_path;
 /// disk (bench.sh's partitions-10000), and at 16 MiB steps a 1,000-partition benchmark filled
 /// the disk with reservations.
 pub const PREALLOCATE_STEP_BYTES: u64 = 4 << 20;
-/// The first reservation of a segment: a few writes of the usual 16 KiB batches.
+/// The first step of zeros of a segment: a few writes of the usual 16 KiB batches.
 pub const PREALLOCATE_MIN_BYTES: u64 = 64 << 10;
 const _: () =
     assert!(PREALLOCATE_MIN_BYTES.is_power_of_two() && PREALLOCATE_STEP_BYTES.is_power_of_two());
 const _: () = assert!(PREALLOCATE_MIN_BYTES <= PREALLOCATE_STEP_BYTES);
 
-/// How far to reserve a segment's extents once its data ends at `end_bytes`: the next power of
+/// How far to write zeros ahead once its data ends at `end_bytes`: the next power of
 /// two at or above it (at least `PREALLOCATE_MIN_BYTES`), or past `PREALLOCATE_STEP_BYTES` the
 /// next multiple of the step. What is reserved past the data is thus under the data's own size
 /// (and under one step), while the number of reservations stays logarithmic then one per step.
@@ -98,7 +100,7 @@ pub struct Segment {
     pub roll_jitter_ms: i64,
     /// The bytes of the last, partly filled block: `size % alignment` of them.
     tail: Vec<u8>,
-    preallocated: u64,
+    zeros: Rc<ZeroAhead>,
     /// The same file opened again without O_DIRECT, for reads through the page cache that are
     /// sent with `sendfile`; opened at the first such read.
     reader: RefCell<Option<Arc<std::fs::File>>>,
@@ -142,7 +144,7 @@ impl Segment {
             created_ms: crate::util::now_ms(),
             roll_jitter_ms: 0,
             tail: Vec::new(),
-            preallocated: 0,
+            zeros: ZeroAhead::new(0),
             reader: RefCell::new(None),
             recovery_scan_from: None,
         })
@@ -192,7 +194,7 @@ impl Segment {
             created_ms: crate::util::now_ms(),
             roll_jitter_ms: 0,
             tail: Vec::new(),
-            preallocated: 0,
+            zeros: ZeroAhead::new(0),
             reader: RefCell::new(None),
             recovery_scan_from: None,
         };
@@ -303,6 +305,8 @@ impl Segment {
             self.next_offset = expected;
             self.max_timestamp = max_ts;
             self.tail = read_tail(&self.file, self.size).await?;
+            // Every block up to the data's is written; zeros go on from there.
+            self.zeros = ZeroAhead::new(self.file.align_up(u64::from(self.size)));
             return Ok(());
         }
     }
@@ -335,8 +339,12 @@ impl Segment {
         let new_tail_start = (self.file.align_down(u64::from(new_size)) - start_block) as usize;
         let new_tail_end = (u64::from(new_size) - start_block) as usize;
         let new_tail = bytes[new_tail_start..new_tail_end].to_vec();
-        let preallocate_to =
-            (end_block > self.preallocated).then(|| preallocation_target(end_block));
+        let zeros = &self.zeros;
+        let ahead_soon = zeros.wanted_after(end_block);
+        let start_ahead = ahead_soon && !zeros.pending.get() && !zeros.stopped.get();
+        if start_ahead {
+            zeros.pending.set(true);
+        }
         Ok(PlannedWrite {
             file: self.file.clone(),
             path: self.path.clone(),
@@ -345,7 +353,9 @@ impl Segment {
             old_size: self.size,
             new_size,
             new_tail,
-            preallocate_to,
+            end_block,
+            zeros: self.zeros.clone(),
+            start_ahead,
         })
     }
 
@@ -385,16 +395,6 @@ impl Segment {
         );
         self.size = written.new_size;
         self.tail = written.new_tail;
-        if let Some(to) = written.preallocated_to {
-            self.preallocated = self.preallocated.max(to);
-        }
-    }
-
-    /// After a failed write: the file was cut back to the segment's size (see
-    /// `PlannedWrite::execute`), which may have released the extents reserved past it, so the
-    /// next write reserves again.
-    pub fn forget_preallocation(&mut self) {
-        self.preallocated = 0;
     }
 
     /// The index files as they stand, the segment still taking appends: a restart after a
@@ -409,9 +409,6 @@ impl Segment {
 
     /// The index and seal data of a segment taking no more appends.
     pub fn seal_plan(&mut self) -> SealPlan {
-        // The seal cuts the file at its size, releasing what was reserved past it (a roll that
-        // fails after the cut leaves this segment active, and its next write reserves again).
-        self.preallocated = 0;
         let last_rel = u32::try_from(self.next_offset - 1 - self.base_offset).unwrap_or(0);
         if self.size > 0 {
             self.index.seal_time(self.max_timestamp, last_rel);
@@ -419,6 +416,7 @@ impl Segment {
         SealPlan {
             file: self.file.clone(),
             path: self.path.clone(),
+            zeros: self.zeros.clone(),
             size: self.size,
             offsets: self.index.encode_offsets(),
             times: self.index.encode_times(),
@@ -436,7 +434,11 @@ pub struct PlannedWrite {
     old_size: u32,
     new_size: u32,
     new_tail: Vec<u8>,
-    preallocate_to: Option<u64>,
+    /// Where the write's last block ends.
+    end_block: u64,
+    zeros: Rc<ZeroAhead>,
+    /// Whether this write starts writing the next step of zeros, in the background.
+    start_ahead: bool,
 }
 
 /// A write that completed, for `Segment::commit_write`.
@@ -444,10 +446,6 @@ pub struct Written {
     file: Rc<DmaFile>,
     new_size: u32,
     new_tail: Vec<u8>,
-    /// How far extents were reserved ahead (tried: a failed reservation is not tried again
-    /// until the writes pass it, so a nearly full disk does not get a futile fallocate per
-    /// write).
-    preallocated_to: Option<u64>,
 }
 
 impl Written {
@@ -461,11 +459,13 @@ impl PlannedWrite {
     /// What `execute` returns when the write completes, without writing: for a benchmark of
     /// the planning alone (`benches/append_buffer.rs`).
     pub fn skip_write(self) -> Written {
+        if self.start_ahead {
+            self.zeros.pending.set(false);
+        }
         Written {
             file: self.file,
             new_size: self.new_size,
             new_tail: self.new_tail,
-            preallocated_to: self.preallocate_to,
         }
     }
 }
@@ -476,24 +476,35 @@ impl PlannedWrite {
     /// shortens it) is left past the data, where a restart's recovery could take it for
     /// batches; an error that is not `is_out_of_space` then means the cut failed too.
     pub async fn execute(self) -> io::Result<Written> {
-        if let Some(target) = self.preallocate_to {
-            // Reserving extents ahead is an optimisation: the write allocates if this fails.
-            let _ = self.file.pre_allocate(target, true).await;
-        }
+        // Direct writes that overwrite written blocks inside the file's size are the only ones
+        // ext4 does without blocking; io_uring hands any other (one that extends the file, or
+        // lands on extents fallocate reserved, which stay unwritten until written, with or
+        // without KEEP_SIZE) to an io-wq worker thread: measured, about one punt per write
+        // either way. So the space ahead of the data is written with zeros, a step at a time,
+        // in the background before the writes reach it (see `ZeroAhead`); a write that
+        // overtakes them waits for a step under way and goes on punted.
+        let zeros = self.zeros.clone();
+        let overtaking = zeros.cover(self.end_block).await;
         let want = self.buf.len();
         #[cfg(test)]
         if let Some(fault) = fault::take_write() {
             let failed = fault.apply(&self.file, &self.buf, self.position).await;
-            return Err(cut_back(&self.file, &self.path, self.old_size, failed).await);
+            drop(overtaking);
+            zeros.pending.set(zeros.pending.get() && !self.start_ahead);
+            return Err(cut_back(&self.file, &self.path, self.old_size, failed, &zeros).await);
         }
         let failed = match self.file.write_at(self.buf, self.position).await {
             Ok(n) if n >= want => {
+                zeros.written_to(self.end_block);
+                drop(overtaking);
+                if self.start_ahead {
+                    glommio::spawn_local(zeros.clone().step(self.file.clone())).detach();
+                }
                 return Ok(Written {
                     file: self.file,
                     new_size: self.new_size,
                     new_tail: self.new_tail,
-                    preallocated_to: self.preallocate_to,
-                })
+                });
             }
             // A short direct write to a regular file is how a file system that ran out of
             // blocks (or quota) part way through reports it.
@@ -506,15 +517,161 @@ impl PlannedWrite {
             ),
             Err(e) => with_path(e.into(), &self.path),
         };
-        Err(cut_back(&self.file, &self.path, self.old_size, failed).await)
+        // The cut takes the lock this write may hold; the step it was to start is not started.
+        drop(overtaking);
+        zeros.pending.set(zeros.pending.get() && !self.start_ahead);
+        Err(cut_back(&self.file, &self.path, self.old_size, failed, &zeros).await)
     }
+}
+
+/// The zeros written ahead of one segment's data. Zeros are only ever written past the blocks
+/// holding data (a crash between a zero write and a data write must not lose acknowledged
+/// batches), never at the same time as a data write over the same blocks, and never after the
+/// file was cut (a seal, or the cut-back of a failed write), so `lock` is held by each step and
+/// by each cut.
+pub struct ZeroAhead {
+    /// Below this, every block has been written (data or zeros).
+    frontier: Cell<u64>,
+    lock: futures::lock::Mutex<()>,
+    /// A background step is queued or running.
+    pending: Cell<bool>,
+    /// No more zeros: the segment was sealed, or a step failed (a full disk: the writes then
+    /// allocate as they go, and are punted).
+    stopped: Cell<bool>,
+}
+
+impl ZeroAhead {
+    fn new(frontier: u64) -> Rc<ZeroAhead> {
+        Rc::new(ZeroAhead {
+            frontier: Cell::new(frontier),
+            lock: futures::lock::Mutex::new(()),
+            pending: Cell::new(false),
+            stopped: Cell::new(false),
+        })
+    }
+
+    /// Before a data write ending at `end_block`: when it goes past the frontier, waits for a
+    /// step under way and returns the lock, to hold until the write is done, so no step writes
+    /// zeros over it meanwhile. (That write extends the file, or lands on unwritten blocks,
+    /// and is punted: the zeros did not keep up.)
+    async fn cover(&self, end_block: u64) -> Option<futures::lock::MutexGuard<'_, ()>> {
+        if end_block <= self.frontier.get() {
+            return None;
+        }
+        Some(self.lock.lock().await)
+    }
+
+    /// Whether a data write ending at `end_block` should start the next step: the zeros
+    /// left ahead of it are under half a step (`preallocation_target` doubles the zeros with
+    /// the data up to `PREALLOCATE_STEP_BYTES`, then goes a step at a time), so the step is
+    /// written before the writes reach it.
+    fn wanted_after(&self, end_block: u64) -> bool {
+        let frontier = self.frontier.get();
+        let margin = (frontier / 2).clamp(PREALLOCATE_MIN_BYTES / 2, PREALLOCATE_STEP_BYTES / 2);
+        end_block + margin > frontier
+    }
+
+    /// One step of zeros past the frontier, in the background, to `preallocation_target`: a
+    /// partition with little data writes few zeros.
+    async fn step(self: Rc<Self>, file: Rc<DmaFile>) {
+        {
+            let _cutting_or_zeroing = self.lock.lock().await;
+            if !self.stopped.get() {
+                let from = self.frontier.get();
+                let to = preallocation_target(from + 1);
+                let reached = write_zeros(&file, from, to).await;
+                if reached < to {
+                    self.stopped.set(true);
+                }
+                self.frontier.set(self.frontier.get().max(reached));
+            }
+        }
+        self.pending.set(false);
+    }
+
+    /// After a data write up to `end_block`: those blocks are written.
+    fn written_to(&self, end_block: u64) {
+        self.frontier.set(self.frontier.get().max(end_block));
+    }
+
+    /// Cuts the file at `size` with no zero step under way, and stops (`seal`) or restarts the
+    /// zeros from there.
+    async fn cut(&self, file: &DmaFile, size: u64, seal: bool) -> std::io::Result<()> {
+        let _cutting_or_zeroing = self.lock.lock().await;
+        if seal {
+            self.stopped.set(true);
+        }
+        let cut = file.truncate(size).await;
+        self.frontier.set(file.align_up(size));
+        cut.map_err(Into::into)
+    }
+}
+
+/// `fallocate` mode (Linux 6.17) that allocates written, zeroed extents with the device's
+/// write-zeroes command: the blocks count as written (so data writes over them are overwrites,
+/// done inline) without the zeros crossing the bus. Not in the libc crate yet.
+const FALLOC_FL_WRITE_ZEROES: libc::c_int = 0x80;
+
+/// Whether `FALLOC_FL_WRITE_ZEROES` works for the data directory: 0 not tried, 1 yes, 2 no
+/// (an older kernel, or a device without write-zeroes-unmap, like this project's test VM).
+static WRITE_ZEROES: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Zeros `[from, to)` (aligned): with `FALLOC_FL_WRITE_ZEROES` where the kernel and device
+/// support it, else by writing zeros in chunks. Returns how far it got (a failure stops it
+/// quietly: zeros ahead are an optimisation).
+async fn write_zeros(file: &DmaFile, from: u64, to: u64) -> u64 {
+    use std::sync::atomic::Ordering::Relaxed;
+    if WRITE_ZEROES.load(Relaxed) != 2 {
+        let fd = file.as_raw_fd();
+        let (offset, len) = (from as libc::off_t, (to - from) as libc::off_t);
+        // The file stays open meanwhile: `file` is borrowed until this returns.
+        let result = blocking::run(move || {
+            // SAFETY: a plain syscall on a descriptor the caller keeps open.
+            if unsafe { libc::fallocate(fd, FALLOC_FL_WRITE_ZEROES, offset, len) } == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        })
+        .await;
+        match result {
+            Ok(()) => {
+                WRITE_ZEROES.store(1, Relaxed);
+                return to;
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EINVAL)) => {
+                if WRITE_ZEROES.swap(2, Relaxed) == 0 {
+                    tracing::debug!(error = %e, "FALLOC_FL_WRITE_ZEROES is not supported here: zeros ahead of segment data are written");
+                }
+            }
+            Err(_) => return from,
+        }
+    }
+    const CHUNK: u64 = 1 << 20;
+    let mut at = from;
+    while at < to {
+        let len = (to - at).min(CHUNK) as usize;
+        let mut buf = file.alloc_dma_buffer(len);
+        buf.as_bytes_mut().fill(0);
+        match file.write_at(buf, at).await {
+            Ok(n) if n == len => at += len as u64,
+            _ => break,
+        }
+    }
+    at
 }
 
 /// Cuts a file whose write failed back to `size`, and returns the error to report: the write's,
 /// or, when the cut fails too, one that is not `is_out_of_space` (the file may now hold part
 /// of a refused write past its data, so the partition must go offline until recovery).
-async fn cut_back(file: &DmaFile, path: &Path, size: u32, failed: io::Error) -> io::Error {
-    match file.truncate(u64::from(size)).await {
+async fn cut_back(
+    file: &DmaFile,
+    path: &Path,
+    size: u32,
+    failed: io::Error,
+    zeros: &ZeroAhead,
+) -> io::Error {
+    match zeros.cut(file, u64::from(size), false).await {
         Ok(()) => failed,
         Err(cut) => io::Error::other(format!(
             "{failed}; then cutting {} back to {size} bytes failed too: {cut}",
@@ -526,6 +683,7 @@ async fn cut_back(file: &DmaFile, path: &Path, size: u32, failed: io::Error) -> 
 pub struct SealPlan {
     file: Rc<DmaFile>,
     path: PathBuf,
+    zeros: Rc<ZeroAhead>,
     size: u32,
     offsets: Vec<u8>,
     times: Vec<u8>,
@@ -534,10 +692,10 @@ pub struct SealPlan {
 impl SealPlan {
     /// Cuts the padding after the last batch, syncs, and writes both index files.
     pub async fn execute(self) -> io::Result<()> {
-        self.file
-            .truncate(u64::from(self.size))
+        self.zeros
+            .cut(&self.file, u64::from(self.size), true)
             .await
-            .map_err(|e| with_path(e.into(), &self.path))?;
+            .map_err(|e| with_path(e, &self.path))?;
         self.file
             .fdatasync()
             .await

@@ -17,6 +17,7 @@ use glommio::channels::local_channel;
 use glommio::net::TcpStream;
 
 use super::frame;
+use super::request_budget::{Held, RequestBudget};
 use crate::api::{self, Broker};
 use crate::util::blocking;
 use crate::util::scatter::Part;
@@ -31,7 +32,7 @@ pub const CONNECTION_REQUESTS_IN_FLIGHT_MAX: usize = 64;
 const READ_CHUNK_BYTES: usize = 16 * 1024;
 
 /// Serves one client until it disconnects or the broker stops.
-pub async fn serve(broker: Rc<Broker>, stream: TcpStream) {
+pub async fn serve(broker: Rc<Broker>, requests: Rc<RequestBudget>, stream: TcpStream) {
     let shard = broker.shard.clone();
     let peer = stream
         .peer_addr()
@@ -52,11 +53,16 @@ pub async fn serve(broker: Rc<Broker>, stream: TcpStream) {
         }
     };
     let (mut reader, mut writer) = stream.split();
-    let (tx, rx) = local_channel::new_bounded::<api::ReplyTask>(CONNECTION_REQUESTS_IN_FLIGHT_MAX);
+    let (tx, rx) =
+        local_channel::new_bounded::<(api::ReplyTask, Held)>(CONNECTION_REQUESTS_IN_FLIGHT_MAX);
 
     let write_loop = async move {
-        while let Some(handle) = rx.recv().await {
-            let response = match handle.await {
+        while let Some((handle, held)) = rx.recv().await {
+            let answer = handle.await;
+            // The request is answered: what its response refers to is small or shared (record
+            // bytes in the tail cache or in files).
+            drop(held);
+            let response = match answer {
                 Some(api::Reply::Frame(frame)) => frame,
                 Some(api::Reply::Nothing) => continue,
                 Some(api::Reply::Close) | None => break,
@@ -78,6 +84,8 @@ pub async fn serve(broker: Rc<Broker>, stream: TcpStream) {
     let mut filled = 0usize;
     // Bytes still to come of a frame whose size prefix has been read.
     let mut missing = 0usize;
+    // The budget taken for the frame at the front of the buffer, once its size is known.
+    let mut held: Option<Held> = None;
     'read: loop {
         // Take every complete frame in the buffer.
         loop {
@@ -89,6 +97,17 @@ pub async fn serve(broker: Rc<Broker>, stream: TcpStream) {
                     break 'read;
                 }
             };
+            if held.is_none() {
+                // Before the rest of the frame is read: a spent budget stops the reading here.
+                let take = requests.take(frame::SIZE_PREFIX_BYTES + size);
+                let stop = shard.stopped();
+                futures::pin_mut!(take);
+                futures::pin_mut!(stop);
+                match futures::future::select(take, stop).await {
+                    futures::future::Either::Left((h, _)) => held = Some(h),
+                    futures::future::Either::Right(_) => break 'read,
+                }
+            }
             if filled < frame::SIZE_PREFIX_BYTES + size {
                 missing = frame::SIZE_PREFIX_BYTES + size - filled;
                 break;
@@ -98,7 +117,9 @@ pub async fn serve(broker: Rc<Broker>, stream: TcpStream) {
             filled -= frame::SIZE_PREFIX_BYTES + size;
             match api::dispatch(&broker, &client_host, body).await {
                 Ok(task) => {
-                    if tx.send(task).await.is_err() {
+                    // Taken above, before the frame was complete.
+                    let Some(held) = held.take() else { break 'read };
+                    if tx.send((task, held)).await.is_err() {
                         break 'read;
                     }
                 }

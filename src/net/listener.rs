@@ -8,20 +8,29 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use super::connection;
+use super::request_budget::RequestBudget;
 use crate::api::Broker;
 use crate::util::Notify;
 
 /// Pending connections the kernel queues per shard's listener before refusing more.
 const LISTEN_BACKLOG: i32 = 1024;
 
-/// The connections open on one shard.
-#[derive(Default)]
+/// The connections open on one shard, and the bytes of requests they may hold.
 pub struct Connections {
     open: Cell<usize>,
     closed: Notify,
+    pub requests: Rc<RequestBudget>,
 }
 
 impl Connections {
+    pub fn new(requests: Rc<RequestBudget>) -> Connections {
+        Connections {
+            open: Cell::new(0),
+            closed: Notify::new(),
+            requests,
+        }
+    }
+
     fn opened(&self) {
         self.open.set(self.open.get() + 1);
     }
@@ -103,8 +112,9 @@ pub async fn accept(
                     connections.opened();
                     let open = Open(connections.clone());
                     let broker = broker.clone();
+                    let requests = connections.requests.clone();
                     glommio::spawn_local(async move {
-                        connection::serve(broker, stream).await;
+                        connection::serve(broker, requests, stream).await;
                         drop(open);
                     })
                     .detach();

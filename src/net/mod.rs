@@ -4,3 +4,4 @@
 pub mod connection;
 pub mod frame;
 pub mod listener;
+pub mod request_budget;

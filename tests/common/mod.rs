@@ -76,7 +76,8 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Starts `shardlog --shards 2` on a fresh data directory and free port, plus `extra` args,
+    /// Starts `shardlog --shards 2` (unless `extra` names `--shards`) on a fresh data directory
+    /// and free port, plus `extra` args,
     /// and waits until it accepts TCP connections.
     pub fn start(extra: &[&str]) -> Broker {
         Broker::start_with_data_dir(None, extra)
@@ -171,10 +172,11 @@ impl Broker {
         cmd.arg("--data-dir")
             .arg(self.data_dir())
             .arg("--listen")
-            .arg(self.bootstrap())
-            .arg("--shards")
-            .arg("2")
-            .arg("--override")
+            .arg(self.bootstrap());
+        if !self.extra.iter().any(|a| a == "--shards") {
+            cmd.arg("--shards").arg("2");
+        }
+        cmd.arg("--override")
             .arg(IO_MEMORY_ARG)
             .args(&self.extra)
             .stdin(Stdio::null())
@@ -648,6 +650,17 @@ pub fn segment_files(data_dir: &Path, topic: &str, partition: i32) -> Vec<PathBu
         .collect();
     files.sort();
     files
+}
+
+/// Bytes of whole batches at the start of a segment file: what it holds, without the zeros an
+/// active segment's file runs ahead of its data.
+pub fn segment_data_bytes(path: &Path) -> u64 {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let mut at = 0;
+    while let Some(h) = shardlog::log::batch::check_stored_batch(&bytes[at..]) {
+        at += h.total_bytes as usize;
+    }
+    at as u64
 }
 
 /// Sends one request with kafka-protocol's encoders on a fresh connection and decodes its
