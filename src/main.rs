@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    abort_on_panic();
     let mut signals = match signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
@@ -39,8 +40,14 @@ fn main() -> ExitCode {
     };
     tracing::info!(addr = %running.local_addr, "shardlog started");
     if let Some(sig) = signals.forever().next() {
-        tracing::info!(signal = sig, "stopping: finishing in-flight requests");
+        tracing::info!(signal = sig, "stopping: finishing in-flight requests (a second SIGTERM or SIGINT stops at once)");
     }
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            tracing::warn!(signal = sig, "stopping at once: in-flight requests are dropped; the next start recovers the logs as after a crash");
+            std::process::exit(1);
+        }
+    });
     match running.stop() {
         Ok(()) => {
             tracing::info!("stopped cleanly");
@@ -51,4 +58,20 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// A panic on any thread ends the process at once (after the panic message and a log line),
+/// never leaving a broker with a dead shard that refuses work and ignores SIGTERM: a service
+/// manager restarts it, and the start recovers the logs as after a kill -9.
+fn abort_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        let thread = std::thread::current();
+        tracing::error!(
+            thread = thread.name().unwrap_or("unnamed"),
+            "a thread panicked ({info}); stopping the process at once so that it can be restarted"
+        );
+        std::process::abort();
+    }));
 }

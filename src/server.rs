@@ -13,8 +13,10 @@ use crate::api::Broker;
 use crate::catalog::change::Control;
 use crate::catalog::{Catalog, Replica};
 use crate::config::Config;
+use crate::util::dir_lock::DirLock;
 use crate::group::Coordinator;
 use crate::log::Partitions;
+use crate::net::admission::Admission;
 use crate::net::request_budget::RequestBudget;
 use crate::net::listener::{self, Connections};
 use crate::shard::runtime::{self, Inbox};
@@ -29,6 +31,8 @@ pub struct Running {
     threads: runtime::Threads,
     /// The address every shard listens on (the port is known once bound, for `--listen :0`).
     pub local_addr: std::net::SocketAddr,
+    /// The data directory's lock, let go when the process ends (after `stop`).
+    _lock: DirLock,
 }
 
 impl Running {
@@ -66,6 +70,8 @@ struct Lifecycle {
     stop: oneshot::Receiver<()>,
     drained: oneshot::Sender<()>,
     finish: oneshot::Receiver<()>,
+    /// The broker-wide connection counts, shared by every shard's listener.
+    admission: Arc<Admission>,
 }
 
 /// Starts every shard and returns once all of them listen.
@@ -79,6 +85,7 @@ pub fn start(mut config: Config) -> io::Result<Running> {
             ),
         )
     })?;
+    let lock = DirLock::acquire(&config.data_dir)?;
     let catalog = Arc::new(Catalog::load(&config.data_dir)?);
     check_open_files_limit(&catalog);
     // Bound once here so a bad address is reported before any thread starts, and so `:0`
@@ -96,7 +103,9 @@ pub fn start(mut config: Config) -> io::Result<Running> {
         finish: vec![],
         threads: vec![],
         local_addr,
+        _lock: lock,
     };
+    let admission = Admission::new(&config);
     let mut ready = Vec::new();
     let mut lifecycles = Vec::new();
     let mut listen_all = Vec::new();
@@ -117,6 +126,7 @@ pub fn start(mut config: Config) -> io::Result<Running> {
             stop,
             drained,
             finish,
+            admission: admission.clone(),
         });
     }
     running.threads = runtime::spawn(
@@ -222,10 +232,13 @@ async fn shard_main(
         shard: shard.clone(),
         catalog: replica,
     });
-    let connections = Rc::new(Connections::new(RequestBudget::new(RequestBudget::per_shard(
-        shard.config.queued_max_request_bytes,
-        shard.count,
-    ))));
+    let connections = Rc::new(Connections::new(
+        RequestBudget::new(RequestBudget::per_shard(
+            shard.config.queued_max_request_bytes,
+            shard.count,
+        )),
+        lifecycle.admission.clone(),
+    ));
     let tcp = listener::listen(addr).map_err(|e| {
         io::Error::new(
             e.kind(),
@@ -235,6 +248,8 @@ async fn shard_main(
     tracing::info!(shard = shard.id, %addr, partitions = partitions.owned().len(), "shard serving");
     let _ = lifecycle.ready.send(Ok(()));
     let accepting = glommio::spawn_local(listener::accept(broker, connections.clone(), tcp));
+    #[cfg(debug_assertions)]
+    test_panic(&shard);
     if shard.id == 0 {
         // One process-wide trim of free memory, from one shard (see util::memory).
         let s = shard.clone();
@@ -255,4 +270,18 @@ async fn shard_main(
     partitions.close_all().await?;
     tracing::info!(shard = shard.id, "shard stopped");
     Ok(())
+}
+
+/// Debug builds only (what the tests run): `SHARDLOG_TEST_PANIC_SHARD=<id>` makes that shard
+/// panic once it serves, for the test that a panicking shard ends the process.
+#[cfg(debug_assertions)]
+fn test_panic(shard: &Rc<Shard>) {
+    let wanted = std::env::var("SHARDLOG_TEST_PANIC_SHARD").ok();
+    if wanted.and_then(|w| w.parse::<usize>().ok()) == Some(shard.id) {
+        glommio::spawn_local(async {
+            glommio::timer::sleep(std::time::Duration::from_millis(200)).await;
+            panic!("SHARDLOG_TEST_PANIC_SHARD: this shard was asked to panic");
+        })
+        .detach();
+    }
 }

@@ -442,3 +442,136 @@ fn a_spent_request_budget_holds_other_requests_until_it_is_given_back() {
     assert_eq!(&response[..4], &42i32.to_be_bytes(), "correlation id");
     assert!(response.len() > 5000 * 100, "every topic answered");
 }
+
+/// A compressed batch whose header claims more records than it holds (here 2^31 - 11, which
+/// would push a segment's relative offsets past 32 bits) is refused with INVALID_RECORD, as
+/// Kafka's LogValidator refuses it, and nothing of it is stored; so is one claiming one record
+/// more or less. Ordinary traffic after them goes on at offset 0 and survives a restart.
+#[test]
+fn a_compressed_batch_must_hold_the_records_it_claims() {
+    const INVALID_RECORD: i16 = 87;
+    let mut broker = Broker::start(&[]);
+    let topic = "counted";
+    broker.create_topic(topic, 1);
+    let records = |n: i64| {
+        (0..n).map(|i| {
+            (
+                Some(Bytes::from(format!("key-{i}"))),
+                Some(Bytes::from(format!("value-{i}"))),
+                1_700_000_000_000 + i,
+            )
+        })
+    };
+    let gzip = shardlog::log::batch::encode_batch(records(3), Compression::Gzip);
+    let reseal = |b: &mut Vec<u8>| {
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+    };
+    let mut s = connect(&broker);
+    for (i, claim) in [i32::MAX - 10, 4, 2].into_iter().enumerate() {
+        let mut forged = gzip.clone();
+        forged[23..27].copy_from_slice(&(claim - 1).to_be_bytes()); // last offset delta
+        forged[57..61].copy_from_slice(&claim.to_be_bytes()); // record count
+        reseal(&mut forged);
+        let corr = 30 + i as i32;
+        s.write_all(&produce_v3(corr, topic, &forged)).unwrap();
+        let (error, _) =
+            parse_produce_v3(&read_frame(&mut s).expect("produce response"), corr, topic);
+        assert_eq!(error, INVALID_RECORD, "a batch claiming {claim} records of 3");
+    }
+    s.write_all(&produce_v3(41, topic, &gzip)).unwrap();
+    let (error, base) = parse_produce_v3(&read_frame(&mut s).expect("produce response"), 41, topic);
+    assert_eq!((error, base), (0, 0));
+    s.write_all(&produce_v3(42, topic, &record_batch(3))).unwrap();
+    let (error, base) = parse_produce_v3(&read_frame(&mut s).expect("produce response"), 42, topic);
+    assert_eq!((error, base), (0, 3));
+    broker.restart();
+    assert_eq!(broker.watermarks(topic, 0), (0, 6));
+    let got = broker.consume_all(topic, 0, 0, 6, Duration::from_secs(15));
+    assert_eq!(got.len(), 6);
+    assert_broker_serves(&mut broker);
+}
+
+/// Sends ApiVersions v0 on `s` and reads its answer.
+fn api_versions_answered(s: &mut TcpStream, correlation_id: i32) -> std::io::Result<()> {
+    s.write_all(&frame(&[&header_v1(API_VERSIONS, 0, correlation_id)]))?;
+    let (corr, error, _) = parse_api_versions_v0(&read_frame(s)?);
+    assert_eq!((corr, error), (correlation_id, 0));
+    Ok(())
+}
+
+/// `max.connections.per.ip` and its overrides: connections past the limit of their address
+/// are closed at once (no answer); closing one makes room for the next. The test's
+/// connections all come from 127.0.0.1.
+#[test]
+fn connections_past_the_per_address_limit_are_closed() {
+    for (args, limit) in [
+        (vec!["--override", "max.connections.per.ip=3"], 3),
+        (
+            vec![
+                "--override",
+                "max.connections.per.ip=1",
+                "--override",
+                "max.connections.per.ip.overrides=127.0.0.1:4,10.1.2.3:1",
+            ],
+            4,
+        ),
+        (vec!["--override", "max.connections=2"], 2),
+    ] {
+        let mut broker = Broker::start(&args);
+        // The fixture's readiness probe may still be counted for a moment.
+        let mut held: Vec<TcpStream> = Vec::new();
+        let deadline = std::time::Instant::now() + IO_TIMEOUT;
+        while held.len() < limit {
+            let mut s = connect(&broker);
+            if api_versions_answered(&mut s, 1).is_ok() {
+                held.push(s);
+            } else {
+                assert!(std::time::Instant::now() < deadline, "{args:?}: {} admitted", held.len());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let mut refused = connect(&broker);
+        let _ = refused.write_all(&frame(&[&header_v1(API_VERSIONS, 0, 2)]));
+        assert!(expect_closed(&mut refused).is_empty(), "{args:?}: answered past the limit");
+        drop(held.pop());
+        let deadline = std::time::Instant::now() + IO_TIMEOUT;
+        loop {
+            let mut s = connect(&broker);
+            if api_versions_answered(&mut s, 3).is_ok() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{args:?}: no room after a close");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(broker.log().contains("closing new connections"), "{args:?}");
+        broker.assert_running();
+    }
+}
+
+/// `connections.max.idle.ms`: a connection with nothing in flight that sends nothing is
+/// closed; `shardlog.request.read.timeout.ms`: so is one that starts a request and never
+/// finishes it (slowloris), with a log line.
+#[test]
+fn idle_and_trickling_connections_are_closed() {
+    let mut broker = Broker::start(&[
+        "--override",
+        "connections.max.idle.ms=300",
+        "--override",
+        "shardlog.request.read.timeout.ms=300",
+    ]);
+    let mut idle = connect(&broker);
+    api_versions_answered(&mut idle, 5).expect("answered");
+    assert!(expect_closed(&mut idle).is_empty(), "idle connection closed");
+
+    let mut trickling = connect(&broker);
+    trickling.write_all(&100i32.to_be_bytes()).unwrap();
+    trickling.write_all(&header_v1(API_VERSIONS, 0, 6)).unwrap();
+    assert!(expect_closed(&mut trickling).is_empty(), "unfinished request closed");
+    assert!(
+        broker.log().contains("a request did not arrive whole"),
+        "{}",
+        broker.log()
+    );
+    assert_broker_serves(&mut broker);
+}

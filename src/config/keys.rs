@@ -474,6 +474,16 @@ pub static KEYS: &[Key] = &[
         .default_int(DEFAULT_SOCKET_REQUEST_MAX_BYTES as i64).acted().field(field!(socket_request_max_bytes)),
     Key::broker("queued.max.request.bytes", long(-1), "Bytes of requests the broker holds at once, split evenly over its shards; a shard whose share is held stops reading from its connections until requests are answered. -1: no limit.")
         .default_int(DEFAULT_QUEUED_MAX_REQUEST_BYTES).acted().field(field!(queued_max_request_bytes)),
+    Key::broker("connections.max.idle.ms", long(MIN_ONE), "A connection with no request in flight that sends nothing for this long is closed.")
+        .default_int(DEFAULT_CONNECTIONS_MAX_IDLE_MS as i64).acted().field(field!(connections_max_idle_ms)),
+    Key::broker("shardlog.request.read.timeout.ms", long(MIN_ONE), "A request must arrive whole within this once its first bytes have; a connection trickling bytes (slowloris) is closed.")
+        .default_int(DEFAULT_REQUEST_READ_TIMEOUT_MS as i64).acted().field(field!(request_read_timeout_ms)),
+    Key::broker("max.connections", int(MIN_ZERO), "Connections the broker holds at once; a connection past it is closed as soon as it is accepted.")
+        .default_int(i32::MAX as i64).acted().field(field!(max_connections)),
+    Key::broker("max.connections.per.ip", int(MIN_ZERO), "Connections from one IP address the broker holds at once (unless max.connections.per.ip.overrides names the address); a connection past it is closed as soon as it is accepted.")
+        .default_int(i32::MAX as i64).acted().field(field!(max_connections_per_ip)),
+    Key::broker("max.connections.per.ip.overrides", Type::AddressCounts, "Per-address limits instead of max.connections.per.ip: a comma-separated list of IP:count.")
+        .default_text("").acted().field(field!(max_connections_per_ip_overrides)),
     Key::broker("shardlog.fsync.on.ack", Type::Boolean, "acks=1/all wait for fdatasync (group commit); false acks once written to the file.")
         .default_bool(DEFAULT_GROUP_COMMIT).acted().field(field!(group_commit)),
     Key::broker("shardlog.group.commit.max.wait.us", long_within(0, MAX_GROUP_COMMIT_MAX_WAIT_US), "How long an fdatasync round waits for appends still being written on its shard, so they share it; 0 starts each round at once.")

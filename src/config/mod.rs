@@ -30,6 +30,7 @@ mod properties;
 mod settings;
 mod topic;
 mod value;
+pub use value::parse_address_counts;
 
 pub use defaults::*;
 pub use describe::{ConfigEntry, ConfigSynonym};
@@ -75,6 +76,16 @@ pub struct Config {
     pub socket_request_max_bytes: u32,
     /// `queued.max.request.bytes`: bytes of requests held at once over all shards; -1: no limit.
     pub queued_max_request_bytes: i64,
+    /// `connections.max.idle.ms`: an idle connection is closed after this.
+    pub connections_max_idle_ms: u64,
+    /// `shardlog.request.read.timeout.ms`: a started request must arrive whole within this.
+    pub request_read_timeout_ms: u64,
+    /// `max.connections`: connections held at once, over all shards.
+    pub max_connections: i32,
+    /// `max.connections.per.ip`: connections from one address held at once.
+    pub max_connections_per_ip: i32,
+    /// `max.connections.per.ip.overrides`: `IP:count,...`, checked at start-up.
+    pub max_connections_per_ip_overrides: String,
     /// `log.retention.ms` / `.minutes` / `.hours`; -1 means unlimited.
     pub log_retention_ms: i64,
     /// `log.retention.bytes`; -1 means unlimited.
@@ -370,6 +381,11 @@ impl Config {
             message_max_bytes: DEFAULT_MESSAGE_MAX_BYTES,
             socket_request_max_bytes: DEFAULT_SOCKET_REQUEST_MAX_BYTES,
             queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
+            connections_max_idle_ms: DEFAULT_CONNECTIONS_MAX_IDLE_MS,
+            request_read_timeout_ms: DEFAULT_REQUEST_READ_TIMEOUT_MS,
+            max_connections: i32::MAX,
+            max_connections_per_ip: i32::MAX,
+            max_connections_per_ip_overrides: String::new(),
             log_retention_ms: DEFAULT_LOG_RETENTION_MS,
             log_retention_bytes: DEFAULT_LOG_RETENTION_BYTES,
             log_retention_check_interval_ms: DEFAULT_LOG_RETENTION_CHECK_INTERVAL_MS,

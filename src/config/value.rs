@@ -38,6 +38,8 @@ pub enum Type {
     OneOf(&'static [&'static str]),
     /// A number between 0 and 1 (a DOUBLE in Kafka).
     Ratio,
+    /// `IP:count,...`, possibly empty (a STRING in Kafka: `max.connections.per.ip.overrides`).
+    AddressCounts,
     /// A number above 0 (a DOUBLE in Kafka).
     PositiveDouble,
     /// Empty, `*`, or a list of `partition:broker` pairs (a LIST in Kafka).
@@ -67,6 +69,7 @@ impl Type {
             | Type::StringList
             | Type::Listeners
             | Type::ProtocolMap
+            | Type::AddressCounts
             | Type::OneOf(_) => ConfigType::String,
             Type::Short { .. } => ConfigType::Short,
             Type::Int { .. } | Type::SingleReplica => ConfigType::Int,
@@ -94,6 +97,7 @@ impl Type {
             }
             Type::List | Type::StringList => parse_list(raw).map(|_| Value::Text(raw.to_string())),
             Type::CleanupPolicy => parse_cleanup_policy(raw).map(Value::Text),
+            Type::AddressCounts => parse_address_counts(raw).map(|_| Value::Text(raw.to_string())),
             Type::Listeners => parse_listeners(raw).map(|_| Value::Text(raw.to_string())),
             Type::ProtocolMap => parse_protocol_map(raw).map(|_| Value::Text(raw.to_string())),
             Type::OneOf(words) => {
@@ -264,6 +268,25 @@ pub(super) fn parse_bool(value: &str) -> Result<bool, String> {
 }
 
 /// Splits a comma-separated list, trimming entries; empty entries are rejected rather than skipped.
+/// `IP:count,...` (an IPv6 address in brackets or bare: the count follows the last colon); an
+/// empty value is an empty list.
+pub fn parse_address_counts(value: &str) -> Result<Vec<(std::net::IpAddr, u32)>, String> {
+    let expected = || "a comma-separated list of IP:count (e.g. 10.0.0.5:200)".to_string();
+    if value.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    value
+        .split(',')
+        .map(|entry| {
+            let (ip, count) = entry.trim().rsplit_once(':').ok_or_else(expected)?;
+            let ip = ip.trim_start_matches('[').trim_end_matches(']');
+            let ip: std::net::IpAddr = ip.parse().map_err(|_| expected())?;
+            let count: u32 = count.parse().map_err(|_| expected())?;
+            Ok((ip, count))
+        })
+        .collect()
+}
+
 pub(super) fn parse_list(value: &str) -> Result<Vec<String>, String> {
     let entries: Vec<String> = value
         .split(',')

@@ -213,9 +213,8 @@ impl Partitions {
             for h in &headers {
                 batch::check_producer_fields(h)?;
             }
-            if log.config().compaction.compact {
-                check_keys(&records, &headers, topic, partition)?;
-            }
+            let compacted = log.config().compaction.compact;
+            check_records(&records, &headers, compacted, topic, partition)?;
         }
         log.enqueue(records, headers, origin)
     }
@@ -365,26 +364,33 @@ impl Partitions {
     }
 }
 
-/// A compacted topic takes only records with a key (KIP-467): the cleaner could never tell
-/// which of two keyless records is the latest. Refuses the produce with each keyless record's
-/// index, as Kafka's LogValidator does.
-fn check_keys(
+/// Checks the records inside each batch that `validate_produce` could not look into without
+/// decompressing (`records::check_produced`): every compressed batch, and on a compacted topic
+/// every batch, which takes only records with a key (KIP-467: the cleaner could never tell
+/// which of two keyless records is the latest). Keyless records are refused with their
+/// indexes, as Kafka's LogValidator does.
+fn check_records(
     records: &[u8],
     headers: &[batch::BatchHeader],
+    compacted: bool,
     topic: &str,
     partition: i32,
 ) -> Result<(), batch::BatchError> {
+    use super::records::RecordsError;
     let mut at = 0usize;
     let mut keyless = Vec::new();
     for h in headers {
         let bytes = &records[at..at + h.total_bytes as usize];
         at += h.total_bytes as usize;
-        match super::records::keyless_records(h, bytes) {
-            Ok(indexes) => keyless.extend(indexes),
-            Err(super::records::RecordsError::Corrupt(why)) => {
-                return Err(batch::BatchError::Corrupt(why))
-            }
-            Err(super::records::RecordsError::TooLarge) => {
+        if h.compression() == 0 && !compacted {
+            continue;
+        }
+        match super::records::check_produced(h, bytes) {
+            Ok(indexes) if compacted => keyless.extend(indexes),
+            Ok(_) => {}
+            Err(RecordsError::Corrupt(why)) => return Err(batch::BatchError::Corrupt(why)),
+            Err(RecordsError::Invalid(why)) => return Err(batch::BatchError::Invalid(why)),
+            Err(RecordsError::TooLarge) => {
                 return Err(batch::BatchError::Invalid(
                     "the batch decompresses to more than the broker holds at once",
                 ))

@@ -26,6 +26,8 @@ pub const DECOMPRESSED_LIMIT_BYTES: usize = 64 << 20;
 pub enum RecordsError {
     /// Not decodable: a bad codec stream, lengths that do not add up.
     Corrupt(&'static str),
+    /// Decodable, but the records contradict the batch (their count, their offsets).
+    Invalid(&'static str),
     /// Decompresses to more than the limit.
     TooLarge,
 }
@@ -33,7 +35,7 @@ pub enum RecordsError {
 impl std::fmt::Display for RecordsError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RecordsError::Corrupt(why) => write!(f, "{why}"),
+            RecordsError::Corrupt(why) | RecordsError::Invalid(why) => write!(f, "{why}"),
             RecordsError::TooLarge => write!(
                 f,
                 "the batch decompresses to more than {DECOMPRESSED_LIMIT_BYTES} bytes"
@@ -270,20 +272,31 @@ pub fn rebuild(
     Ok(out.to_vec())
 }
 
-/// The indexes of the records in `batch` that have no key, as Kafka's LogValidator checks a
-/// compacted topic's records; also checks that the batch holds as many records as it claims.
-pub fn keyless_records(header: &BatchHeader, batch: &[u8]) -> Result<Vec<i32>, RecordsError> {
+/// What a produced batch's own records say of it, checked as Kafka's LogValidator does for a
+/// compressed batch (an uncompressed one is counted by `batch::validate_produce`): as many
+/// records as its header claims (counted, not taken from the header: a few small batches
+/// claiming 2^31 records each would otherwise push relative offsets past 32 bits), with offset
+/// deltas 0, 1, 2, ... in order. Returns the indexes of the records without a key (KIP-467).
+/// Decompressing holds at most `DECOMPRESSED_LIMIT_BYTES` at a time per shard: validation runs
+/// on the shard's thread, one batch after another.
+pub fn check_produced(header: &BatchHeader, batch: &[u8]) -> Result<Vec<i32>, RecordsError> {
     let body = body(header, batch)?;
     let mut keyless = Vec::new();
     let mut count: i32 = 0;
     for record in walk(&body) {
-        if record?.key.is_none() {
+        let record = record?;
+        if record.offset_delta != count {
+            return Err(RecordsError::Invalid(
+                "the records' offset deltas are not 0, 1, 2, ... in order",
+            ));
+        }
+        if record.key.is_none() {
             keyless.push(count);
         }
         count = count.saturating_add(1);
     }
     if count != header.record_count {
-        return Err(RecordsError::Corrupt(
+        return Err(RecordsError::Invalid(
             "the batch does not hold as many records as it claims",
         ));
     }
@@ -304,4 +317,39 @@ pub fn empty_batch(batch: &[u8]) -> Option<Vec<u8>> {
     let crc = crc32c::crc32c(&out[CRC_START..]);
     out[17..21].copy_from_slice(&crc.to_be_bytes());
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::tests::make_batch;
+    use kafka_protocol::records::Compression;
+
+    /// A produced batch must hold as many records as it claims, with offset deltas 0, 1, 2;
+    /// keyless records are reported by index.
+    #[test]
+    fn produced_records_are_counted_and_in_order() {
+        for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let b = make_batch(3, 10, compression);
+            let h = BatchHeader::parse(&b).expect("header");
+            assert_eq!(check_produced(&h, &b), Ok(vec![]), "{compression:?}");
+            let mut claims_more = h.clone();
+            claims_more.record_count = i32::MAX - 10;
+            assert!(matches!(check_produced(&claims_more, &b), Err(RecordsError::Invalid(_))));
+        }
+        // The second record's offset delta (one byte after its length, attributes and
+        // timestamp delta) made 2 instead of 1.
+        let mut b = make_batch(3, 10, Compression::None);
+        let h = BatchHeader::parse(&b).expect("header");
+        let first_len = read_varint(&b[BATCH_BODY_START..]).expect("length").0 as usize;
+        let second = BATCH_BODY_START + 1 + first_len;
+        assert_eq!(b[second + 3], 2, "zigzag 1");
+        b[second + 3] = 4;
+        assert_eq!(
+            check_produced(&h, &b),
+            Err(RecordsError::Invalid(
+                "the records' offset deltas are not 0, 1, 2, ... in order"
+            ))
+        );
+    }
 }

@@ -647,19 +647,38 @@ async fn write_zeros(file: &DmaFile, from: u64, to: u64) -> u64 {
             Err(_) => return from,
         }
     }
-    const CHUNK: u64 = 1 << 20;
-    let mut at = from;
-    while at < to {
-        let len = (to - at).min(CHUNK) as usize;
-        let mut buf = file.alloc_dma_buffer(len);
-        buf.as_bytes_mut().fill(0);
-        match file.write_at(buf, at).await {
-            Ok(n) if n == len => at += len as u64,
-            _ => break,
+    // Written from a static region of zeros on the blocking pool: a zero step extends the
+    // file, which io_uring would hand to a worker thread anyway, and no buffer is filled.
+    let fd = file.as_raw_fd();
+    blocking::run(move || {
+        let mut at = from;
+        while at < to {
+            let len = (to - at).min(ZEROS_BYTES as u64) as usize;
+            // SAFETY: the static is aligned for O_DIRECT and lives forever; the descriptor is
+            // kept open by the caller until this returns.
+            let n = unsafe {
+                libc::pwrite(fd, ZEROS.0.as_ptr().cast(), len, at as libc::off_t)
+            };
+            if n <= 0 {
+                if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                break;
+            }
+            at += n as u64;
         }
-    }
-    at
+        at
+    })
+    .await
 }
+
+/// Bytes of `ZEROS`.
+const ZEROS_BYTES: usize = 1 << 20;
+
+/// Zeros aligned for O_DIRECT writes (all-zero, so in .bss: no memory is touched to hold them).
+#[repr(C, align(4096))]
+struct AlignedZeros([u8; ZEROS_BYTES]);
+static ZEROS: AlignedZeros = AlignedZeros([0; ZEROS_BYTES]);
 
 /// Cuts a file whose write failed back to `size`, and returns the error to report: the write's,
 /// or, when the cut fails too, one that is not `is_out_of_space` (the file may now hold part

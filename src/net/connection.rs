@@ -8,8 +8,10 @@
 use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use futures::{AsyncReadExt, AsyncWriteExt};
@@ -52,11 +54,20 @@ pub async fn serve(broker: Rc<Broker>, requests: Rc<RequestBudget>, stream: TcpS
             return;
         }
     };
+    let activity = Rc::new(Activity::new());
+    let watchdog = glommio::spawn_local(watch(
+        activity.clone(),
+        socket.0,
+        Limits::of(&shard.config),
+        peer.clone(),
+    ));
     let (mut reader, mut writer) = stream.split();
     let (tx, rx) =
         local_channel::new_bounded::<(api::ReplyTask, Held)>(CONNECTION_REQUESTS_IN_FLIGHT_MAX);
 
+    let written = activity.clone();
     let write_loop = async move {
+        let activity = written;
         while let Some((handle, held)) = rx.recv().await {
             let answer = handle.await;
             // The request is answered: what its response refers to is small or shared (record
@@ -64,10 +75,15 @@ pub async fn serve(broker: Rc<Broker>, requests: Rc<RequestBudget>, stream: TcpS
             drop(held);
             let response = match answer {
                 Some(api::Reply::Frame(frame)) => frame,
-                Some(api::Reply::Nothing) => continue,
+                Some(api::Reply::Nothing) => {
+                    activity.answered();
+                    continue;
+                }
                 Some(api::Reply::Close) | None => break,
             };
-            if let Err(e) = write_parts(&socket, &mut writer, &response).await {
+            let sent = write_parts(&socket, &mut writer, &response).await;
+            activity.answered();
+            if let Err(e) = sent {
                 tracing::debug!(error = %e, "write to client failed");
                 return;
             }
@@ -98,7 +114,9 @@ pub async fn serve(broker: Rc<Broker>, requests: Rc<RequestBudget>, stream: TcpS
                 }
             };
             if held.is_none() {
-                // Before the rest of the frame is read: a spent budget stops the reading here.
+                // Before the rest of the frame is read: a spent budget stops the reading here
+                // (time the client is not to blame for: no read deadline meanwhile).
+                activity.frame_started.set(None);
                 let take = requests.take(frame::SIZE_PREFIX_BYTES + size);
                 let stop = shard.stopped();
                 futures::pin_mut!(take);
@@ -115,10 +133,12 @@ pub async fn serve(broker: Rc<Broker>, requests: Rc<RequestBudget>, stream: TcpS
             buf.advance(frame::SIZE_PREFIX_BYTES);
             let body = buf.split_to(size).freeze();
             filled -= frame::SIZE_PREFIX_BYTES + size;
+            activity.frame_started.set(None);
             match api::dispatch(&broker, &client_host, body).await {
                 Ok(task) => {
                     // Taken above, before the frame was complete.
                     let Some(held) = held.take() else { break 'read };
+                    activity.in_flight.set(activity.in_flight.get() + 1);
                     if tx.send((task, held)).await.is_err() {
                         break 'read;
                     }
@@ -131,6 +151,12 @@ pub async fn serve(broker: Rc<Broker>, requests: Rc<RequestBudget>, stream: TcpS
         }
         if shard.stopping() {
             break;
+        }
+        // A frame partly read must be complete within the read deadline (`watch`).
+        if filled == 0 {
+            activity.frame_started.set(None);
+        } else if activity.frame_started.get().is_none() {
+            activity.frame_started.set(Some(std::time::Instant::now()));
         }
         // Room for the rest of the current frame (or a chunk), when none is left.
         if buf.len() == filled {
@@ -148,7 +174,10 @@ pub async fn serve(broker: Rc<Broker>, requests: Rc<RequestBudget>, stream: TcpS
         };
         match read {
             Ok(0) => break,
-            Ok(n) => filled += n,
+            Ok(n) => {
+                filled += n;
+                activity.last.set(std::time::Instant::now());
+            }
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "read from client failed");
                 break;
@@ -157,6 +186,85 @@ pub async fn serve(broker: Rc<Broker>, requests: Rc<RequestBudget>, stream: TcpS
     }
     drop(tx);
     write_task.await;
+    drop(watchdog);
+}
+
+/// What a connection's watchdog (`watch`) looks at.
+struct Activity {
+    /// When bytes were last read or a response last written.
+    last: Cell<Instant>,
+    /// Requests read and not answered yet.
+    in_flight: Cell<usize>,
+    /// Since when the frame being read has been arriving: `None` while no frame is partly
+    /// read, or while the connection waits for its shard's request budget.
+    frame_started: Cell<Option<Instant>>,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            last: Cell::new(Instant::now()),
+            in_flight: Cell::new(0),
+            frame_started: Cell::new(None),
+        }
+    }
+
+    fn answered(&self) {
+        self.in_flight.set(self.in_flight.get().saturating_sub(1));
+        self.last.set(Instant::now());
+    }
+}
+
+/// A connection's time limits.
+#[derive(Clone, Copy)]
+struct Limits {
+    /// `connections.max.idle.ms`: no request in flight and nothing read for this long.
+    idle: Duration,
+    /// `shardlog.request.read.timeout.ms`: a request's frame, once it starts arriving, must
+    /// be whole within this (a client trickling bytes, slowloris, holds the connection and
+    /// its request budget otherwise).
+    read: Duration,
+}
+
+impl Limits {
+    fn of(config: &crate::config::Config) -> Limits {
+        Limits {
+            idle: Duration::from_millis(config.connections_max_idle_ms),
+            read: Duration::from_millis(config.request_read_timeout_ms),
+        }
+    }
+}
+
+/// Closes the connection (shuts its socket down, which ends the reader's read) when it has
+/// been idle for `limits.idle`, or a frame has been arriving for longer than `limits.read`.
+/// Runs beside the connection and is dropped with it; sleeps until the next deadline, so an
+/// idle connection costs one timer. A connection that goes idle while this sleeps for a
+/// request in flight is closed within twice the idle limit.
+async fn watch(activity: Rc<Activity>, fd: std::os::fd::RawFd, limits: Limits, peer: String) {
+    loop {
+        let now = Instant::now();
+        let idle_at = if activity.in_flight.get() == 0 {
+            activity.last.get() + limits.idle
+        } else {
+            now + limits.idle
+        };
+        let read_by = activity.frame_started.get().map(|t| t + limits.read);
+        if read_by.is_some_and(|t| t <= now) {
+            tracing::warn!(%peer, limit_ms = limits.read.as_millis() as u64, "closing connection: a request did not arrive whole within shardlog.request.read.timeout.ms");
+            break;
+        }
+        if idle_at <= now {
+            tracing::debug!(%peer, limit_ms = limits.idle.as_millis() as u64, "closing idle connection (connections.max.idle.ms)");
+            break;
+        }
+        let next = read_by.map_or(idle_at, |t| t.min(idle_at));
+        glommio::timer::sleep(next - now).await;
+    }
+    // SAFETY: the descriptor is the connection's socket, open while the connection (which
+    // drops this task before its stream) lives. shutdown wakes its pending read with EOF.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_RDWR);
+    }
 }
 
 /// The most parts one `sendmsg` takes (Linux's UIO_MAXIOV is 1024).

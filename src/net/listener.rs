@@ -6,7 +6,9 @@ use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 
+use super::admission::Admission;
 use super::connection;
 use super::request_budget::RequestBudget;
 use crate::api::Broker;
@@ -20,14 +22,16 @@ pub struct Connections {
     open: Cell<usize>,
     closed: Notify,
     pub requests: Rc<RequestBudget>,
+    admission: Arc<Admission>,
 }
 
 impl Connections {
-    pub fn new(requests: Rc<RequestBudget>) -> Connections {
+    pub fn new(requests: Rc<RequestBudget>, admission: Arc<Admission>) -> Connections {
         Connections {
             open: Cell::new(0),
             closed: Notify::new(),
             requests,
+            admission,
         }
     }
 
@@ -58,8 +62,26 @@ impl Drop for Open {
 }
 
 /// Checks that `addr` can be bound and resolves port 0, without listening: a client reaching
-/// a socket that is then closed would see a reset before the broker is up.
+/// a socket that is then closed would see a reset before the broker is up. The probe binds
+/// without SO_REUSEPORT first, which fails while any other socket holds the address: the
+/// shards' own SO_REUSEPORT would otherwise let this broker listen beside another process on
+/// the same port (clients landing on either at random), which Kafka refuses.
 pub fn check_address(addr: SocketAddr) -> io::Result<SocketAddr> {
+    if addr.port() != 0 {
+        exclusive_probe_patiently(addr).map_err(|e| {
+            if e.kind() == io::ErrorKind::AddrInUse {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {addr} (--listen / listeners): address already in use by another process (another broker?): stop it, or listen on another port"),
+                )
+            } else {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {addr} (--listen / listeners): {e}"),
+                )
+            }
+        })?;
+    }
     let probe = bind_socket(addr).map_err(|e| {
         io::Error::new(
             e.kind(),
@@ -82,6 +104,38 @@ fn bind_socket(addr: SocketAddr) -> io::Result<socket2::Socket> {
     socket.set_cloexec(true)?;
     socket.bind(&addr.into())?;
     Ok(socket)
+}
+
+/// How long a start waits for an address held by another socket to be let go: the listener
+/// of a broker killed a moment ago outlives its process while io_uring tears down the ring that
+/// held its pending accept.
+const ADDRESS_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `exclusive_probe`, tried again for up to `ADDRESS_GRACE` while the address is in use.
+fn exclusive_probe_patiently(addr: SocketAddr) -> io::Result<()> {
+    let started = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        match exclusive_probe(addr) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && started.elapsed() < ADDRESS_GRACE => {
+                if !said {
+                    tracing::info!(%addr, "address in use; waiting up to 5 s for it to be let go (a broker that just stopped?)");
+                    said = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Binds `addr` with SO_REUSEADDR only (connections in TIME_WAIT do not count), then lets go.
+fn exclusive_probe(addr: SocketAddr) -> io::Result<()> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_cloexec(true)?;
+    socket.bind(&addr.into())
 }
 
 /// This shard's listener on `addr`.
@@ -109,13 +163,21 @@ pub async fn accept(
         loop {
             match listener.accept().await {
                 Ok(stream) => {
+                    let admitted = match stream.peer_addr() {
+                        Ok(peer) => connections.admission.admit(peer.ip()),
+                        Err(_) => continue, // already gone
+                    };
+                    let Ok(admitted) = admitted else {
+                        drop(stream); // refused: closed at once (logged by `admit`)
+                        continue;
+                    };
                     connections.opened();
                     let open = Open(connections.clone());
                     let broker = broker.clone();
                     let requests = connections.requests.clone();
                     glommio::spawn_local(async move {
                         connection::serve(broker, requests, stream).await;
-                        drop(open);
+                        drop((open, admitted));
                     })
                     .detach();
                 }

@@ -3,6 +3,7 @@
 
 pub mod blocking;
 pub mod checkpoint;
+pub mod dir_lock;
 pub mod fd_limit;
 pub mod memory;
 pub mod notify;

@@ -37,7 +37,7 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 pub const KEEP_ENV: &str = "SHARDLOG_E2E_KEEP";
 /// glommio's smallest io_memory, as `Config::for_tests` uses: tests run several brokers at
 /// once and locked memory is charged per user.
-const IO_MEMORY_ARG: &str = "shardlog.io.memory.bytes=65536";
+pub const IO_MEMORY_ARG: &str = "shardlog.io.memory.bytes=65536";
 
 /// Ports handed out by this test process: the broker binds with SO_REUSEPORT, so two brokers
 /// given the same port would silently share it.
