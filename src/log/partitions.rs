@@ -81,6 +81,11 @@ pub struct Partitions {
     stopped: Cell<bool>,
 }
 
+/// Partitions a shard opens (or closes) at once: their file system work (recovery scans,
+/// truncations, syncs) overlaps, and concurrent syncs share journal commits; a start or stop
+/// with 1,000 partitions is not 1,000 of them in a row.
+const OPEN_CLOSE_CONCURRENCY: usize = 32;
+
 /// How often partitions that did not open are tried again. Opening one that still cannot is a
 /// few failed system calls, and a partition that can is back within this long of the disk
 /// having room again.
@@ -303,63 +308,74 @@ impl Partitions {
     /// effective broker config `effective`. One that does not open is logged once (not at
     /// every retry) and tried again (`retry_opens`).
     async fn open_owned(&self, catalog: &Catalog, effective: &Config) {
+        use futures::StreamExt;
         let (id, count) = (self.shard_id, self.shard_count);
-        let mut unopened = HashSet::new();
+        let mut wanted = Vec::new();
         for (name, topic) in &catalog.topics {
             for p in 0..topic.partitions {
                 if catalog::owner_shard(name, p, count) != id || self.get(name, p).is_some() {
                     continue;
                 }
-                if self.stopped.get() {
-                    return;
-                }
-                let config = LogConfig::for_topic(effective, topic);
-                let data_dir = &self.config.data_dir;
-                let retried = self.unopened.borrow().contains(&(name.clone(), p));
-                let opened = PartitionLog::open(
-                    data_dir,
-                    name,
-                    p,
-                    config,
-                    self.commit.clone(),
-                    self.tail_cache.clone(),
-                );
-                match opened.await {
-                    Ok(log) => {
-                        self.logs
-                            .borrow_mut()
-                            .entry(name.clone())
-                            .or_default()
-                            .insert(p, log);
-                        if retried {
-                            tracing::info!(topic = %name, partition = p, "opened partition after an earlier failure");
-                        }
-                    }
-                    Err(e) => {
-                        if retried {
-                            tracing::debug!(topic = %name, partition = p, error = %e, "partition still does not open");
-                        } else if crate::util::fd_limit::is_exhausted(&e) {
-                            tracing::error!(topic = %name, partition = p, error = %e, "cannot open partition: out of file descriptors; it stays offline and is tried again every {}s: {}", OPEN_RETRY.as_secs(), crate::util::fd_limit::hint());
-                        } else {
-                            tracing::error!(topic = %name, partition = p, error = %e, "cannot open partition; it stays offline and is tried again every {}s (if the disk is full, free space in the data directory)", OPEN_RETRY.as_secs());
-                        }
-                        unopened.insert((name.clone(), p));
-                    }
-                }
+                wanted.push((name.clone(), p, LogConfig::for_topic(effective, topic)));
             }
         }
-        *self.unopened.borrow_mut() = unopened;
+        let unopened = RefCell::new(HashSet::new());
+        futures::stream::iter(wanted)
+            .for_each_concurrent(OPEN_CLOSE_CONCURRENCY, |(name, p, config)| {
+                let unopened = &unopened;
+                async move {
+                    if self.stopped.get() {
+                        return;
+                    }
+                    let retried = self.unopened.borrow().contains(&(name.clone(), p));
+                    let opened = PartitionLog::open(
+                        &self.config.data_dir,
+                        &name,
+                        p,
+                        config,
+                        self.commit.clone(),
+                        self.tail_cache.clone(),
+                    );
+                    match opened.await {
+                        Ok(log) => {
+                            self.logs
+                                .borrow_mut()
+                                .entry(name.clone())
+                                .or_default()
+                                .insert(p, log);
+                            if retried {
+                                tracing::info!(topic = %name, partition = p, "opened partition after an earlier failure");
+                            }
+                        }
+                        Err(e) => {
+                            if retried {
+                                tracing::debug!(topic = %name, partition = p, error = %e, "partition still does not open");
+                            } else if crate::util::fd_limit::is_exhausted(&e) {
+                                tracing::error!(topic = %name, partition = p, error = %e, "cannot open partition: out of file descriptors; it stays offline and is tried again every {}s: {}", OPEN_RETRY.as_secs(), crate::util::fd_limit::hint());
+                            } else {
+                                tracing::error!(topic = %name, partition = p, error = %e, "cannot open partition; it stays offline and is tried again every {}s (if the disk is full, free space in the data directory)", OPEN_RETRY.as_secs());
+                            }
+                            unopened.borrow_mut().insert((name, p));
+                        }
+                    }
+                }
+            })
+            .await;
+        *self.unopened.borrow_mut() = unopened.into_inner();
     }
 
     /// At the end of a stop, once no request can reach the shard: closes every partition
     /// (sealing its active segment) and makes everything durable.
     pub async fn close_all(&self) -> std::io::Result<()> {
+        use futures::StreamExt;
         self.stopped.set(true);
-        for log in self.owned() {
-            if let Err(e) = log.close().await {
-                tracing::error!(topic = %log.topic, partition = log.partition, error = %e, "closing partition");
-            }
-        }
+        futures::stream::iter(self.owned())
+            .for_each_concurrent(OPEN_CLOSE_CONCURRENCY, |log| async move {
+                if let Err(e) = log.close().await {
+                    tracing::error!(topic = %log.topic, partition = log.partition, error = %e, "closing partition");
+                }
+            })
+            .await;
         self.commit.flush_and_stop().await
     }
 }
