@@ -997,25 +997,21 @@ impl PartitionLog {
         };
         self.storage_ok();
         if let Some(bytes) = run_bytes {
-            // The run's batches, in order, each a slice of the one copy.
+            // The run's batches, in order, each a range of the one copy.
             let ends = batches
                 .iter()
                 .skip(1)
-                .map(|b| b.position - run_start)
-                .chain(std::iter::once(bytes.len() as u32));
-            let cached: Vec<(i64, i64, Bytes)> = batches
+                .map(|b| (b.position - run_start) as usize)
+                .chain(std::iter::once(bytes.len()));
+            let cached: Vec<(i64, i64, std::ops::Range<usize>)> = batches
                 .iter()
                 .zip(ends)
                 .map(|(b, end)| {
                     let start = (b.position - run_start) as usize;
-                    (
-                        b.base_offset,
-                        b.next_offset - 1,
-                        bytes.slice(start..end as usize),
-                    )
+                    (b.base_offset, b.next_offset - 1, start..end)
                 })
                 .collect();
-            self.tail.borrow_mut().push(cached);
+            self.tail.borrow_mut().push(bytes, cached);
         }
         let file = written.file().clone();
         let interval = self.config.get().index_interval_bytes;
@@ -1206,8 +1202,7 @@ impl PartitionLog {
                     .borrow()
                     .aborted_between(offset, last_read + 1);
             }
-            let ends = batch::batch_ends(&records);
-            outcome.records = Pieces::memory(records, ends);
+            outcome.records = records;
             return Ok(outcome);
         }
         let mut last_read = offset;

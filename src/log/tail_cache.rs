@@ -7,9 +7,12 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::rc::Rc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+
+use crate::util::scatter::{Part, Pieces};
 
 /// One shard's room for cached batches, shared by its partitions.
 pub struct TailBudget {
@@ -51,7 +54,15 @@ impl TailBudget {
 struct Cached {
     base_offset: i64,
     last_offset: i64,
-    bytes: Bytes,
+    /// The write the batch came in (shared by its batches), and where the batch is in it.
+    run: Bytes,
+    range: Range<usize>,
+}
+
+impl Cached {
+    fn len(&self) -> usize {
+        self.range.len()
+    }
 }
 
 /// One partition's cached batches.
@@ -74,11 +85,11 @@ impl TailCache {
         self.budget.enabled()
     }
 
-    /// Adds a write's batches (`(base offset, last offset, bytes)`, in order, following what
-    /// is cached).
-    pub fn push(&mut self, written: impl IntoIterator<Item = (i64, i64, Bytes)>) {
-        let written: Vec<(i64, i64, Bytes)> = written.into_iter().collect();
-        let n: usize = written.iter().map(|(_, _, b)| b.len()).sum();
+    /// Adds a write's batches: `run` is what was written, and each batch is `(base offset,
+    /// last offset, its range in run)`, in order, following what is cached.
+    pub fn push(&mut self, run: Bytes, batches: impl IntoIterator<Item = (i64, i64, Range<usize>)>) {
+        let batches: Vec<(i64, i64, Range<usize>)> = batches.into_iter().collect();
+        let n: usize = batches.iter().map(|(_, _, r)| r.len()).sum();
         if n == 0 {
             return;
         }
@@ -90,11 +101,12 @@ impl TailCache {
             }
         }
         self.bytes += n;
-        for (base_offset, last_offset, bytes) in written {
+        for (base_offset, last_offset, range) in batches {
             self.batches.push_back(Cached {
                 base_offset,
                 last_offset,
-                bytes,
+                run: run.clone(),
+                range,
             });
         }
     }
@@ -102,8 +114,8 @@ impl TailCache {
     fn evict_oldest(&mut self) -> bool {
         match self.batches.pop_front() {
             Some(b) => {
-                self.bytes -= b.bytes.len();
-                self.budget.give_back(b.bytes.len());
+                self.bytes -= b.len();
+                self.budget.give_back(b.len());
                 true
             }
             None => false,
@@ -124,29 +136,50 @@ impl TailCache {
 
     /// The whole batches from the one holding `offset` on, below `limit`, up to `max_bytes`
     /// (the first whole even when larger), with the last offset read; `None` when the cache
-    /// does not hold the batch with `offset`.
-    pub fn read(&self, offset: i64, limit: i64, max_bytes: usize) -> Option<(Bytes, i64)> {
+    /// does not hold the batch with `offset`. Nothing is copied: the pieces are slices of the
+    /// cached writes (one per run of adjacent batches of one write).
+    pub fn read(&self, offset: i64, limit: i64, max_bytes: usize) -> Option<(Pieces, i64)> {
         let first = self.batches.front()?;
         if offset < first.base_offset {
             return None;
         }
         let start = self.batches.partition_point(|b| b.last_offset < offset);
-        let mut out = BytesMut::new();
+        let mut out = Pieces::default();
+        let mut len = 0usize;
+        // The slice being grown: a write's bytes, the range so far, and its batches' ends.
+        let mut current: Option<(&Bytes, Range<usize>, Vec<u32>)> = None;
         let mut last_read = offset;
         for b in self.batches.range(start..) {
             if b.base_offset >= limit {
                 break;
             }
-            if !out.is_empty() && out.len() + b.bytes.len() > max_bytes {
+            if len > 0 && len + b.len() > max_bytes {
                 break;
             }
-            out.extend_from_slice(&b.bytes);
+            match &mut current {
+                Some((run, range, ends))
+                    if std::ptr::eq(run.as_ptr(), b.run.as_ptr()) && range.end == b.range.start =>
+                {
+                    range.end = b.range.end;
+                    ends.push(range.len() as u32);
+                }
+                _ => {
+                    if let Some((run, range, ends)) = current.take() {
+                        out.push(Part::Memory(run.slice(range)), ends);
+                    }
+                    current = Some((&b.run, b.range.clone(), vec![b.len() as u32]));
+                }
+            }
+            len += b.len();
             last_read = b.last_offset;
-            if out.len() >= max_bytes {
+            if len >= max_bytes {
                 break;
             }
         }
-        Some((out.freeze(), last_read))
+        if let Some((run, range, ends)) = current {
+            out.push(Part::Memory(run.slice(range)), ends);
+        }
+        Some((out, last_read))
     }
 }
 
@@ -160,8 +193,23 @@ impl Drop for TailCache {
 mod tests {
     use super::*;
 
-    fn batch(base: i64, last: i64, len: usize) -> (i64, i64, Bytes) {
-        (base, last, Bytes::from(vec![base as u8; len]))
+    /// Pushes each batch as a write of its own.
+    fn push(c: &mut TailCache, batches: &[(i64, i64, usize)]) {
+        let total: usize = batches.iter().map(|b| b.2).sum();
+        let run = Bytes::from(vec![7u8; total]);
+        let mut at = 0;
+        let ranges: Vec<_> = batches
+            .iter()
+            .map(|&(base, last, len)| {
+                at += len;
+                (base, last, at - len..at)
+            })
+            .collect();
+        c.push(run, ranges);
+    }
+
+    fn batch(base: i64, last: i64, len: usize) -> (i64, i64, usize) {
+        (base, last, len)
     }
 
     /// Reads start at the batch holding the offset, stop at the limit and at max_bytes (the
@@ -170,11 +218,14 @@ mod tests {
     fn reads_whole_batches_from_the_offset() {
         let budget = TailBudget::new(1 << 20);
         let mut c = TailCache::new(budget.clone());
-        c.push([batch(10, 14, 100), batch(15, 15, 50), batch(16, 20, 100)]);
+        push(&mut c, &[batch(10, 14, 100), batch(15, 15, 50)]);
+        push(&mut c, &[batch(16, 20, 100)]);
         assert_eq!(budget.used(), 250);
-        assert_eq!(c.read(9, 21, 1000), None);
+        assert!(c.read(9, 21, 1000).is_none());
         let (bytes, last) = c.read(12, 21, 1000).expect("cached");
         assert_eq!((bytes.len(), last), (250, 20));
+        assert_eq!(bytes.parts().len(), 2, "one slice per write");
+        assert_eq!(bytes.whole_within(200), 150, "batch ends kept");
         let (bytes, last) = c.read(15, 21, 120).expect("cached");
         assert_eq!((bytes.len(), last), (50, 15));
         let (bytes, _) = c.read(16, 21, 10).expect("cached");
@@ -192,17 +243,16 @@ mod tests {
         let budget = TailBudget::new(300);
         let mut a = TailCache::new(budget.clone());
         let mut b = TailCache::new(budget.clone());
-        a.push([batch(0, 0, 100), batch(1, 1, 100)]);
-        b.push([batch(0, 0, 100)]);
-        a.push([batch(2, 2, 100)]);
+        push(&mut a, &[batch(0, 0, 100), batch(1, 1, 100)]);
+        push(&mut b, &[batch(0, 0, 100)]);
+        push(&mut a, &[batch(2, 2, 100)]);
         assert_eq!(budget.used(), 300);
-        assert_eq!(a.read(0, 10, 1000), None, "evicted to make room");
+        assert!(a.read(0, 10, 1000).is_none(), "evicted to make room");
         assert!(a.read(1, 10, 1000).is_some());
-        b.push([batch(1, 1, 400)]);
-        assert_eq!(b.read(0, 10, 1000), None);
-        assert_eq!(
-            b.read(1, 10, 1000),
-            None,
+        push(&mut b, &[batch(1, 1, 400)]);
+        assert!(b.read(0, 10, 1000).is_none());
+        assert!(
+            b.read(1, 10, 1000).is_none(),
             "too large for the budget: not cached"
         );
         assert!(budget.used() <= 300);
