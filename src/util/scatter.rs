@@ -171,6 +171,15 @@ impl Pieces {
         match &self.parts[..] {
             [] => Some(Bytes::new()),
             [Part::Memory(b)] => Some(b.clone()),
+            parts
+                if self.len < SCATTER_REF_BYTES_MIN
+                    && parts.iter().all(|p| matches!(p, Part::Memory(_))) =>
+            {
+                // Small, in memory: the bytes themselves, copied into the frame like any
+                // small slice (a placeholder below the size that is referenced would be
+                // copied as zeros).
+                self.to_bytes().ok()
+            }
             _ => placeholder(self.len),
         }
     }
@@ -187,6 +196,11 @@ static ZEROS: [u8; PLACEHOLDER_BYTES_MAX] = [0; PLACEHOLDER_BYTES_MAX];
 /// A stand-in of `len` bytes for a piece an encoder writes but a [`ScatterBuf`] replaces.
 pub fn placeholder(len: usize) -> Option<Bytes> {
     ZEROS.get(..len).map(Bytes::from_static)
+}
+
+/// Whether `b` is a placeholder (which must be replaced, never copied).
+fn is_placeholder(b: &Bytes) -> bool {
+    !b.is_empty() && ZEROS.as_ptr_range().contains(&b.as_ptr())
 }
 
 /// Slices shorter than this are copied: below it, a copy costs less than another part
@@ -222,12 +236,8 @@ impl ScatterBuf {
             head: BytesMut::with_capacity(owned_capacity),
             refs: refs
                 .into_iter()
-                .filter(|(stand_in, pieces)| {
-                    stand_in.len() >= SCATTER_REF_BYTES_MIN
-                        || pieces
-                            .parts()
-                            .iter()
-                            .any(|p| matches!(p, Part::File { .. }))
+                .filter(|(stand_in, _)| {
+                    stand_in.len() >= SCATTER_REF_BYTES_MIN || is_placeholder(stand_in)
                 })
                 .collect(),
             next: 0,
@@ -482,6 +492,29 @@ mod tests {
         assert_eq!(cut.to_bytes().unwrap(), real.slice(..6000));
         cut.truncate(0);
         assert!(cut.is_empty() && cut.parts().is_empty());
+    }
+
+    /// Records in several pieces in memory (a tail-cache read of two writes) reach the frame
+    /// with their own bytes, whether small (copied) or large (referenced): never as zeros.
+    #[test]
+    fn memory_pieces_reach_the_frame() {
+        for sizes in [[300usize, 200], [3000, 5000]] {
+            let mut pieces = Pieces::default();
+            for (i, &n) in sizes.iter().enumerate() {
+                let b = Bytes::from(vec![i as u8 + 1; n]);
+                pieces.push(Part::Memory(b), [n as u32]);
+            }
+            let real = pieces.to_bytes().unwrap();
+            let mut one = BytesMut::new();
+            response(std::slice::from_ref(&real)).encode(&mut one, 12).unwrap();
+            let stand_in = pieces.stand_in().unwrap();
+            let mut buf = ScatterBuf::new([(stand_in.clone(), pieces.clone())], 64);
+            response(std::slice::from_ref(&stand_in))
+                .encode(&mut buf, 12)
+                .unwrap();
+            assert!(buf.is_complete(), "{sizes:?}");
+            assert_eq!(flat(&buf.finish()), one.to_vec(), "{sizes:?}");
+        }
     }
 
     /// A slice met out of order, or not at all, leaves the frame incomplete (never sent with a
