@@ -11,6 +11,12 @@
 //! log queues appends) and the waiting in the future. When the target is the current shard the
 //! operation runs in place, without the mesh.
 //!
+//! Operations for one peer are batched: the first one queued in a turn of the executor starts a
+//! sender task for that peer, which yields once (so that the operations other tasks queue in the
+//! same turn join it) and then sends everything queued as one mesh message, in order, again and
+//! again until nothing is left. One message and one wake-up of the peer per batch, not per
+//! operation; the order per shard pair is kept, as one task sends for each peer.
+//!
 //! Replies travel on a oneshot channel carried by the operation, never on the mesh, so a shard
 //! that sends while it receives cannot deadlock (glommio #555). A requester that drops the
 //! reply cancels the operation's future on the target (a long poll that is no longer wanted).
@@ -47,6 +53,8 @@ pub(crate) enum Message {
         shard: usize,
     },
     Run(Job),
+    /// Several operations, run in order.
+    Batch(Vec<Job>),
 }
 
 /// The target shard could not run an operation: it is stopping (its mesh or the operation's
@@ -86,6 +94,9 @@ pub struct Shard {
     peer_of_shard: Vec<usize>,
     /// One instance per service type, registered at start-up (`provide`).
     services: RefCell<Vec<(TypeId, Rc<dyn Any>)>>,
+    /// Operations queued for each peer (by shard id), and whether its sender task runs.
+    outbox: RefCell<Vec<Vec<Job>>>,
+    sending: RefCell<Vec<bool>>,
     stopping: Cell<bool>,
     stop_notify: Notify,
 }
@@ -97,6 +108,7 @@ impl Shard {
         senders: Senders<Message>,
         peer_of_shard: Vec<usize>,
     ) -> Shard {
+        let peers = peer_of_shard.len();
         Shard {
             id,
             count: config.shards,
@@ -104,6 +116,8 @@ impl Shard {
             senders,
             peer_of_shard,
             services: RefCell::new(Vec::new()),
+            outbox: RefCell::new((0..peers).map(|_| Vec::new()).collect()),
+            sending: RefCell::new(vec![false; peers]),
             stopping: Cell::new(false),
             stop_notify: Notify::new(),
         }
@@ -124,9 +138,9 @@ impl Shard {
         any.clone().downcast::<S>().ok()
     }
 
-    /// Sends `op` to shard `to` for its instance of `S`, and returns once it is queued there
-    /// (or, on this shard, once its synchronous part has run). The returned `Reply` resolves
-    /// with the operation's answer.
+    /// Sends `op` to shard `to` for its instance of `S`, and returns once it is queued for
+    /// `to`, after every operation queued for `to` before it (on this shard: once its
+    /// synchronous part has run). The returned `Reply` resolves with the operation's answer.
     pub async fn submit_to<S, R, F>(self: &Rc<Self>, to: usize, op: F) -> Reply<R>
     where
         S: 'static,
@@ -165,15 +179,38 @@ impl Shard {
             job(self);
             return;
         }
-        let Some(&peer) = self.peer_of_shard.get(to) else {
+        if to >= self.peer_of_shard.len() {
             tracing::error!(to, count = self.count, "no such shard");
             return;
-        };
-        if self.senders.send_to(peer, Message::Run(job)).await.is_err() {
-            // The peer's receiver is gone only while the broker stops; the dropped job's
-            // reply channel tells the caller.
-            tracing::debug!(to, "shard mesh closed");
         }
+        self.outbox.borrow_mut()[to].push(job);
+        let start = !std::mem::replace(&mut self.sending.borrow_mut()[to], true);
+        if start {
+            glommio::spawn_local(self.clone().send_queued(to)).detach();
+        }
+    }
+
+    /// The sender task for peer `to` (see the module doc).
+    async fn send_queued(self: Rc<Self>, to: usize) {
+        let peer = self.peer_of_shard[to];
+        yield_once().await;
+        loop {
+            let mut jobs = std::mem::take(&mut self.outbox.borrow_mut()[to]);
+            let message = match (jobs.pop(), jobs.is_empty()) {
+                (None, _) => break,
+                (Some(job), true) => Message::Run(job),
+                (Some(job), false) => {
+                    jobs.push(job);
+                    Message::Batch(jobs)
+                }
+            };
+            if self.senders.send_to(peer, message).await.is_err() {
+                // The peer's receiver is gone only while the broker stops; the dropped jobs'
+                // reply channels tell their callers.
+                tracing::debug!(to, "shard mesh closed");
+            }
+        }
+        self.sending.borrow_mut()[to] = false;
     }
 
     /// Runs an operation that arrived from a peer.
@@ -181,6 +218,11 @@ impl Shard {
         match message {
             Message::Hello { .. } => {}
             Message::Run(job) => job(self),
+            Message::Batch(jobs) => {
+                for job in jobs {
+                    job(self);
+                }
+            }
         }
     }
 
@@ -201,6 +243,21 @@ impl Shard {
         self.stopping.set(true);
         self.stop_notify.notify_all();
     }
+}
+
+/// Lets the other tasks ready now run once before going on.
+async fn yield_once() {
+    let mut yielded = false;
+    futures::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }
 
 /// Runs `answer` and sends its result, unless the requester drops its `Reply` first: then the
