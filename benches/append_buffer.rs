@@ -108,7 +108,7 @@ fn append_durable(c: &mut Criterion) {
         .spawn(move || async move {
             let dir = tempfile::tempdir().expect("tempdir");
             probe_device(dir.path(), 0).await.expect("probe");
-            let commit = GroupCommit::new();
+            let commit = GroupCommit::new(shardlog::log::group_commit::Gather::NONE);
             glommio::spawn_local(commit.clone().run()).detach();
             let config = LogConfig::plain(
                 1 << 30,

@@ -333,7 +333,7 @@ mod tests {
             let b = make_batch(3, 10, compression);
             let h = BatchHeader::parse(&b).expect("header");
             assert_eq!(check_produced(&h, &b), Ok(vec![]), "{compression:?}");
-            let mut claims_more = h.clone();
+            let mut claims_more = h;
             claims_more.record_count = i32::MAX - 10;
             assert!(matches!(check_produced(&claims_more, &b), Err(RecordsError::Invalid(_))));
         }

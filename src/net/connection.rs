@@ -109,7 +109,9 @@ pub async fn serve(broker: Rc<Broker>, requests: Rc<RequestBudget>, stream: TcpS
                 Ok(Some(size)) => size as usize,
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::warn!(%peer, error = %e, "closing connection");
+                    if let Some(suppressed) = bad_input_warning() {
+                        tracing::warn!(%peer, error = %e, suppressed, "closing connection");
+                    }
                     break 'read;
                 }
             };
@@ -144,7 +146,9 @@ pub async fn serve(broker: Rc<Broker>, requests: Rc<RequestBudget>, stream: TcpS
                     }
                 }
                 Err(why) => {
-                    tracing::warn!(%peer, reason = %why, "closing connection");
+                    if let Some(suppressed) = bad_input_warning() {
+                        tracing::warn!(%peer, reason = %why, suppressed, "closing connection");
+                    }
                     break 'read;
                 }
             }
@@ -250,7 +254,9 @@ async fn watch(activity: Rc<Activity>, fd: std::os::fd::RawFd, limits: Limits, p
         };
         let read_by = activity.frame_started.get().map(|t| t + limits.read);
         if read_by.is_some_and(|t| t <= now) {
-            tracing::warn!(%peer, limit_ms = limits.read.as_millis() as u64, "closing connection: a request did not arrive whole within shardlog.request.read.timeout.ms");
+            if let Some(suppressed) = bad_input_warning() {
+                tracing::warn!(%peer, limit_ms = limits.read.as_millis() as u64, suppressed, "closing connection: a request did not arrive whole within shardlog.request.read.timeout.ms");
+            }
             break;
         }
         if idle_at <= now {
@@ -431,4 +437,28 @@ async fn send_file_range(
         };
     }
     Ok(())
+}
+
+/// Warnings about connections closed for what their client sent are logged at most once a
+/// second per shard, with how many were left out since the last one: a client sending garbage
+/// in a loop must not fill the disk with log lines (`results/2026-11-30-soak`: 50 a second).
+const BAD_INPUT_WARN_EVERY: Duration = Duration::from_secs(1);
+
+thread_local! {
+    static BAD_INPUT_WARNED: Cell<(Option<Instant>, u64)> = const { Cell::new((None, 0)) };
+}
+
+/// `Some(left out since the last warning)` when a warning may be logged now.
+fn bad_input_warning() -> Option<u64> {
+    BAD_INPUT_WARNED.with(|w| {
+        let (last, suppressed) = w.get();
+        let now = Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < BAD_INPUT_WARN_EVERY) {
+            w.set((last, suppressed + 1));
+            None
+        } else {
+            w.set((Some(now), 0));
+            Some(suppressed)
+        }
+    })
 }
