@@ -1225,3 +1225,58 @@ fn tail_reads_through_the_page_cache_see_each_write() {
         assert_eq!(r.value.as_deref(), Some(value(i).as_bytes()), "offset {i}");
     }
 }
+
+/// `fetch.max.bytes`: a response holds no more than the broker allows, whatever the request
+/// asks, except that its first batch comes whole (KIP-74, so a consumer always progresses);
+/// a consumer still reads everything, one response at a time. Both the tail cache and the
+/// segment files serve.
+#[test]
+fn fetch_max_bytes_bounds_what_a_response_holds() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+
+    for cache in ["67108864", "0"] {
+        let broker = Broker::start(&[
+            "--override",
+            "fetch.max.bytes=4096",
+            "--override",
+            &format!("shardlog.tail.cache.bytes={cache}"),
+        ]);
+        let topic = "capped";
+        broker.create_topic(topic, 1);
+        // Five batches of one 3 KiB record each.
+        let producer = broker.producer(&[("acks", "all"), ("linger.ms", "0")]);
+        for i in 0..5 {
+            producer.send(topic, Some(0), &Msg::kv(format!("k{i}"), vec![b'v'; 3000]));
+            producer.flush_ok(FLUSH);
+        }
+        let batches_from = |offset: i64| -> usize {
+            let req = FetchRequest::default()
+                .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+                .with_max_wait_ms(0)
+                .with_min_bytes(1)
+                .with_max_bytes(64 << 20)
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_static_str("capped")))
+                    .with_partitions(vec![FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(64 << 20)])]);
+            let resp: FetchResponse = common::call(broker.addr(), ApiKey::Fetch, 12, &req);
+            let records = resp.responses[0].partitions[0].records.clone().expect("records");
+            let mut rest = &records[..];
+            let mut n = 0;
+            while let Some(h) = shardlog::log::batch::check_stored_batch(rest) {
+                rest = &rest[h.total_bytes as usize..];
+                n += 1;
+            }
+            assert!(rest.is_empty(), "cache {cache}: whole batches only");
+            n
+        };
+        assert_eq!(batches_from(0), 1, "cache {cache}: 4 KiB hold one 3 KiB batch");
+        assert_eq!(batches_from(3), 1, "cache {cache}");
+        let got = broker.consume_all(topic, 0, 0, 5, READ);
+        assert_eq!(got.len(), 5, "cache {cache}");
+    }
+}

@@ -85,7 +85,9 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: FetchRequest) -> Reply {
         .min(FETCH_MAX_WAIT_CAP_MS);
     let deadline = Instant::now() + Duration::from_millis(wait_ms);
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
-    let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
+    // The request's limit within the broker's (`fetch.max.bytes`), as Kafka's KafkaApis does.
+    let response_max = req.max_bytes.min(i32::try_from(shard.config.fetch_max_bytes).unwrap_or(i32::MAX));
+    let max_bytes = usize::try_from(response_max).unwrap_or(0);
     let isolation = if req.isolation_level == 1 {
         Isolation::ReadCommitted
     } else {
@@ -112,7 +114,7 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: FetchRequest) -> Reply {
                 // No partition may fill more than the whole response may hold (the trim
                 // below then fits the sum, as Kafka does), nor more than a stand-in of the
                 // response frame can stand for (a larger answer would be read into memory).
-                max_bytes: u32::try_from(p.partition_max_bytes.min(req.max_bytes))
+                max_bytes: u32::try_from(p.partition_max_bytes.min(response_max))
                     .unwrap_or(0)
                     .min(PLACEHOLDER_BYTES_MAX as u32),
                 isolation,

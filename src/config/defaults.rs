@@ -39,6 +39,10 @@ pub const DEFAULT_SOCKET_REQUEST_MAX_BYTES: u32 = 104_857_600;
 /// `queued.max.request.bytes`: 512 MiB of requests held at once over all shards (Kafka's
 /// default, -1, sets no limit; a broker here keeps to a memory budget).
 pub const DEFAULT_QUEUED_MAX_REQUEST_BYTES: i64 = 512 << 20;
+/// `fetch.max.bytes`: Kafka's default, 55 MiB.
+pub const DEFAULT_FETCH_MAX_BYTES: u32 = 57_671_680;
+/// Smallest `fetch.max.bytes` (Kafka's minimum).
+pub const MIN_FETCH_MAX_BYTES: u32 = 1024;
 /// `connections.max.idle.ms`: Kafka's default, 10 minutes.
 pub const DEFAULT_CONNECTIONS_MAX_IDLE_MS: u64 = 600_000;
 /// `shardlog.request.read.timeout.ms`: 30 s for a request to arrive whole once it has begun.

@@ -474,6 +474,8 @@ pub static KEYS: &[Key] = &[
         .default_int(DEFAULT_SOCKET_REQUEST_MAX_BYTES as i64).acted().field(field!(socket_request_max_bytes)),
     Key::broker("queued.max.request.bytes", long(-1), "Bytes of requests the broker holds at once, split evenly over its shards; a shard whose share is held stops reading from its connections until requests are answered. -1: no limit.")
         .default_int(DEFAULT_QUEUED_MAX_REQUEST_BYTES).acted().field(field!(queued_max_request_bytes)),
+    Key::broker("fetch.max.bytes", int(MIN_FETCH_MAX_BYTES as i64), "Most bytes one fetch response holds, whatever the request asks (its max_bytes and each partition's are kept within it).")
+        .default_int(DEFAULT_FETCH_MAX_BYTES as i64).acted().field(field!(fetch_max_bytes)),
     Key::broker("connections.max.idle.ms", long(MIN_ONE), "A connection with no request in flight that sends nothing for this long is closed.")
         .default_int(DEFAULT_CONNECTIONS_MAX_IDLE_MS as i64).acted().field(field!(connections_max_idle_ms)),
     Key::broker("shardlog.request.read.timeout.ms", long(MIN_ONE), "A request must arrive whole within this once its first bytes have; a connection trickling bytes (slowloris) is closed.")

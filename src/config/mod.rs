@@ -76,6 +76,8 @@ pub struct Config {
     pub socket_request_max_bytes: u32,
     /// `queued.max.request.bytes`: bytes of requests held at once over all shards; -1: no limit.
     pub queued_max_request_bytes: i64,
+    /// `fetch.max.bytes`: most bytes one fetch response holds.
+    pub fetch_max_bytes: u32,
     /// `connections.max.idle.ms`: an idle connection is closed after this.
     pub connections_max_idle_ms: u64,
     /// `shardlog.request.read.timeout.ms`: a started request must arrive whole within this.
@@ -381,6 +383,7 @@ impl Config {
             message_max_bytes: DEFAULT_MESSAGE_MAX_BYTES,
             socket_request_max_bytes: DEFAULT_SOCKET_REQUEST_MAX_BYTES,
             queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
+            fetch_max_bytes: DEFAULT_FETCH_MAX_BYTES,
             connections_max_idle_ms: DEFAULT_CONNECTIONS_MAX_IDLE_MS,
             request_read_timeout_ms: DEFAULT_REQUEST_READ_TIMEOUT_MS,
             max_connections: i32::MAX,
