@@ -40,7 +40,10 @@ fn main() -> ExitCode {
     };
     tracing::info!(addr = %running.local_addr, "shardlog started");
     if let Some(sig) = signals.forever().next() {
-        tracing::info!(signal = sig, "stopping: finishing in-flight requests (a second SIGTERM or SIGINT stops at once)");
+        tracing::info!(
+            signal = sig,
+            "stopping: finishing in-flight requests (a second SIGTERM or SIGINT stops at once)"
+        );
     }
     std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {

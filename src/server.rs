@@ -13,15 +13,15 @@ use crate::api::Broker;
 use crate::catalog::change::Control;
 use crate::catalog::{Catalog, Replica};
 use crate::config::Config;
-use crate::util::dir_lock::DirLock;
 use crate::group::Coordinator;
 use crate::log::Partitions;
 use crate::net::admission::Admission;
-use crate::net::request_budget::RequestBudget;
 use crate::net::listener::{self, Connections};
+use crate::net::request_budget::RequestBudget;
 use crate::shard::runtime::{self, Inbox};
 use crate::shard::Shard;
 use crate::txn::{ProducerIds, TxnCoordinator};
+use crate::util::dir_lock::DirLock;
 
 /// Handles to the running shards, for the thread that owns the process (signals, exit code).
 pub struct Running {

@@ -414,7 +414,12 @@ fn metadata_for_missing_topics(count: usize, correlation_id: i32) -> Vec<u8> {
 /// request is read and answered.
 #[test]
 fn a_spent_request_budget_holds_other_requests_until_it_is_given_back() {
-    let broker = Broker::start(&["--shards", "1", "--override", "queued.max.request.bytes=1048576"]);
+    let broker = Broker::start(&[
+        "--shards",
+        "1",
+        "--override",
+        "queued.max.request.bytes=1048576",
+    ]);
     let mut holder = connect(&broker);
     // The size of a 900 KiB frame, and a little of it.
     holder.write_all(&(900i32 << 10).to_be_bytes()).unwrap();
@@ -436,7 +441,9 @@ fn a_spent_request_budget_holds_other_requests_until_it_is_given_back() {
 
     drop(holder);
     waiting.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    waiting.read_exact(&mut size).expect("answered once the budget is given back");
+    waiting
+        .read_exact(&mut size)
+        .expect("answered once the budget is given back");
     let mut response = vec![0u8; i32::from_be_bytes(size) as usize];
     waiting.read_exact(&mut response).expect("response");
     assert_eq!(&response[..4], &42i32.to_be_bytes(), "correlation id");
@@ -477,12 +484,16 @@ fn a_compressed_batch_must_hold_the_records_it_claims() {
         s.write_all(&produce_v3(corr, topic, &forged)).unwrap();
         let (error, _) =
             parse_produce_v3(&read_frame(&mut s).expect("produce response"), corr, topic);
-        assert_eq!(error, INVALID_RECORD, "a batch claiming {claim} records of 3");
+        assert_eq!(
+            error, INVALID_RECORD,
+            "a batch claiming {claim} records of 3"
+        );
     }
     s.write_all(&produce_v3(41, topic, &gzip)).unwrap();
     let (error, base) = parse_produce_v3(&read_frame(&mut s).expect("produce response"), 41, topic);
     assert_eq!((error, base), (0, 0));
-    s.write_all(&produce_v3(42, topic, &record_batch(3))).unwrap();
+    s.write_all(&produce_v3(42, topic, &record_batch(3)))
+        .unwrap();
     let (error, base) = parse_produce_v3(&read_frame(&mut s).expect("produce response"), 42, topic);
     assert_eq!((error, base), (0, 3));
     broker.restart();
@@ -527,13 +538,20 @@ fn connections_past_the_per_address_limit_are_closed() {
             if api_versions_answered(&mut s, 1).is_ok() {
                 held.push(s);
             } else {
-                assert!(std::time::Instant::now() < deadline, "{args:?}: {} admitted", held.len());
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{args:?}: {} admitted",
+                    held.len()
+                );
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
         let mut refused = connect(&broker);
         let _ = refused.write_all(&frame(&[&header_v1(API_VERSIONS, 0, 2)]));
-        assert!(expect_closed(&mut refused).is_empty(), "{args:?}: answered past the limit");
+        assert!(
+            expect_closed(&mut refused).is_empty(),
+            "{args:?}: answered past the limit"
+        );
         drop(held.pop());
         let deadline = std::time::Instant::now() + IO_TIMEOUT;
         loop {
@@ -541,7 +559,10 @@ fn connections_past_the_per_address_limit_are_closed() {
             if api_versions_answered(&mut s, 3).is_ok() {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "{args:?}: no room after a close");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{args:?}: no room after a close"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         assert!(broker.log().contains("closing new connections"), "{args:?}");
@@ -562,12 +583,18 @@ fn idle_and_trickling_connections_are_closed() {
     ]);
     let mut idle = connect(&broker);
     api_versions_answered(&mut idle, 5).expect("answered");
-    assert!(expect_closed(&mut idle).is_empty(), "idle connection closed");
+    assert!(
+        expect_closed(&mut idle).is_empty(),
+        "idle connection closed"
+    );
 
     let mut trickling = connect(&broker);
     trickling.write_all(&100i32.to_be_bytes()).unwrap();
     trickling.write_all(&header_v1(API_VERSIONS, 0, 6)).unwrap();
-    assert!(expect_closed(&mut trickling).is_empty(), "unfinished request closed");
+    assert!(
+        expect_closed(&mut trickling).is_empty(),
+        "unfinished request closed"
+    );
     assert!(
         broker.log().contains("a request did not arrive whole"),
         "{}",

@@ -1119,9 +1119,7 @@ fn alter_topic_configs_at_runtime() {
 /// serve (the second broker has no cache).
 #[test]
 fn large_fetch_responses_arrive_whole_to_a_late_reader() {
-    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-    use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
-    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::messages::{ApiKey, FetchResponse};
     use kafka_protocol::records::RecordBatchDecoder;
 
     const PARTITIONS: i32 = 8;
@@ -1144,23 +1142,7 @@ fn large_fetch_responses_arrive_whole_to_a_late_reader() {
         }
         producer.flush_ok(FLUSH);
 
-        let req = FetchRequest::default()
-            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
-            .with_max_wait_ms(0)
-            .with_min_bytes(1)
-            .with_max_bytes(64 << 20)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(TopicName(StrBytes::from_static_str("bulk")))
-                .with_partitions(
-                    (0..PARTITIONS)
-                        .map(|p| {
-                            FetchPartition::default()
-                                .with_partition(p)
-                                .with_fetch_offset(0)
-                                .with_partition_max_bytes(4 << 20)
-                        })
-                        .collect(),
-                )]);
+        let req = fetch_v12("bulk", (0..PARTITIONS).map(|p| (p, 0, 4 << 20)));
         let resp: FetchResponse = common::call_reading_late(
             broker.addr(),
             ApiKey::Fetch,
@@ -1232,9 +1214,7 @@ fn tail_reads_through_the_page_cache_see_each_write() {
 /// segment files serve.
 #[test]
 fn fetch_max_bytes_bounds_what_a_response_holds() {
-    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-    use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
-    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::messages::{ApiKey, FetchResponse};
 
     for cache in ["67108864", "0"] {
         let broker = Broker::start(&[
@@ -1252,19 +1232,12 @@ fn fetch_max_bytes_bounds_what_a_response_holds() {
             producer.flush_ok(FLUSH);
         }
         let batches_from = |offset: i64| -> usize {
-            let req = FetchRequest::default()
-                .with_replica_id(kafka_protocol::messages::BrokerId(-1))
-                .with_max_wait_ms(0)
-                .with_min_bytes(1)
-                .with_max_bytes(64 << 20)
-                .with_topics(vec![FetchTopic::default()
-                    .with_topic(TopicName(StrBytes::from_static_str("capped")))
-                    .with_partitions(vec![FetchPartition::default()
-                        .with_partition(0)
-                        .with_fetch_offset(offset)
-                        .with_partition_max_bytes(64 << 20)])]);
+            let req = fetch_v12("capped", [(0, offset, 64 << 20)]);
             let resp: FetchResponse = common::call(broker.addr(), ApiKey::Fetch, 12, &req);
-            let records = resp.responses[0].partitions[0].records.clone().expect("records");
+            let records = resp.responses[0].partitions[0]
+                .records
+                .clone()
+                .expect("records");
             let mut rest = &records[..];
             let mut n = 0;
             while let Some(h) = shardlog::log::batch::check_stored_batch(rest) {
@@ -1274,9 +1247,42 @@ fn fetch_max_bytes_bounds_what_a_response_holds() {
             assert!(rest.is_empty(), "cache {cache}: whole batches only");
             n
         };
-        assert_eq!(batches_from(0), 1, "cache {cache}: 4 KiB hold one 3 KiB batch");
+        assert_eq!(
+            batches_from(0),
+            1,
+            "cache {cache}: 4 KiB hold one 3 KiB batch"
+        );
         assert_eq!(batches_from(3), 1, "cache {cache}");
         let got = broker.consume_all(topic, 0, 0, 5, READ);
         assert_eq!(got.len(), 5, "cache {cache}");
     }
+}
+
+/// A Fetch v12 request (no wait, up to 64 MiB) for `(partition, offset, partition max bytes)`
+/// of `topic`.
+fn fetch_v12(
+    topic: &'static str,
+    partitions: impl IntoIterator<Item = (i32, i64, i32)>,
+) -> kafka_protocol::messages::FetchRequest {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    FetchRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(64 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str(topic)))
+            .with_partitions(
+                partitions
+                    .into_iter()
+                    .map(|(p, offset, max)| {
+                        FetchPartition::default()
+                            .with_partition(p)
+                            .with_fetch_offset(offset)
+                            .with_partition_max_bytes(max)
+                    })
+                    .collect(),
+            )])
 }

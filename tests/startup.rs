@@ -88,7 +88,12 @@ fn a_panicking_shard_ends_the_process() {
     let dir = tempfile::tempdir().expect("tempdir");
     let listen = format!("127.0.0.1:{}", common::free_port());
     let (status, err) = run_broker(
-        &["--data-dir", dir.path().to_str().unwrap(), "--listen", &listen],
+        &[
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--listen",
+            &listen,
+        ],
         &[("SHARDLOG_TEST_PANIC_SHARD", "0")],
     );
     assert!(!status.success(), "{err}");

@@ -86,7 +86,9 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: FetchRequest) -> Reply {
     let deadline = Instant::now() + Duration::from_millis(wait_ms);
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
     // The request's limit within the broker's (`fetch.max.bytes`), as Kafka's KafkaApis does.
-    let response_max = req.max_bytes.min(i32::try_from(shard.config.fetch_max_bytes).unwrap_or(i32::MAX));
+    let response_max = req
+        .max_bytes
+        .min(i32::try_from(shard.config.fetch_max_bytes).unwrap_or(i32::MAX));
     let max_bytes = usize::try_from(response_max).unwrap_or(0);
     let isolation = if req.isolation_level == 1 {
         Isolation::ReadCommitted

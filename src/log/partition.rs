@@ -1734,7 +1734,10 @@ mod tests {
             let mut ahead = 0;
             for _ in 0..1000 {
                 let size = u64::from(log.state.borrow().active().size);
-                ahead = std::fs::metadata(&file).expect("stat").len().saturating_sub(size);
+                ahead = std::fs::metadata(&file)
+                    .expect("stat")
+                    .len()
+                    .saturating_sub(size);
                 if ahead > 0 {
                     break;
                 }
@@ -1760,7 +1763,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().to_path_buf();
         run(move || async move {
-            crate::log::segment::probe_device(&path, 0).await.expect("probe");
+            crate::log::segment::probe_device(&path, 0)
+                .await
+                .expect("probe");
             let commit = GroupCommit::new(crate::log::group_commit::Gather {
                 max_wait: std::time::Duration::from_secs(3600),
                 max_bytes: usize::MAX,
@@ -1768,16 +1773,28 @@ mod tests {
             glommio::spawn_local(commit.clone().run()).detach();
             let mut logs = Vec::new();
             for p in 0..2 {
-                let log = PartitionLog::open(&path, "t", p, config(1 << 20), commit.clone(), TailBudget::new(0));
+                let log = PartitionLog::open(
+                    &path,
+                    "t",
+                    p,
+                    config(1 << 20),
+                    commit.clone(),
+                    TailBudget::new(0),
+                );
                 logs.push(log.await.expect("open"));
             }
             append(&logs[0], 3).await;
-            assert_eq!(commit.rounds(), 1, "alone, the append is synced by one round");
+            assert_eq!(
+                commit.rounds(),
+                1,
+                "alone, the append is synced by one round"
+            );
 
             let enqueue = |log: &PartitionLog| {
                 let b = make_batch(2, 40, Compression::None);
                 let headers = batch::validate_produce(&b, 1 << 20).expect("valid");
-                log.enqueue(Bytes::from(b), headers, Origin::Client).expect("enqueue")
+                log.enqueue(Bytes::from(b), headers, Origin::Client)
+                    .expect("enqueue")
             };
             let first = enqueue(&logs[0]);
             let second = enqueue(&logs[1]);

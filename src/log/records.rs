@@ -335,7 +335,10 @@ mod tests {
             assert_eq!(check_produced(&h, &b), Ok(vec![]), "{compression:?}");
             let mut claims_more = h;
             claims_more.record_count = i32::MAX - 10;
-            assert!(matches!(check_produced(&claims_more, &b), Err(RecordsError::Invalid(_))));
+            assert!(matches!(
+                check_produced(&claims_more, &b),
+                Err(RecordsError::Invalid(_))
+            ));
         }
         // The second record's offset delta (one byte after its length, attributes and
         // timestamp delta) made 2 instead of 1.

@@ -656,9 +656,7 @@ async fn write_zeros(file: &DmaFile, from: u64, to: u64) -> u64 {
             let len = (to - at).min(ZEROS_BYTES as u64) as usize;
             // SAFETY: the static is aligned for O_DIRECT and lives forever; the descriptor is
             // kept open by the caller until this returns.
-            let n = unsafe {
-                libc::pwrite(fd, ZEROS.0.as_ptr().cast(), len, at as libc::off_t)
-            };
+            let n = unsafe { libc::pwrite(fd, ZEROS.0.as_ptr().cast(), len, at as libc::off_t) };
             if n <= 0 {
                 if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
                     continue;

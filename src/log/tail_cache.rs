@@ -87,7 +87,11 @@ impl TailCache {
 
     /// Adds a write's batches: `run` is what was written, and each batch is `(base offset,
     /// last offset, its range in run)`, in order, following what is cached.
-    pub fn push(&mut self, run: Bytes, batches: impl IntoIterator<Item = (i64, i64, Range<usize>)>) {
+    pub fn push(
+        &mut self,
+        run: Bytes,
+        batches: impl IntoIterator<Item = (i64, i64, Range<usize>)>,
+    ) {
         let batches: Vec<(i64, i64, Range<usize>)> = batches.into_iter().collect();
         let n: usize = batches.iter().map(|(_, _, r)| r.len()).sum();
         if n == 0 {

@@ -82,7 +82,10 @@ impl Admission {
         if let Some(why) = refused {
             counts.refused_since_warning += 1;
             let now = Instant::now();
-            if counts.warned.is_none_or(|t| now.duration_since(t) >= WARN_EVERY) {
+            if counts
+                .warned
+                .is_none_or(|t| now.duration_since(t) >= WARN_EVERY)
+            {
                 tracing::warn!(%ip, refused = counts.refused_since_warning, "closing new connections: {why}");
                 counts.warned = Some(now);
                 counts.refused_since_warning = 0;
@@ -138,7 +141,10 @@ mod tests {
         let b: IpAddr = "10.0.0.9".parse().unwrap();
         let a1 = admission.admit(a).expect("a1");
         let _a2 = admission.admit(a).expect("a2");
-        assert_eq!(admission.admit(a).err(), Some(Refused::Address { limit: 2 }));
+        assert_eq!(
+            admission.admit(a).err(),
+            Some(Refused::Address { limit: 2 })
+        );
         let _b1 = admission.admit(b).expect("b1");
         let _b2 = admission.admit(b).expect("b2: the override allows 3");
         assert_eq!(admission.admit(b).err(), Some(Refused::Broker { limit: 4 }));

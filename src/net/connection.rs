@@ -5,10 +5,10 @@
 //! the rest runs as a task. The writer awaits those tasks in request order and writes their
 //! responses, so a client may pipeline requests and still gets responses in order.
 
+use std::cell::Cell;
 use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
-use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

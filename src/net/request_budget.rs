@@ -113,7 +113,11 @@ mod tests {
             drop((b, c));
             assert_eq!(budget.held(), 0);
             let huge = budget.take(1000).await;
-            assert_eq!(budget.held(), 1000, "alone, a take larger than the budget goes through");
+            assert_eq!(
+                budget.held(),
+                1000,
+                "alone, a take larger than the budget goes through"
+            );
             drop(huge);
         });
         test.expect("executor").join().expect("join");

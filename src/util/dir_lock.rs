@@ -31,7 +31,10 @@ impl DirLock {
             .map_err(|e| {
                 io::Error::new(
                     e.kind(),
-                    format!("cannot open the data directory's lock file {}: {e}", path.display()),
+                    format!(
+                        "cannot open the data directory's lock file {}: {e}",
+                        path.display()
+                    ),
                 )
             })?;
         // SAFETY: a plain syscall on a descriptor this function owns.
@@ -80,7 +83,10 @@ mod tests {
         let second = DirLock::acquire(dir.path()).expect_err("second");
         assert_eq!(second.kind(), io::ErrorKind::AddrInUse);
         let text = second.to_string();
-        assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
+        assert!(
+            text.contains(&format!("pid {}", std::process::id())),
+            "{text}"
+        );
         drop(first);
         DirLock::acquire(dir.path()).expect("again");
     }

@@ -506,7 +506,9 @@ mod tests {
             }
             let real = pieces.to_bytes().unwrap();
             let mut one = BytesMut::new();
-            response(std::slice::from_ref(&real)).encode(&mut one, 12).unwrap();
+            response(std::slice::from_ref(&real))
+                .encode(&mut one, 12)
+                .unwrap();
             let stand_in = pieces.stand_in().unwrap();
             let mut buf = ScatterBuf::new([(stand_in.clone(), pieces.clone())], 64);
             response(std::slice::from_ref(&stand_in))
