@@ -180,7 +180,17 @@ impl GroupCommit {
             self.taken.set(self.written.get());
             self.dirty_bytes.set(0);
             let files = std::mem::take(&mut *self.dirty.borrow_mut());
+            #[cfg(test)]
+            let covers = crate::log::segment::fault::recorded_len();
             let results = futures::future::join_all(files.iter().map(|f| f.fdatasync())).await;
+            #[cfg(test)]
+            for (file, result) in files.iter().zip(&results) {
+                if let (Some(path), Ok(())) = (file.path(), result) {
+                    crate::log::segment::fault::record(&path, || {
+                        crate::log::segment::fault::Event::Sync { covers }
+                    });
+                }
+            }
             let mut failed = false;
             for (file, result) in files.iter().zip(results) {
                 if let Err(e) = result {

@@ -493,6 +493,11 @@ impl PlannedWrite {
             zeros.pending.set(zeros.pending.get() && !self.start_ahead);
             return Err(cut_back(&self.file, &self.path, self.old_size, failed, &zeros).await);
         }
+        #[cfg(test)]
+        fault::record(&self.path, || fault::Event::Write {
+            pos: self.position,
+            bytes: self.buf.as_bytes().to_vec(),
+        });
         let failed = match self.file.write_at(self.buf, self.position).await {
             Ok(n) if n >= want => {
                 zeros.written_to(self.end_block);
@@ -948,6 +953,45 @@ pub mod fault {
     /// each `None` lets one through.
     pub fn script_synced_writes(script: &[Option<i32>]) {
         SYNCED.with(|s| s.borrow_mut().extend(script.iter().copied()));
+    }
+
+    /// What reached segment files while recording (`record_from_now`), in order: for the
+    /// power-loss test, which rebuilds what a device could hold after losing power.
+    #[derive(Debug, Clone)]
+    pub enum Event {
+        /// A direct write completed (recorded as it is issued; the test issues no failing one).
+        Write { pos: u64, bytes: Vec<u8> },
+        /// An fdatasync of the file completed; it covers the events recorded before it began
+        /// (the first `covers` of the recording).
+        Sync { covers: usize },
+    }
+
+    thread_local! {
+        static RECORDED: RefCell<Option<Vec<(std::path::PathBuf, Event)>>> = const { RefCell::new(None) };
+    }
+
+    /// Starts recording segment writes and syncs on this thread.
+    pub fn record_from_now() {
+        RECORDED.with(|r| *r.borrow_mut() = Some(Vec::new()));
+    }
+
+    /// Stops recording and returns what was recorded.
+    pub fn take_recorded() -> Vec<(std::path::PathBuf, Event)> {
+        RECORDED.with(|r| r.borrow_mut().take().unwrap_or_default())
+    }
+
+    /// Events recorded so far (0 when not recording).
+    pub fn recorded_len() -> usize {
+        RECORDED.with(|r| r.borrow().as_ref().map_or(0, Vec::len))
+    }
+
+    /// Records `event()` for `path` when recording (the event is not built otherwise).
+    pub fn record(path: &std::path::Path, event: impl FnOnce() -> Event) {
+        RECORDED.with(|r| {
+            if let Some(events) = r.borrow_mut().as_mut() {
+                events.push((path.to_path_buf(), event()));
+            }
+        });
     }
 
     pub(super) fn take_write() -> Option<WriteFault> {
