@@ -1830,6 +1830,7 @@ mod tests {
             std::fs::create_dir_all(a.join("t-0")).expect("dir");
             let mut files: Vec<std::path::PathBuf> =
                 events.iter().map(|(p, _)| p.clone()).collect();
+            files.sort();
             files.dedup();
             for path in files {
                 let mut durable: Vec<u8> = Vec::new();

@@ -63,9 +63,19 @@ impl DirLock {
                 format!("cannot lock {}: {e}", path.display()),
             ));
         }
-        file.set_len(0)?;
-        file.rewind()?;
-        writeln!(file, "{}", std::process::id())?;
+        let wrote = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| writeln!(file, "{}", std::process::id()));
+        if let Err(e) = wrote {
+            return Err(io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot write this broker's pid into {}: {e}",
+                    path.display()
+                ),
+            ));
+        }
         Ok(DirLock { _file: file, path })
     }
 }
