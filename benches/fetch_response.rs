@@ -69,6 +69,7 @@ fn bench(c: &mut Criterion) {
         correlation_id: 7,
         client_id: Default::default(),
         client_host: std::rc::Rc::from(""),
+        frame_bytes: 0,
     };
     let records = || {
         resp.responses[0]

@@ -146,6 +146,8 @@ pub struct Ctx {
     pub client_id: kafka_protocol::protocol::StrBytes,
     /// The client's address as Kafka reports it ("/127.0.0.1"); set by `dispatch`.
     pub client_host: Rc<str>,
+    /// The request frame's size (its body, which the request's byte fields are slices of).
+    pub frame_bytes: usize,
 }
 
 impl Ctx {
@@ -240,6 +242,7 @@ pub fn decode_request(mut frame: Bytes) -> Result<Decoded, String> {
         correlation_id,
         client_id: Default::default(),
         client_host: Rc::from(""),
+        frame_bytes: frame.len(),
     };
     if version < range.min || version > range.max {
         if api_key == ApiKey::ApiVersions {

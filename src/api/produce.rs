@@ -101,6 +101,7 @@ pub async fn start(broker: &Rc<Broker>, ctx: Ctx, req: ProduceRequest) -> ReplyT
                     topic: topic.clone(),
                     partition: p.index,
                     records: p.records,
+                    frame_bytes: ctx.frame_bytes,
                 };
                 plan.route(p.index, owner, part);
             }

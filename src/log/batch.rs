@@ -26,6 +26,9 @@
 pub const BATCH_HEADER_BYTES: usize = 61;
 /// The smallest prefix that tells where a batch ends (baseOffset + batchLength).
 pub const BATCH_LENGTH_PREFIX_BYTES: usize = 12;
+/// The bytes `assign_offset` writes lie within this prefix (base offset, batch length, leader
+/// epoch): past it, a batch as written is the producer's bytes.
+pub const BROKER_ASSIGNED_PREFIX_BYTES: usize = 16;
 /// The offset of the first byte the CRC covers.
 pub(super) const CRC_START: usize = 21;
 const MAGIC_V2: i8 = 2;

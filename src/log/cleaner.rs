@@ -944,7 +944,7 @@ mod tests {
                 )
                 .expect("encode");
                 let headers = batch::validate_produce(&b, 1 << 20).expect("valid");
-                log.enqueue(Bytes::from(b), headers, Origin::Broker)
+                log.enqueue(Bytes::from(b), headers, Origin::Broker, 0)
                     .expect("queued")
             };
             let end = |pid: i64, commit: bool| {

@@ -32,6 +32,8 @@ pub struct AppendPart {
     pub topic: String,
     pub partition: i32,
     pub records: Option<Bytes>,
+    /// The size of the request frame `records` are a slice of (see `Ctx::frame_bytes`).
+    pub frame_bytes: usize,
 }
 
 /// One partition to read in a fetch.
@@ -115,7 +117,7 @@ impl Partitions {
             .into_iter()
             .map(|part| {
                 let records = part.records.ok_or(LogError::NoRecords)?;
-                self.enqueue(&part.topic, part.partition, records)
+                self.enqueue(&part.topic, part.partition, records, part.frame_bytes)
                     .inspect_err(|e| {
                         tracing::debug!(topic = %part.topic, partition = part.partition, error = %e, "rejected produce");
                     })

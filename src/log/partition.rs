@@ -24,7 +24,7 @@ use super::producer_snapshot;
 use super::producers::{Checked, ProducerStates};
 use super::records;
 use super::segment::{self, Scan, Segment};
-use super::tail_cache::{TailBudget, TailCache};
+use super::tail_cache::{self, Cached, TailBudget, TailCache};
 use super::txn_index::{self, AbortedTxn};
 use crate::util::scatter::{Part, Pieces};
 use crate::util::{blocking, checkpoint, Notify};
@@ -169,6 +169,9 @@ type AppendReply = oneshot::Sender<Result<AppendOutcome, LogError>>;
 
 struct AppendJob {
     records: Bytes,
+    /// The size of the request frame `records` are a slice of (0 when they are not): whether
+    /// the tail cache may keep them (`tail_cache::may_reference`).
+    frame_bytes: usize,
     headers: Vec<BatchHeader>,
     origin: Origin,
     reply: AppendReply,
@@ -589,18 +592,20 @@ impl PartitionLog {
         records: Bytes,
         headers: Vec<BatchHeader>,
     ) -> Result<AppendOutcome, LogError> {
-        self.enqueue(records, headers, Origin::Client)?
+        self.enqueue(records, headers, Origin::Client, 0)?
             .await
             .unwrap_or(Err(LogError::Closed))
     }
 
     /// Queues validated batches for the writer now, so appends keep the order of the calls;
-    /// the receiver resolves once they are written.
+    /// the receiver resolves once they are written. `frame_bytes`: the size of the request
+    /// frame `records` are a slice of, 0 when they are not (`tail_cache::may_reference`).
     pub fn enqueue(
         &self,
         records: Bytes,
         headers: Vec<BatchHeader>,
         origin: Origin,
+        frame_bytes: usize,
     ) -> Result<AppendReceiver, LogError> {
         if self.closed.get() {
             return Err(LogError::Closed);
@@ -611,6 +616,7 @@ impl PartitionLog {
         let (reply, rx) = oneshot::channel();
         self.queue.borrow_mut().push_back(AppendJob {
             records,
+            frame_bytes,
             headers,
             origin,
             reply,
@@ -952,7 +958,15 @@ impl PartitionLog {
         }
         let run_start = run.batches.first().map_or(0, |b| b.position);
         let cache_it = self.tail.borrow().enabled();
+        // The cache keeps the producers' own bytes (and the prefix written into them apart)
+        // when it may keep every job's; else one copy of the run.
+        let by_reference = cache_it
+            && run
+                .jobs
+                .iter()
+                .all(|(j, _)| tail_cache::may_reference(j.records.len(), j.frame_bytes));
         let mut run_bytes: Option<Bytes> = None;
+        let mut heads: Vec<u8> = Vec::new();
         let planned = {
             let state = self.state.borrow();
             state.active().plan_write(run.bytes, |buf| {
@@ -968,7 +982,13 @@ impl PartitionLog {
                         0,
                     );
                 }
-                if cache_it {
+                if by_reference {
+                    heads.reserve(run.batches.len() * batch::BROKER_ASSIGNED_PREFIX_BYTES);
+                    for b in &run.batches {
+                        let at = (b.position - run_start) as usize;
+                        heads.extend_from_slice(&buf[at..at + batch::BROKER_ASSIGNED_PREFIX_BYTES]);
+                    }
+                } else if cache_it {
                     run_bytes = Some(Bytes::copy_from_slice(buf));
                 }
             })
@@ -996,22 +1016,28 @@ impl PartitionLog {
             }
         };
         self.storage_ok();
-        if let Some(bytes) = run_bytes {
+        if by_reference {
+            let cached = referenced_batches(&jobs, &batches, run_start, Bytes::from(heads));
+            self.tail.borrow_mut().push_batches(cached);
+        } else if let Some(bytes) = run_bytes {
             // The run's batches, in order, each a range of the one copy.
             let ends = batches
                 .iter()
                 .skip(1)
                 .map(|b| (b.position - run_start) as usize)
                 .chain(std::iter::once(bytes.len()));
-            let cached: Vec<(i64, i64, std::ops::Range<usize>)> = batches
+            let cached: Vec<Cached> = batches
                 .iter()
                 .zip(ends)
-                .map(|(b, end)| {
-                    let start = (b.position - run_start) as usize;
-                    (b.base_offset, b.next_offset - 1, start..end)
+                .map(|(b, end)| Cached {
+                    base_offset: b.base_offset,
+                    last_offset: b.next_offset - 1,
+                    head: None,
+                    run: bytes.clone(),
+                    range: (b.position - run_start) as usize..end,
                 })
                 .collect();
-            self.tail.borrow_mut().push(bytes, cached);
+            self.tail.borrow_mut().push_batches(cached);
         }
         let file = written.file().clone();
         let interval = self.config.get().index_interval_bytes;
@@ -1496,7 +1522,12 @@ impl PartitionLog {
         let header = BatchHeader::parse(&records).ok_or(LogError::Storage(
             "a marker the broker built does not parse".into(),
         ))?;
-        self.enqueue(Bytes::from(records), vec![header], Origin::Marker(marker))
+        self.enqueue(
+            Bytes::from(records),
+            vec![header],
+            Origin::Marker(marker),
+            0,
+        )
     }
 
     pub fn dir(&self) -> &Path {
@@ -1687,6 +1718,40 @@ fn scan_start(s: &Segment, log_start: i64) -> u32 {
     }
     let relative = u32::try_from(log_start - s.base_offset).unwrap_or(u32::MAX);
     s.index.lookup(relative).position
+}
+
+/// A written run's batches for the tail cache as the producers' own bytes: each batch is its
+/// prefix as written (`heads`, one `BROKER_ASSIGNED_PREFIX_BYTES` slice per batch, in order)
+/// and the rest of it in its job's records. The jobs' records are the run, in order.
+fn referenced_batches(
+    jobs: &[(AppendJob, i64)],
+    batches: &[PendingBatch],
+    run_start: u32,
+    heads: Bytes,
+) -> Vec<Cached> {
+    const PREFIX: usize = batch::BROKER_ASSIGNED_PREFIX_BYTES;
+    let mut cached = Vec::with_capacity(batches.len());
+    let (mut job, mut job_start) = (0usize, 0usize);
+    for (i, b) in batches.iter().enumerate() {
+        let at = (b.position - run_start) as usize;
+        while job < jobs.len() && at >= job_start + jobs[job].0.records.len() {
+            job_start += jobs[job].0.records.len();
+            job += 1;
+        }
+        let Some((j, _)) = jobs.get(job) else { break };
+        let end = batches
+            .get(i + 1)
+            .map_or(usize::MAX, |n| (n.position - run_start) as usize)
+            .min(job_start + j.records.len());
+        cached.push(Cached {
+            base_offset: b.base_offset,
+            last_offset: b.next_offset - 1,
+            head: Some(heads.slice(i * PREFIX..(i + 1) * PREFIX)),
+            run: j.records.clone(),
+            range: at - job_start + PREFIX..end - job_start,
+        });
+    }
+    cached
 }
 
 #[cfg(test)]
@@ -1949,7 +2014,7 @@ mod tests {
             let enqueue = |log: &PartitionLog| {
                 let b = make_batch(2, 40, Compression::None);
                 let headers = batch::validate_produce(&b, 1 << 20).expect("valid");
-                log.enqueue(Bytes::from(b), headers, Origin::Client)
+                log.enqueue(Bytes::from(b), headers, Origin::Client, 0)
                     .expect("enqueue")
             };
             let first = enqueue(&logs[0]);
@@ -2321,37 +2386,85 @@ mod tests {
             for n in 0..30 {
                 append(&log, n % 5 + 1).await;
             }
+            assert_cached_reads_match_the_files(&log, &[1, 300, 5000]).await;
+            log.close().await.expect("close");
+        });
+    }
+
+    /// Reads at every offset with each of `maxes` from the tail cache (which must hold the
+    /// whole log), then from the files: the same bytes.
+    async fn assert_cached_reads_match_the_files(log: &PartitionLog, maxes: &[u32]) {
+        let hw = log.high_watermark();
+        let mut cached_reads = Vec::new();
+        for offset in 0..hw {
+            for &max in maxes {
+                let r = log
+                    .read(offset, max, Isolation::ReadUncommitted)
+                    .await
+                    .expect("read");
+                cached_reads.push(r.records.to_bytes().expect("records"));
+            }
+        }
+        assert!(
+            log.tail.borrow().read(0, hw, 1).is_some(),
+            "all of it cached"
+        );
+        log.tail.borrow_mut().clear();
+        let mut i = 0;
+        for offset in 0..hw {
+            for &max in maxes {
+                let r = log
+                    .read(offset, max, Isolation::ReadUncommitted)
+                    .await
+                    .expect("read");
+                assert_eq!(
+                    r.records.to_bytes().expect("records"),
+                    cached_reads[i],
+                    "offset {offset}, max {max}"
+                );
+                i += 1;
+            }
+        }
+    }
+
+    /// Batches that are most of their request frame are cached as the frame's own bytes (the
+    /// broker's prefix kept apart), several requests per write, and read back exactly as the
+    /// files hold them.
+    #[test]
+    fn the_tail_cache_keeps_large_requests_own_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        run(move || async move {
+            let log = open(&path, 1 << 20).await;
+            let mut frames = Vec::new();
+            let mut waiting = Vec::new();
+            for n in 0..6 {
+                // A frame: a request header's worth of bytes, then two batches.
+                let mut frame = vec![9u8; 40];
+                frame.extend(make_batch(n % 3 + 1, 9000, Compression::None));
+                frame.extend(make_batch(2, 9000, Compression::None));
+                let frame = Bytes::from(frame);
+                let records = frame.slice(40..);
+                assert!(tail_cache::may_reference(records.len(), frame.len()));
+                let headers = batch::validate_produce(&records, 1 << 20).expect("valid");
+                let rx = log.enqueue(records, headers, Origin::Client, frame.len());
+                waiting.push(rx.expect("queued"));
+                frames.push(frame);
+            }
+            for rx in waiting {
+                rx.await.expect("answered").expect("appended");
+            }
             let hw = log.high_watermark();
-            let mut cached_reads = Vec::new();
-            for offset in 0..hw {
-                for max in [1, 300, 5000] {
-                    let r = log
-                        .read(offset, max, Isolation::ReadUncommitted)
-                        .await
-                        .expect("read");
-                    cached_reads.push(r.records.to_bytes().expect("records"));
-                }
-            }
-            assert!(
-                log.tail.borrow().read(0, hw, 1).is_some(),
-                "all of it cached"
-            );
-            log.tail.borrow_mut().clear();
-            let mut i = 0;
-            for offset in 0..hw {
-                for max in [1, 300, 5000] {
-                    let r = log
-                        .read(offset, max, Isolation::ReadUncommitted)
-                        .await
-                        .expect("read");
-                    assert_eq!(
-                        r.records.to_bytes().expect("records"),
-                        cached_reads[i],
-                        "offset {offset}, max {max}"
-                    );
-                    i += 1;
-                }
-            }
+            let (pieces, _) = log.tail.borrow().read(0, hw, usize::MAX).expect("cached");
+            let frame_bytes = |p: &Part| {
+                frames.iter().any(|f| match p {
+                    Part::Memory(b) => f.as_ptr_range().contains(&b.as_ptr()),
+                    Part::File { .. } => false,
+                })
+            };
+            let kept = pieces.parts().iter().filter(|p| frame_bytes(p)).count();
+            assert_eq!(kept, 12, "every batch's rest is its frame's bytes");
+            assert_cached_reads_match_the_files(&log, &[1, 20_000, 1 << 20]).await;
             log.close().await.expect("close");
         });
     }

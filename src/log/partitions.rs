@@ -178,15 +178,17 @@ impl Partitions {
             .collect()
     }
 
-    /// Validates `records` and queues them on the partition now, so appends keep the order
-    /// in which they were queued. The receiver resolves once they are written.
+    /// Validates `records` (a slice of a request frame of `frame_bytes`, or 0) and queues
+    /// them on the partition now, so appends keep the order in which they were queued. The
+    /// receiver resolves once they are written.
     pub fn enqueue(
         &self,
         topic: &str,
         partition: i32,
         records: Bytes,
+        frame_bytes: usize,
     ) -> Result<AppendReceiver, LogError> {
-        self.validate_and_enqueue(topic, partition, records, None, Origin::Client)
+        self.validate_and_enqueue(topic, partition, records, None, Origin::Client, frame_bytes)
     }
 
     /// Queues records the broker writes itself (group commits): validated for framing like a
@@ -198,7 +200,7 @@ impl Partitions {
         partition: i32,
         records: Bytes,
     ) -> Result<AppendReceiver, LogError> {
-        self.validate_and_enqueue(topic, partition, records, Some(u32::MAX), Origin::Broker)
+        self.validate_and_enqueue(topic, partition, records, Some(u32::MAX), Origin::Broker, 0)
     }
 
     /// Validates `records` against `max_bytes` (the topic's `max.message.bytes` when `None`)
@@ -210,6 +212,7 @@ impl Partitions {
         records: Bytes,
         max_bytes: Option<u32>,
         origin: Origin,
+        frame_bytes: usize,
     ) -> Result<AppendReceiver, LogError> {
         let log = self.lookup(topic, partition)?;
         let max_bytes = max_bytes.unwrap_or(log.config().max_message_bytes);
@@ -221,7 +224,7 @@ impl Partitions {
             let compacted = log.config().compaction.compact;
             check_records(&records, &headers, compacted, topic, partition)?;
         }
-        log.enqueue(records, headers, origin)
+        log.enqueue(records, headers, origin, frame_bytes)
     }
 
     /// Waits until everything written on this shard so far is on stable storage, unless the

@@ -51,18 +51,36 @@ impl TailBudget {
     }
 }
 
-struct Cached {
-    base_offset: i64,
-    last_offset: i64,
-    /// The write the batch came in (shared by its batches), and where the batch is in it.
-    run: Bytes,
-    range: Range<usize>,
+/// One cached batch.
+pub struct Cached {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The batch's first bytes as written (base offset, length, leader epoch), when the rest
+    /// is kept apart: the producer's own bytes, which have the producer's base offset and
+    /// epoch in those places (see `PartitionLog::write_run`).
+    pub head: Option<Bytes>,
+    /// The bytes the batch (or its rest) is a range of, shared by the batches of a write, and
+    /// the range.
+    pub run: Bytes,
+    pub range: Range<usize>,
 }
 
 impl Cached {
     fn len(&self) -> usize {
-        self.range.len()
+        self.head.as_ref().map_or(0, Bytes::len) + self.range.len()
     }
+}
+
+/// Whether a cache may keep `records`, a slice of a request frame of `frame_bytes`, instead of
+/// a copy: only when they are at least half of the memory they keep alive. A frame larger than
+/// a connection's read buffer has a buffer of its own, rounded up to a power of two
+/// (`util::frame_pool`); a smaller one shares a read buffer of up to `SHARED_READ_BYTES`. So
+/// the memory a cache holds is at most twice what it counts, even when a partition gone idle
+/// keeps its last batch of a large request for good.
+pub fn may_reference(records: usize, frame_bytes: usize) -> bool {
+    /// The most a frame that shares a connection's read buffer keeps alive.
+    const SHARED_READ_BYTES: usize = 32 * 1024;
+    frame_bytes > 0 && records * 2 >= frame_bytes.next_power_of_two().max(SHARED_READ_BYTES)
 }
 
 /// One partition's cached batches.
@@ -87,13 +105,27 @@ impl TailCache {
 
     /// Adds a write's batches: `run` is what was written, and each batch is `(base offset,
     /// last offset, its range in run)`, in order, following what is cached.
+    #[cfg(test)]
     pub fn push(
         &mut self,
         run: Bytes,
         batches: impl IntoIterator<Item = (i64, i64, Range<usize>)>,
     ) {
-        let batches: Vec<(i64, i64, Range<usize>)> = batches.into_iter().collect();
-        let n: usize = batches.iter().map(|(_, _, r)| r.len()).sum();
+        let batches = batches
+            .into_iter()
+            .map(|(base_offset, last_offset, range)| Cached {
+                base_offset,
+                last_offset,
+                head: None,
+                run: run.clone(),
+                range,
+            });
+        self.push_batches(batches.collect());
+    }
+
+    /// Adds a write's batches, in order, following what is cached.
+    pub fn push_batches(&mut self, batches: Vec<Cached>) {
+        let n: usize = batches.iter().map(Cached::len).sum();
         if n == 0 {
             return;
         }
@@ -105,14 +137,7 @@ impl TailCache {
             }
         }
         self.bytes += n;
-        for (base_offset, last_offset, range) in batches {
-            self.batches.push_back(Cached {
-                base_offset,
-                last_offset,
-                run: run.clone(),
-                range,
-            });
-        }
+        self.batches.extend(batches);
     }
 
     fn evict_oldest(&mut self) -> bool {
@@ -160,18 +185,25 @@ impl TailCache {
             if len > 0 && len + b.len() > max_bytes {
                 break;
             }
-            match &mut current {
-                Some((run, range, ends))
+            match (&mut current, &b.head) {
+                (Some((run, range, ends)), None)
                     if std::ptr::eq(run.as_ptr(), b.run.as_ptr()) && range.end == b.range.start =>
                 {
                     range.end = b.range.end;
                     ends.push(range.len() as u32);
                 }
-                _ => {
+                (_, None) => {
                     if let Some((run, range, ends)) = current.take() {
                         out.push(Part::Memory(run.slice(range)), ends);
                     }
                     current = Some((&b.run, b.range.clone(), vec![b.len() as u32]));
+                }
+                (_, Some(head)) => {
+                    if let Some((run, range, ends)) = current.take() {
+                        out.push(Part::Memory(run.slice(range)), ends);
+                    }
+                    let rest = Part::Memory(b.run.slice(b.range.clone()));
+                    out.push_unit([Part::Memory(head.clone()), rest]);
                 }
             }
             len += b.len();

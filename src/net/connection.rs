@@ -22,6 +22,7 @@ use super::frame;
 use super::request_budget::{Held, RequestBudget};
 use crate::api::{self, Broker};
 use crate::util::blocking;
+use crate::util::frame_pool::FrameBuf;
 use crate::util::scatter::Part;
 
 /// Requests one connection may have in flight; the reader waits past this. Kafka clients keep
@@ -93,15 +94,18 @@ pub async fn serve(broker: Rc<Broker>, requests: Rc<RequestBudget>, stream: TcpS
     let write_task = glommio::spawn_local(write_loop);
 
     let max_frame = shard.config.socket_request_max_bytes;
-    // `buf[..filled]` holds bytes read from the socket; `buf[filled..]` is zeroed room the
-    // next reads fill. Room is added (and zeroed) only when none is left, so every byte is
-    // zeroed once however many reads a large frame takes.
+    // `buf[..filled]` holds bytes read from the socket; `buf[filled..]` is room the next reads
+    // fill (initialized: zeroed when added, only when none is left). Frames larger than
+    // `READ_CHUNK_BYTES` go to a pooled buffer of their own (`large`), never zeroed again.
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut filled = 0usize;
     // Bytes still to come of a frame whose size prefix has been read.
     let mut missing = 0usize;
     // The budget taken for the frame at the front of the buffer, once its size is known.
     let mut held: Option<Held> = None;
+    // A frame larger than `READ_CHUNK_BYTES` being read into a buffer of its own: the buffer,
+    // the bytes of the frame's body in it, and the body's size.
+    let mut large: Option<(FrameBuf, usize, usize)> = None;
     'read: loop {
         // Take every complete frame in the buffer.
         loop {
@@ -129,47 +133,56 @@ pub async fn serve(broker: Rc<Broker>, requests: Rc<RequestBudget>, stream: TcpS
                 }
             }
             if filled < frame::SIZE_PREFIX_BYTES + size {
-                missing = frame::SIZE_PREFIX_BYTES + size - filled;
+                if size > READ_CHUNK_BYTES {
+                    // Read the rest straight into a pooled buffer of its own.
+                    let mut own = FrameBuf::take(size);
+                    let got = filled - frame::SIZE_PREFIX_BYTES;
+                    own.as_mut()[..got].copy_from_slice(&buf[frame::SIZE_PREFIX_BYTES..filled]);
+                    filled = 0;
+                    large = Some((own, got, size));
+                } else {
+                    missing = frame::SIZE_PREFIX_BYTES + size - filled;
+                }
                 break;
             }
             buf.advance(frame::SIZE_PREFIX_BYTES);
             let body = buf.split_to(size).freeze();
             filled -= frame::SIZE_PREFIX_BYTES + size;
-            activity.frame_started.set(None);
-            match api::dispatch(&broker, &client_host, body).await {
-                Ok(task) => {
-                    // Taken above, before the frame was complete.
-                    let Some(held) = held.take() else { break 'read };
-                    activity.in_flight.set(activity.in_flight.get() + 1);
-                    if tx.send((task, held)).await.is_err() {
-                        break 'read;
-                    }
-                }
-                Err(why) => {
-                    if let Some(suppressed) = bad_input_warning() {
-                        tracing::warn!(%peer, reason = %why, suppressed, "closing connection");
-                    }
-                    break 'read;
-                }
+            if !hand_over(
+                &broker,
+                &client_host,
+                &peer,
+                &activity,
+                &tx,
+                body,
+                held.take(),
+            )
+            .await
+            {
+                break 'read;
             }
         }
         if shard.stopping() {
             break;
         }
         // A frame partly read must be complete within the read deadline (`watch`).
-        if filled == 0 {
+        if filled == 0 && large.is_none() {
             activity.frame_started.set(None);
         } else if activity.frame_started.get().is_none() {
             activity.frame_started.set(Some(std::time::Instant::now()));
         }
         // Room for the rest of the current frame (or a chunk), when none is left.
-        if buf.len() == filled {
+        if large.is_none() && buf.len() == filled {
             buf.resize(filled + missing.max(READ_CHUNK_BYTES), 0);
         }
         missing = 0;
         let read = {
             let stop = shard.stopped();
-            let read = reader.read(&mut buf[filled..]);
+            let room = match &mut large {
+                Some((own, got, size)) => &mut own.as_mut()[*got..*size],
+                None => &mut buf[filled..],
+            };
+            let read = reader.read(room);
             futures::pin_mut!(stop);
             match futures::future::select(read, stop).await {
                 futures::future::Either::Left((r, _)) => r,
@@ -179,8 +192,32 @@ pub async fn serve(broker: Rc<Broker>, requests: Rc<RequestBudget>, stream: TcpS
         match read {
             Ok(0) => break,
             Ok(n) => {
-                filled += n;
                 activity.last.set(std::time::Instant::now());
+                match &mut large {
+                    Some((_, got, size)) => {
+                        *got += n;
+                        if *got == *size {
+                            let Some((own, _, size)) = large.take() else {
+                                break;
+                            };
+                            let body = own.freeze(size);
+                            if !hand_over(
+                                &broker,
+                                &client_host,
+                                &peer,
+                                &activity,
+                                &tx,
+                                body,
+                                held.take(),
+                            )
+                            .await
+                            {
+                                break;
+                            }
+                        }
+                    }
+                    None => filled += n,
+                }
             }
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "read from client failed");
@@ -377,6 +414,34 @@ enum FileSend {
     /// The socket is full: the next bytes of the range, read, to be written through glommio
     /// (which waits for room).
     Full(Vec<u8>),
+}
+
+/// Dispatches a request's body and queues its answer for the writer; `false` when the
+/// connection is to close (a request it cannot take, or the writer gone).
+async fn hand_over(
+    broker: &Rc<Broker>,
+    client_host: &Rc<str>,
+    peer: &str,
+    activity: &Activity,
+    tx: &local_channel::LocalSender<(api::ReplyTask, Held)>,
+    body: bytes::Bytes,
+    held: Option<Held>,
+) -> bool {
+    activity.frame_started.set(None);
+    match api::dispatch(broker, client_host, body).await {
+        Ok(task) => {
+            // Taken before the frame was complete.
+            let Some(held) = held else { return false };
+            activity.in_flight.set(activity.in_flight.get() + 1);
+            tx.send((task, held)).await.is_ok()
+        }
+        Err(why) => {
+            if let Some(suppressed) = bad_input_warning() {
+                tracing::warn!(%peer, reason = %why, suppressed, "closing connection");
+            }
+            false
+        }
+    }
 }
 
 /// Bytes read for a write through glommio when the socket is full: one turn of waiting costs

@@ -5,6 +5,7 @@ pub mod blocking;
 pub mod checkpoint;
 pub mod dir_lock;
 pub mod fd_limit;
+pub mod frame_pool;
 pub mod memory;
 pub mod notify;
 pub mod read;

@@ -95,6 +95,18 @@ impl Pieces {
         self.parts.push(part);
     }
 
+    /// Appends one unit made of several parts (a batch whose first bytes are kept apart).
+    pub fn push_unit(&mut self, parts: impl IntoIterator<Item = Part>) {
+        let before = self.len;
+        for part in parts.into_iter().filter(|p| !p.is_empty()) {
+            self.len += part.len();
+            self.parts.push(part);
+        }
+        if self.len > before {
+            self.ends.push(self.len as u32);
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
