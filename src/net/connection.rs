@@ -137,7 +137,7 @@ pub async fn serve(broker: Rc<Broker>, requests: Rc<RequestBudget>, stream: TcpS
                     // Read the rest straight into a pooled buffer of its own.
                     let mut own = FrameBuf::take(size);
                     let got = filled - frame::SIZE_PREFIX_BYTES;
-                    own.as_mut()[..got].copy_from_slice(&buf[frame::SIZE_PREFIX_BYTES..filled]);
+                    own.bytes_mut()[..got].copy_from_slice(&buf[frame::SIZE_PREFIX_BYTES..filled]);
                     filled = 0;
                     large = Some((own, got, size));
                 } else {
@@ -179,7 +179,7 @@ pub async fn serve(broker: Rc<Broker>, requests: Rc<RequestBudget>, stream: TcpS
         let read = {
             let stop = shard.stopped();
             let room = match &mut large {
-                Some((own, got, size)) => &mut own.as_mut()[*got..*size],
+                Some((own, got, size)) => &mut own.bytes_mut()[*got..*size],
                 None => &mut buf[filled..],
             };
             let read = reader.read(room);

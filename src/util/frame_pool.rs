@@ -70,7 +70,7 @@ impl FrameBuf {
         FrameBuf { vec }
     }
 
-    pub fn as_mut(&mut self) -> &mut [u8] {
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.vec
     }
 
@@ -120,9 +120,9 @@ mod tests {
     #[test]
     fn buffers_are_reused_once_every_slice_is_dropped() {
         let mut b = FrameBuf::take(100_000);
-        assert_eq!(b.as_mut().len(), 128 * 1024);
-        b.as_mut()[..3].copy_from_slice(b"abc");
-        let first = b.as_mut().as_ptr();
+        assert_eq!(b.bytes_mut().len(), 128 * 1024);
+        b.bytes_mut()[..3].copy_from_slice(b"abc");
+        let first = b.bytes_mut().as_ptr();
         let bytes = b.freeze(100_000);
         let part = bytes.slice(1..3);
         drop(bytes);
@@ -131,7 +131,7 @@ mod tests {
         drop(part);
         assert_eq!(kept_bytes(), 128 * 1024);
         let mut again = FrameBuf::take(70_000);
-        assert_eq!(again.as_mut().as_ptr(), first);
+        assert_eq!(again.bytes_mut().as_ptr(), first);
         assert_eq!(kept_bytes(), 0);
     }
 
