@@ -4,6 +4,9 @@
 //! Layers, top to bottom; each imports only the layers below it (`tests/architecture.rs`
 //! checks it, and `../shared/ARCHITECTURE.md` draws it):
 //! - `server`: the broker put together: every shard's services, its listener, the stop.
+//! - `observe`: the admin HTTP listener (Prometheus metrics, health, topics, groups with lag
+//!   statuses evaluated as Burrow does, a console page), on shard 0; it reads the shards'
+//!   services through `invoke_on` like any other layer.
 //! - `net`: listener, connection loop, framing, in-order responses.
 //! - `api`: one file per Kafka API, the only layer that knows wire versions and error codes;
 //!   the ApiVersions table is built from the handlers' version ranges; `api::partitioned` plans,
@@ -32,6 +35,7 @@ pub mod config;
 pub mod group;
 pub mod log;
 pub mod net;
+pub mod observe;
 pub mod server;
 pub mod shard;
 pub mod txn;

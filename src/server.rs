@@ -239,6 +239,12 @@ async fn shard_main(
         )),
         lifecycle.admission.clone(),
     ));
+    let admin_http = match shard.id {
+        0 if !shard.config.http_listen.is_empty() => {
+            Some(crate::observe::bind(&shard.config.http_listen)?)
+        }
+        _ => None,
+    };
     let tcp = listener::listen(addr).map_err(|e| {
         io::Error::new(
             e.kind(),
@@ -247,6 +253,11 @@ async fn shard_main(
     })?;
     tracing::info!(shard = shard.id, %addr, partitions = partitions.owned().len(), "shard serving");
     let _ = lifecycle.ready.send(Ok(()));
+    let observing = admin_http.map(|l| {
+        tracing::info!(addr = %shard.config.http_listen, "admin HTTP listener serving (/metrics, /v1/health, /v1/topics, /v1/groups, /)");
+        let observer = crate::observe::Observer::new(shard.clone(), broker.catalog.clone());
+        glommio::spawn_local(crate::observe::serve(observer, l))
+    });
     let accepting = glommio::spawn_local(listener::accept(broker, connections.clone(), tcp));
     #[cfg(debug_assertions)]
     test_panic(&shard);
@@ -261,6 +272,9 @@ async fn shard_main(
     let _ = lifecycle.stop.await;
     shard.begin_stop();
     accepting.await;
+    if let Some(o) = observing {
+        o.await;
+    }
     groups.shutdown();
     txns.shutdown();
     connections.drained().await;

@@ -11,8 +11,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "server",
         &[
-            "net", "api", "txn", "group", "log", "catalog", "shard", "config", "util",
+            "observe", "net", "api", "txn", "group", "log", "catalog", "shard", "config", "util",
         ],
+    ),
+    // The admin HTTP listener reads the coordinators' and partitions' state through their
+    // services, and the counters every layer keeps in `util::metrics`.
+    (
+        "observe",
+        &["group", "log", "catalog", "shard", "config", "util"],
     ),
     ("net", &["api", "shard", "config", "util"]),
     (

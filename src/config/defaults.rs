@@ -45,6 +45,11 @@ pub const DEFAULT_FETCH_MAX_BYTES: u32 = 57_671_680;
 pub const MIN_FETCH_MAX_BYTES: u32 = 1024;
 /// `connections.max.idle.ms`: Kafka's default, 10 minutes.
 pub const DEFAULT_CONNECTIONS_MAX_IDLE_MS: u64 = 600_000;
+/// The lag monitor's sampling interval: shorter than the commit intervals clients use (Java's
+/// auto-commit: 5 s), so most commits are seen, and cheap (one walk of the groups per shard).
+pub const DEFAULT_LAG_SAMPLE_INTERVAL_MS: u64 = 2_000;
+/// Commits per partition in the lag window: Burrow's default `intervals`.
+pub const DEFAULT_LAG_WINDOW_COMMITS: i32 = 10;
 /// `shardlog.request.read.timeout.ms`: 30 s for a request to arrive whole once it has begun.
 pub const DEFAULT_REQUEST_READ_TIMEOUT_MS: u64 = 30_000;
 /// Smallest `socket.request.max.bytes` (Kafka's minimum).

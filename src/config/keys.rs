@@ -486,6 +486,14 @@ pub static KEYS: &[Key] = &[
         .default_int(i32::MAX as i64).acted().field(field!(max_connections_per_ip)),
     Key::broker("max.connections.per.ip.overrides", Type::AddressCounts, "Per-address limits instead of max.connections.per.ip: a comma-separated list of IP:count.")
         .default_text("").acted().field(field!(max_connections_per_ip_overrides)),
+    Key::broker("shardlog.http.listen", Type::OptionalAddress, "HOST:PORT of the admin HTTP listener (Prometheus /metrics, /v1/health, /v1/topics, /v1/groups, a console page at /), served by shard 0; empty: none. Keep it on loopback or a management network: it has no authentication.")
+        .default_text("").acted().field(field!(http_listen)),
+    Key::broker("shardlog.lag.sample.interval.ms", long(MIN_ONE), "How often the lag monitor reads every group's committed offsets and the log end offsets: each new commit it sees enters the partition's window, with its lag at that time.")
+        .default_int(DEFAULT_LAG_SAMPLE_INTERVAL_MS as i64).acted().field(field!(lag_sample_interval_ms)),
+    Key::broker("shardlog.lag.window.commits", int(MIN_ONE), "Commits per partition the lag status is evaluated over (Burrow's intervals).")
+        .default_int(DEFAULT_LAG_WINDOW_COMMITS as i64).acted().field(field!(lag_window_commits)),
+    Key::broker("shardlog.metrics.per.partition", Type::Boolean, "/metrics adds series per partition (log offsets, size, segments) and per group partition (committed offset, lag): one series each, so off by default.")
+        .default_bool(false).acted().field(field!(metrics_per_partition)),
     Key::broker("shardlog.fsync.on.ack", Type::Boolean, "acks=1/all wait for fdatasync (group commit); false acks once written to the file.")
         .default_bool(DEFAULT_GROUP_COMMIT).acted().field(field!(group_commit)),
     Key::broker("shardlog.group.commit.max.wait.us", long_within(0, MAX_GROUP_COMMIT_MAX_WAIT_US), "How long an fdatasync round waits for appends still being written on its shard, so they share it; 0 starts each round at once.")

@@ -88,6 +88,17 @@ pub struct Config {
     pub max_connections_per_ip: i32,
     /// `max.connections.per.ip.overrides`: `IP:count,...`, checked at start-up.
     pub max_connections_per_ip_overrides: String,
+    /// `shardlog.http.listen` / `--http-listen`: the admin HTTP listener's address (metrics,
+    /// health, topics, groups, console); empty: none.
+    pub http_listen: String,
+    /// `shardlog.lag.sample.interval.ms`: how often the lag monitor reads committed offsets
+    /// and log end offsets.
+    pub lag_sample_interval_ms: u64,
+    /// `shardlog.lag.window.commits`: commits per partition the lag status looks at (Burrow's
+    /// `intervals`).
+    pub lag_window_commits: i32,
+    /// `shardlog.metrics.per.partition`: `/metrics` has a series per partition.
+    pub metrics_per_partition: bool,
     /// `log.retention.ms` / `.minutes` / `.hours`; -1 means unlimited.
     pub log_retention_ms: i64,
     /// `log.retention.bytes`; -1 means unlimited.
@@ -281,6 +292,10 @@ struct Cli {
     /// Executor threads, 1 to 256 [default: CPUs this process may use].
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     shards: Option<String>,
+    /// Address of the admin HTTP listener: /metrics, /v1/health, /v1/topics, /v1/groups and a
+    /// console page (overrides shardlog.http.listen) [default: none].
+    #[arg(long, value_name = "HOST:PORT")]
+    http_listen: Option<String>,
     /// Set a config key, as if it were in the --config file; may be repeated.
     #[arg(long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
@@ -389,6 +404,10 @@ impl Config {
             max_connections: i32::MAX,
             max_connections_per_ip: i32::MAX,
             max_connections_per_ip_overrides: String::new(),
+            http_listen: String::new(),
+            lag_sample_interval_ms: DEFAULT_LAG_SAMPLE_INTERVAL_MS,
+            lag_window_commits: DEFAULT_LAG_WINDOW_COMMITS,
+            metrics_per_partition: false,
             log_retention_ms: DEFAULT_LOG_RETENTION_MS,
             log_retention_bytes: DEFAULT_LOG_RETENTION_BYTES,
             log_retention_check_interval_ms: DEFAULT_LOG_RETENTION_CHECK_INTERVAL_MS,
@@ -450,6 +469,19 @@ impl Config {
             config
                 .explicit
                 .insert("listeners".to_string(), format!("{PLAINTEXT}://{text}"));
+        }
+        if let Some(text) = &cli.http_listen {
+            if text.parse::<std::net::SocketAddr>().is_err() {
+                return Err(invalid_flag(
+                    "--http-listen",
+                    text,
+                    "IP:PORT (e.g. 127.0.0.1:9644)",
+                ));
+            }
+            config.http_listen = text.clone();
+            config
+                .explicit
+                .insert("shardlog.http.listen".to_string(), text.clone());
         }
         if let Some(text) = &cli.advertise {
             config.explicit.insert(

@@ -589,3 +589,24 @@ fn properties_escapes_and_continuations() {
     );
     assert!(parse_properties("k=\\u00zz\n").is_err());
 }
+
+/// The admin HTTP listener is off unless asked for; its flag beats its key, and a bad address
+/// in either is refused at start with one line naming it.
+#[test]
+fn http_listen_flag_and_key() {
+    assert_eq!(parse(&[]).expect("defaults").http_listen, "");
+    let keyed = parse(&["--override", "shardlog.http.listen=127.0.0.1:9644"]).expect("key");
+    assert_eq!(keyed.http_listen, "127.0.0.1:9644");
+    let flagged = parse(&[
+        "--override",
+        "shardlog.http.listen=127.0.0.1:9644",
+        "--http-listen",
+        "0.0.0.0:19644",
+    ])
+    .expect("flag");
+    assert_eq!(flagged.http_listen, "0.0.0.0:19644");
+    let e = error_of(&["--http-listen", "localhost"]);
+    assert!(e.contains("--http-listen") && !e.contains('\n'), "{e}");
+    let e = error_of(&["--override", "shardlog.http.listen=nowhere"]);
+    assert!(e.contains("shardlog.http.listen"), "{e}");
+}

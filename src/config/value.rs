@@ -42,6 +42,8 @@ pub enum Type {
     AddressCounts,
     /// A number above 0 (a DOUBLE in Kafka).
     PositiveDouble,
+    /// Empty (none), or an `IP:PORT` socket address.
+    OptionalAddress,
     /// Empty, `*`, or a list of `partition:broker` pairs (a LIST in Kafka).
     ThrottledReplicas,
     /// Exactly 1, because shardlog is a single node (an INT in Kafka).
@@ -70,6 +72,7 @@ impl Type {
             | Type::Listeners
             | Type::ProtocolMap
             | Type::AddressCounts
+            | Type::OptionalAddress
             | Type::OneOf(_) => ConfigType::String,
             Type::Short { .. } => ConfigType::Short,
             Type::Int { .. } | Type::SingleReplica => ConfigType::Int,
@@ -98,6 +101,11 @@ impl Type {
             Type::List | Type::StringList => parse_list(raw).map(|_| Value::Text(raw.to_string())),
             Type::CleanupPolicy => parse_cleanup_policy(raw).map(Value::Text),
             Type::AddressCounts => parse_address_counts(raw).map(|_| Value::Text(raw.to_string())),
+            Type::OptionalAddress => match raw.parse::<std::net::SocketAddr>() {
+                Ok(_) => Ok(Value::Text(raw.to_string())),
+                Err(_) if raw.is_empty() => Ok(Value::Text(String::new())),
+                Err(_) => Err("IP:PORT (e.g. 127.0.0.1:9644), or nothing".to_string()),
+            },
             Type::Listeners => parse_listeners(raw).map(|_| Value::Text(raw.to_string())),
             Type::ProtocolMap => parse_protocol_map(raw).map(|_| Value::Text(raw.to_string())),
             Type::OneOf(words) => {

@@ -79,6 +79,17 @@ pub struct DescribedMember {
     pub assignment: Bytes,
 }
 
+/// A group as the admin listener shows it.
+pub struct GroupOverview {
+    pub group_id: String,
+    pub state: &'static str,
+    pub protocol_type: String,
+    /// (member id, client id, client host).
+    pub members: Vec<(String, String, String)>,
+    /// (topic, partition, committed offset, commit timestamp in ms).
+    pub offsets: Vec<(String, i32, i64, i64)>,
+}
+
 pub struct Listed {
     pub group_id: String,
     pub protocol_type: String,
@@ -385,6 +396,33 @@ impl Coordinator {
                 } else {
                     "classic"
                 },
+            })
+            .collect()
+    }
+
+    /// Every group this shard coordinates with its members and committed offsets, for the
+    /// admin listener (`observe`).
+    pub fn overview(&self) -> Vec<GroupOverview> {
+        self.groups
+            .borrow()
+            .values()
+            .map(|g| {
+                let described = g.describe();
+                GroupOverview {
+                    group_id: g.id.clone(),
+                    state: g.state_name(),
+                    protocol_type: described.protocol_type,
+                    members: described
+                        .members
+                        .into_iter()
+                        .map(|m| (m.member_id, m.client_id, m.client_host))
+                        .collect(),
+                    offsets: g
+                        .offsets
+                        .iter()
+                        .map(|((t, p), c)| (t.clone(), *p, c.offset, c.commit_timestamp))
+                        .collect(),
+                }
             })
             .collect()
     }

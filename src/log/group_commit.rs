@@ -182,7 +182,9 @@ impl GroupCommit {
             let files = std::mem::take(&mut *self.dirty.borrow_mut());
             #[cfg(test)]
             let covers = crate::log::segment::fault::recorded_len();
+            let started = std::time::Instant::now();
             let results = futures::future::join_all(files.iter().map(|f| f.fdatasync())).await;
+            let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
             #[cfg(test)]
             for (file, result) in files.iter().zip(&results) {
                 if let (Some(path), Ok(())) = (file.path(), result) {
@@ -217,6 +219,8 @@ impl GroupCommit {
                     self.wanted.set(self.synced.get());
                 }
             } else {
+                let writes = self.taken.get() - self.synced.get();
+                crate::util::metrics::synced(writes, elapsed_us);
                 self.synced.set(self.taken.get());
             }
             if self.failing.replace(failed) && !failed {

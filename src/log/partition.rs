@@ -422,6 +422,13 @@ impl PartitionLog {
         self.state.borrow().log_start_offset
     }
 
+    /// Bytes of record batches in the segments, and how many segments there are.
+    pub fn size_and_segments(&self) -> (u64, usize) {
+        let state = self.state.borrow();
+        let size = state.segments.iter().map(|s| u64::from(s.size)).sum();
+        (size, state.segments.len())
+    }
+
     /// The first offset whose transaction is still open, or the high watermark: how far a
     /// read_committed consumer may read.
     pub fn last_stable_offset(&self) -> i64 {

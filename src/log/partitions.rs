@@ -169,6 +169,11 @@ impl Partitions {
         open
     }
 
+    /// Bytes held by this shard's tail caches.
+    pub fn tail_cache_bytes(&self) -> usize {
+        self.tail_cache.used()
+    }
+
     /// Every partition this shard has open.
     pub fn owned(&self) -> Vec<Rc<PartitionLog>> {
         self.logs

@@ -23,6 +23,7 @@ use super::request_budget::{Held, RequestBudget};
 use crate::api::{self, Broker};
 use crate::util::blocking;
 use crate::util::frame_pool::FrameBuf;
+use crate::util::metrics;
 use crate::util::scatter::Part;
 
 /// Requests one connection may have in flight; the reader waits past this. Kafka clients keep
@@ -63,26 +64,28 @@ pub async fn serve(broker: Rc<Broker>, requests: Rc<RequestBudget>, stream: TcpS
         peer.clone(),
     ));
     let (mut reader, mut writer) = stream.split();
-    let (tx, rx) =
-        local_channel::new_bounded::<(api::ReplyTask, Held)>(CONNECTION_REQUESTS_IN_FLIGHT_MAX);
+    let (tx, rx) = local_channel::new_bounded::<InFlight>(CONNECTION_REQUESTS_IN_FLIGHT_MAX);
+    metrics::connection_accepted();
 
     let written = activity.clone();
     let write_loop = async move {
         let activity = written;
-        while let Some((handle, held)) = rx.recv().await {
-            let answer = handle.await;
+        while let Some(request) = rx.recv().await {
+            let answer = request.task.await;
             // The request is answered: what its response refers to is small or shared (record
             // bytes in the tail cache or in files).
-            drop(held);
+            drop(request.held);
             let response = match answer {
                 Some(api::Reply::Frame(frame)) => frame,
                 Some(api::Reply::Nothing) => {
+                    request.meta.answered(0);
                     activity.answered();
                     continue;
                 }
                 Some(api::Reply::Close) | None => break,
             };
             let sent = write_parts(&socket, &mut writer, &response).await;
+            request.meta.answered(response.iter().map(Part::len).sum());
             activity.answered();
             if let Err(e) = sent {
                 tracing::debug!(error = %e, "write to client failed");
@@ -228,6 +231,51 @@ pub async fn serve(broker: Rc<Broker>, requests: Rc<RequestBudget>, stream: TcpS
     drop(tx);
     write_task.await;
     drop(watchdog);
+    metrics::connection_closed();
+}
+
+/// A request read and not answered yet, in the writer's queue.
+struct InFlight {
+    task: api::ReplyTask,
+    /// Its bytes in the shard's request budget.
+    held: Held,
+    meta: RequestMeta,
+}
+
+/// What the metrics say of a request once it is answered.
+struct RequestMeta {
+    api_key: i16,
+    version: i16,
+    frame_bytes: usize,
+    read_at: Instant,
+}
+
+impl RequestMeta {
+    /// `body`: a request frame without its size prefix (its header is checked by `dispatch`;
+    /// a frame too short for one is never answered).
+    fn of(body: &[u8]) -> RequestMeta {
+        let field = |at: usize| {
+            body.get(at..at + 2)
+                .map_or(-1, |b| i16::from_be_bytes([b[0], b[1]]))
+        };
+        RequestMeta {
+            api_key: field(0),
+            version: field(2),
+            frame_bytes: frame::SIZE_PREFIX_BYTES + body.len(),
+            read_at: Instant::now(),
+        }
+    }
+
+    fn answered(&self, response_bytes: usize) {
+        let elapsed = u64::try_from(self.read_at.elapsed().as_micros()).unwrap_or(u64::MAX);
+        metrics::request_answered(
+            self.api_key,
+            self.version,
+            self.frame_bytes,
+            response_bytes,
+            elapsed,
+        );
+    }
 }
 
 /// What a connection's watchdog (`watch`) looks at.
@@ -423,17 +471,18 @@ async fn hand_over(
     client_host: &Rc<str>,
     peer: &str,
     activity: &Activity,
-    tx: &local_channel::LocalSender<(api::ReplyTask, Held)>,
+    tx: &local_channel::LocalSender<InFlight>,
     body: bytes::Bytes,
     held: Option<Held>,
 ) -> bool {
     activity.frame_started.set(None);
+    let meta = RequestMeta::of(&body);
     match api::dispatch(broker, client_host, body).await {
         Ok(task) => {
             // Taken before the frame was complete.
             let Some(held) = held else { return false };
             activity.in_flight.set(activity.in_flight.get() + 1);
-            tx.send((task, held)).await.is_ok()
+            tx.send(InFlight { task, held, meta }).await.is_ok()
         }
         Err(why) => {
             if let Some(suppressed) = bad_input_warning() {

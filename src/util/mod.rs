@@ -7,6 +7,7 @@ pub mod dir_lock;
 pub mod fd_limit;
 pub mod frame_pool;
 pub mod memory;
+pub mod metrics;
 pub mod notify;
 pub mod read;
 pub mod scatter;
