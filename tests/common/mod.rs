@@ -39,6 +39,18 @@ pub const KEEP_ENV: &str = "SHARDLOG_E2E_KEEP";
 /// once and locked memory is charged per user.
 pub const IO_MEMORY_ARG: &str = "shardlog.io.memory.bytes=65536";
 
+/// Set this environment variable to run that broker binary instead of the one cargo built
+/// for these tests: a target directory shared by several worktrees holds one `debug/shardlog`
+/// for all of them, which another worktree's build may have replaced.
+pub const BIN_ENV: &str = "SHARDLOG_TEST_BIN";
+
+/// The broker binary the fixture runs (see `BIN_ENV`).
+fn broker_binary() -> PathBuf {
+    std::env::var_os(BIN_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_shardlog")))
+}
+
 /// Ports handed out by this test process: the broker binds with SO_REUSEPORT, so two brokers
 /// given the same port would silently share it.
 fn used_ports() -> &'static Mutex<HashSet<u16>> {
@@ -159,13 +171,13 @@ impl Broker {
         writeln!(log, "===== test fixture: start #{} =====", self.starts).unwrap();
         let log_err = log.try_clone().expect("clone log handle");
         let mut cmd = match self.soft_nofile {
-            None => Command::new(env!("CARGO_BIN_EXE_shardlog")),
+            None => Command::new(broker_binary()),
             Some(n) => {
                 // exec keeps the process id: the child is still the broker.
                 let mut sh = Command::new("sh");
                 sh.arg("-c")
                     .arg(format!("ulimit -Sn {n} && exec \"$0\" \"$@\""))
-                    .arg(env!("CARGO_BIN_EXE_shardlog"));
+                    .arg(broker_binary());
                 sh
             }
         };
