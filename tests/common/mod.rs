@@ -733,3 +733,80 @@ where
     assert_eq!(header.correlation_id, 7);
     Resp::decode(&mut buf, version).expect("response body")
 }
+
+/// Sends one hand-encoded request (header v1, client id "raw", correlation id 7, then
+/// `body`) on a fresh connection and returns its response body after the v0 header: for
+/// versions no library here encodes any more.
+pub fn raw_call(addr: SocketAddr, api_key: i16, version: i16, body: &[u8]) -> Vec<u8> {
+    let mut request = Vec::new();
+    request.extend_from_slice(&api_key.to_be_bytes());
+    request.extend_from_slice(&version.to_be_bytes());
+    request.extend_from_slice(&7i32.to_be_bytes());
+    request.extend_from_slice(&3i16.to_be_bytes());
+    request.extend_from_slice(b"raw");
+    request.extend_from_slice(body);
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(CALL_TIMEOUT))
+        .expect("timeout");
+    stream
+        .write_all(&(request.len() as i32).to_be_bytes())
+        .expect("send");
+    stream.write_all(&request).expect("send");
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).expect("response size");
+    let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut buf).expect("response");
+    assert_eq!(buf[..4], 7i32.to_be_bytes(), "correlation id");
+    buf.split_off(4)
+}
+
+/// Big-endian reader over a hand-decoded response; panics (failing the test) on truncation.
+pub struct WireReader<'a>(pub &'a [u8]);
+
+impl WireReader<'_> {
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        assert!(self.0.len() >= N, "response truncated");
+        let (a, b) = self.0.split_at(N);
+        self.0 = b;
+        a.try_into().expect("N bytes")
+    }
+    pub fn i16(&mut self) -> i16 {
+        i16::from_be_bytes(self.take())
+    }
+    pub fn i32(&mut self) -> i32 {
+        i32::from_be_bytes(self.take())
+    }
+    pub fn i64(&mut self) -> i64 {
+        i64::from_be_bytes(self.take())
+    }
+    /// A nullable string (None for null).
+    pub fn nullable_string(&mut self) -> Option<String> {
+        let len = self.i16();
+        if len < 0 {
+            return None;
+        }
+        let len = len as usize;
+        assert!(self.0.len() >= len, "response truncated");
+        let (a, b) = self.0.split_at(len);
+        self.0 = b;
+        Some(String::from_utf8(a.to_vec()).expect("utf-8"))
+    }
+    pub fn string(&mut self) -> String {
+        self.nullable_string().expect("non-null string")
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Appends a Kafka string (i16 length) to `out`; `None` is null.
+pub fn put_string(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => {
+            out.extend_from_slice(&(s.len() as i16).to_be_bytes());
+            out.extend_from_slice(s.as_bytes());
+        }
+        None => out.extend_from_slice(&(-1i16).to_be_bytes()),
+    }
+}
