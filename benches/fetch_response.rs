@@ -66,6 +66,7 @@ fn bench(c: &mut Criterion) {
     let ctx = Ctx {
         api_key: ApiKey::Fetch,
         version: VERSION,
+        layout_version: VERSION,
         correlation_id: 7,
         client_id: Default::default(),
         client_host: std::rc::Rc::from(""),

@@ -267,6 +267,105 @@ fn huge_array_count_does_not_abort() {
     assert_broker_serves(&mut broker);
 }
 
+/// The old versions decoded by hand (ListOffsets v0, OffsetCommit v0-1, OffsetFetch v0) with
+/// forged counts (2^31-1 topics or partitions with no bytes behind them), a negative count,
+/// or cut off inside a partition get the connection closed, and the broker lives on.
+#[test]
+fn forged_old_version_requests_close_the_connection() {
+    const API_LIST_OFFSETS: i16 = 2;
+    const API_OFFSET_COMMIT: i16 = 8;
+    const API_OFFSET_FETCH: i16 = 9;
+    let mut broker = Broker::start(&[]);
+    let huge = 0x7fff_ffffi32.to_be_bytes();
+    let string = |s: &str| {
+        let mut b = (s.len() as i16).to_be_bytes().to_vec();
+        b.extend_from_slice(s.as_bytes());
+        b
+    };
+    let consumer = (-1i32).to_be_bytes();
+    let one = 1i32.to_be_bytes();
+    let topic = string("t");
+    let group = string("g");
+    let member = [&3i32.to_be_bytes()[..], &string("m")].concat();
+    let cut_partition = [0u8, 0, 0, 0, 0xff, 0xff];
+    let requests: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "ListOffsets v0, huge topic count",
+            frame(&[&header_v1(API_LIST_OFFSETS, 0, 51), &consumer, &huge]),
+        ),
+        (
+            "ListOffsets v0, huge partition count",
+            frame(&[
+                &header_v1(API_LIST_OFFSETS, 0, 52),
+                &consumer,
+                &one,
+                &topic,
+                &huge,
+            ]),
+        ),
+        (
+            "ListOffsets v0, negative topic count",
+            frame(&[&header_v1(API_LIST_OFFSETS, 0, 53), &consumer, &consumer]),
+        ),
+        (
+            "ListOffsets v0, cut inside a partition",
+            frame(&[
+                &header_v1(API_LIST_OFFSETS, 0, 54),
+                &consumer,
+                &one,
+                &topic,
+                &one,
+                &cut_partition,
+            ]),
+        ),
+        (
+            "OffsetCommit v0, huge topic count",
+            frame(&[&header_v1(API_OFFSET_COMMIT, 0, 55), &group, &huge]),
+        ),
+        (
+            "OffsetCommit v1, huge partition count",
+            frame(&[
+                &header_v1(API_OFFSET_COMMIT, 1, 56),
+                &group,
+                &member,
+                &one,
+                &topic,
+                &huge,
+            ]),
+        ),
+        (
+            "OffsetCommit v1, cut inside a partition",
+            frame(&[
+                &header_v1(API_OFFSET_COMMIT, 1, 57),
+                &group,
+                &member,
+                &one,
+                &topic,
+                &one,
+                &cut_partition,
+            ]),
+        ),
+        (
+            "OffsetFetch v0, huge partition count",
+            frame(&[
+                &header_v1(API_OFFSET_FETCH, 0, 58),
+                &group,
+                &one,
+                &topic,
+                &huge,
+            ]),
+        ),
+    ];
+    for (what, request) in requests {
+        let mut s = connect(&broker);
+        s.write_all(&request).unwrap();
+        let got = expect_closed(&mut s);
+        assert!(got.is_empty(), "{what}: unexpected response {got:?}");
+        broker.assert_running();
+    }
+    assert_broker_serves(&mut broker);
+}
+
 /// An unknown API key (9999) gets the connection closed, and the broker lives on.
 #[test]
 fn unknown_api_key_closes_connection() {

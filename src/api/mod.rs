@@ -38,6 +38,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod old_versions;
 pub mod partitioned;
 pub mod produce;
 pub mod sync_group;
@@ -141,6 +142,10 @@ pub type ReplyTask = glommio::task::JoinHandle<Reply>;
 pub struct Ctx {
     pub api_key: ApiKey,
     pub version: i16,
+    /// The version whose layout the response body is encoded in: `version`, except for an
+    /// old version kafka-protocol does not know whose response has a newer one's layout
+    /// (`old_versions`: OffsetCommit v0-1 answer in v2's, OffsetFetch v0 in v1's).
+    pub layout_version: i16,
     pub correlation_id: i32,
     /// The request header's client id ("" when null).
     pub client_id: kafka_protocol::protocol::StrBytes,
@@ -175,7 +180,7 @@ impl Ctx {
         let header = ResponseHeader::default().with_correlation_id(self.correlation_id);
         let encoded = header
             .compute_size(header_version)
-            .and_then(|h| body.compute_size(self.version).map(|b| h + b))
+            .and_then(|h| body.compute_size(self.layout_version).map(|b| h + b))
             .and_then(|size| {
                 let size =
                     i32::try_from(size).map_err(|_| anyhow::anyhow!("response of {size} bytes"))?;
@@ -185,7 +190,7 @@ impl Ctx {
                 let mut buf = ScatterBuf::new(refs, owned);
                 buf.put_i32(size);
                 header.encode(&mut buf, header_version)?;
-                body.encode(&mut buf, self.version)?;
+                body.encode(&mut buf, self.layout_version)?;
                 anyhow::ensure!(buf.is_complete(), "record pieces were not all placed");
                 anyhow::ensure!(
                     buf.len() == 4 + size as usize,
@@ -216,6 +221,9 @@ pub enum Decoded {
     Request(Ctx, RequestKind),
     /// An ApiVersions request of a version we do not know: answered in v0 (KIP-511).
     ApiVersionsUnsupported(Ctx),
+    /// ListOffsets v0 (`old_versions`): the request v1 would send, and each partition's
+    /// `max_num_offsets` in request order.
+    ListOffsetsV0(Ctx, kafka_protocol::messages::ListOffsetsRequest, Vec<i32>),
 }
 
 /// Decodes one request frame (size prefix removed). Pure: no I/O, no shard state. `Err` means
@@ -239,6 +247,7 @@ pub fn decode_request(mut frame: Bytes) -> Result<Decoded, String> {
     let mut ctx = Ctx {
         api_key,
         version,
+        layout_version: version,
         correlation_id,
         client_id: Default::default(),
         client_host: Rc::from(""),
@@ -246,7 +255,11 @@ pub fn decode_request(mut frame: Bytes) -> Result<Decoded, String> {
     };
     if version < range.min || version > range.max {
         if api_key == ApiKey::ApiVersions {
-            return Ok(Decoded::ApiVersionsUnsupported(Ctx { version: 0, ..ctx }));
+            return Ok(Decoded::ApiVersionsUnsupported(Ctx {
+                version: 0,
+                layout_version: 0,
+                ..ctx
+            }));
         }
         return Err(format!(
             "{api_key:?} v{version} is not supported (we serve v{}-v{})",
@@ -257,6 +270,9 @@ pub fn decode_request(mut frame: Bytes) -> Result<Decoded, String> {
     let header = RequestHeader::decode(&mut frame, header_version)
         .map_err(|e| format!("bad {api_key:?} request header: {e}"))?;
     ctx.client_id = header.client_id.unwrap_or_default();
+    if let Some(decoded) = old_versions::decode(&ctx, &mut frame) {
+        return decoded;
+    }
     let request = RequestKind::decode(api_key, &mut frame, version)
         .map_err(|e| format!("bad {api_key:?} v{version} request: {e}"))?;
     Ok(Decoded::Request(ctx, request))
@@ -281,6 +297,17 @@ pub async fn dispatch(
             return Ok(spawn(
                 async move { ctx.reply(&api_versions::unsupported()) },
             ))
+        }
+        Decoded::ListOffsetsV0(ctx, req, max_num_offsets) => {
+            let ctx = Ctx {
+                client_host: client_host.clone(),
+                ..ctx
+            };
+            tracing::trace!(api = ?ctx.api_key, version = ctx.version, correlation_id = ctx.correlation_id, "request");
+            let b = broker.clone();
+            return Ok(spawn(async move {
+                list_offsets::handle_v0(&b, ctx, req, max_num_offsets).await
+            }));
         }
     };
     let api_key = ctx.api_key;
@@ -423,6 +450,12 @@ mod tests {
             (19, 5),
             (32, 4),
             (60, 1),
+            // Old versions decoded by `old_versions`: ListOffsets v0, OffsetCommit v0-1,
+            // OffsetFetch v0.
+            (2, 0),
+            (8, 0),
+            (8, 1),
+            (9, 0),
         ] {
             let mut f = Vec::new();
             f.extend_from_slice(&key.to_be_bytes());
@@ -453,7 +486,7 @@ mod tests {
 
         /// Byte flips and large counts planted in plausible requests never panic or abort.
         #[test]
-        fn mutated_requests_never_panic(seed in 0usize..9, at in 0usize..40, word in any::<u32>(), flips in prop::collection::vec((0usize..40, any::<u8>()), 0..6)) {
+        fn mutated_requests_never_panic(seed in 0usize..13, at in 0usize..40, word in any::<u32>(), flips in prop::collection::vec((0usize..40, any::<u8>()), 0..6)) {
             let mut f = seeds()[seed].clone();
             let at = at.min(f.len().saturating_sub(4));
             f[at..at + 4].copy_from_slice(&word.to_be_bytes());
@@ -483,6 +516,45 @@ mod tests {
         g.extend_from_slice(&[0, 0]);
         g.extend_from_slice(&0x7fff_ffffi32.to_be_bytes());
         assert!(decode_request(Bytes::from(g)).is_err());
+    }
+
+    /// Old versions route to their own decoders: ListOffsets v0 to its own variant,
+    /// OffsetCommit v0-1 and OffsetFetch v0 to the newer request answered in a newer layout;
+    /// forged counts in them are errors.
+    #[test]
+    fn old_versions_route_to_their_decoders() {
+        let frame = |key: i16, version: i16, body: &[u8]| {
+            let mut f = Vec::new();
+            f.extend_from_slice(&key.to_be_bytes());
+            f.extend_from_slice(&version.to_be_bytes());
+            f.extend_from_slice(&9i32.to_be_bytes());
+            f.extend_from_slice(&[0, 0]); // client id ""
+            f.extend_from_slice(body);
+            Bytes::from(f)
+        };
+        let mut lo = (-1i32).to_be_bytes().to_vec();
+        lo.extend_from_slice(&0i32.to_be_bytes());
+        assert!(matches!(
+            decode_request(frame(2, 0, &lo)),
+            Ok(Decoded::ListOffsetsV0(c, _, m)) if c.version == 0 && m.is_empty()
+        ));
+        let commit = [0u8, 1, b'g', 0, 0, 0, 0];
+        assert!(matches!(
+            decode_request(frame(8, 0, &commit)),
+            Ok(Decoded::Request(c, RequestKind::OffsetCommit(r)))
+                if c.version == 0 && c.layout_version == 2 && r.group_id.0.as_str() == "g"
+        ));
+        assert!(matches!(
+            decode_request(frame(9, 0, &commit)),
+            Ok(Decoded::Request(c, RequestKind::OffsetFetch(r)))
+                if c.version == 0 && c.layout_version == 1 && r.group_id.0.as_str() == "g"
+        ));
+        let mut forged = (-1i32).to_be_bytes().to_vec();
+        forged.extend_from_slice(&i32::MAX.to_be_bytes());
+        assert!(decode_request(frame(2, 0, &forged)).is_err());
+        let forged = [0u8, 1, b'g', 0x7f, 0xff, 0xff, 0xff];
+        assert!(decode_request(frame(8, 0, &forged)).is_err());
+        assert!(decode_request(frame(9, 0, &forged)).is_err());
     }
 
     /// An ApiVersions request of an unknown version is answered in v0, not refused.

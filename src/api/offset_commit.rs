@@ -12,8 +12,9 @@ use super::{by_topic, errors, topic_name, Broker, Ctx, Reply, Versions};
 use crate::group::client;
 use crate::group::ops::{CommitPartition, MemberRef};
 
-/// v0 and v1 (ZooKeeper-era) are not decodable by kafka-protocol; Kafka 4 dropped them too.
-pub const VERSIONS: Versions = Versions { min: 2, max: 9 };
+/// v0 and v1 (which Kafka 4 dropped) are decoded by `old_versions` into the request v2+
+/// sends: v0 carries no generation or member, so it commits as a simple (standalone) commit.
+pub const VERSIONS: Versions = Versions { min: 0, max: 9 };
 
 pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: OffsetCommitRequest) -> Reply {
     let group_id = req.group_id.0.to_string();

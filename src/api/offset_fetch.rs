@@ -16,7 +16,9 @@ use crate::group::ops::TopicPartitions;
 use crate::group::state::Committed;
 use kafka_protocol::ResponseError;
 
-pub const VERSIONS: Versions = Versions { min: 1, max: 9 };
+/// v0 (which Kafka 4 dropped) has v1's layout and meaning: `old_versions` has kafka-protocol
+/// decode and encode it as v1.
+pub const VERSIONS: Versions = Versions { min: 0, max: 9 };
 
 /// One partition's answer: offset, leader epoch, metadata, error.
 struct Answer {
@@ -92,7 +94,7 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: OffsetFetchRequest) -> R
                                     .with_partition_index(a.partition)
                                     .with_committed_offset(a.offset)
                                     .with_metadata(Some(str_bytes(a.metadata)))
-                                    // v1 has no group-level error: every partition carries it.
+                                    // v0-1 have no group-level error: every partition carries it.
                                     .with_error_code(if v >= 2 {
                                         a.error
                                     } else {

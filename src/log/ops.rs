@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 
-use super::partition::{AppendOutcome, AppendReceiver, Isolation, Marker};
+use super::partition::{AppendOutcome, AppendReceiver, Isolation, Marker, OffsetsFrom};
 use super::partitions::Partitions;
 use super::txn_index::AbortedTxn;
 use super::LogError;
@@ -269,6 +269,23 @@ impl Partitions {
             }
             out
         })
+    }
+
+    /// Answers each ListOffsets v0 query: up to that many offsets, newest first
+    /// (`PartitionLog::offsets_before`).
+    pub fn offsets_before(
+        self: &Rc<Self>,
+        parts: Vec<(String, i32, (OffsetsFrom, usize))>,
+    ) -> LocalBoxFuture<'static, Vec<Result<Vec<i64>, LogError>>> {
+        let now_ms = crate::util::now_ms();
+        let answers = parts
+            .into_iter()
+            .map(|(topic, partition, (from, max_offsets))| {
+                let log = self.lookup(&topic, partition)?;
+                Ok(log.offsets_before(from, max_offsets, now_ms))
+            })
+            .collect();
+        Box::pin(std::future::ready(answers))
     }
 
     async fn offset(

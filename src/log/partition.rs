@@ -241,6 +241,17 @@ pub enum Isolation {
     ReadCommitted,
 }
 
+/// Where ListOffsets v0's walk back through the segments starts (`offsets_before`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetsFrom {
+    /// The newest entry: the high watermark.
+    Latest,
+    /// The oldest entry: the log start offset.
+    Earliest,
+    /// The newest segment whose time is at or before this one (ms).
+    Time(i64),
+}
+
 pub struct PartitionLog {
     pub topic: String,
     pub partition: i32,
@@ -1311,6 +1322,59 @@ impl PartitionLog {
         }
         outcome.records = out;
         Ok(outcome)
+    }
+
+    /// ListOffsets v0 (Kafka's `UnifiedLog.legacyFetchOffsetsBefore`): up to `max_offsets`
+    /// offsets, newest first, from a list of one entry per segment (its base offset, or the
+    /// log start if that is higher, with the segment's time) and, when the active segment
+    /// holds records, the high watermark with the time `now_ms`. `Latest` starts the walk
+    /// back at the last entry, `Earliest` at the first (so it answers the log start alone),
+    /// and a time at the last entry whose time is at or before it (none: an empty list).
+    ///
+    /// Kafka takes a segment's time from its file's mtime, which is when it was last
+    /// written; this takes the largest record timestamp in it (its creation time while it is
+    /// empty), which is the same for LogAppendTime and close to it for producers' CreateTime.
+    /// Segments wholly below the log start (DeleteRecords moved it past them and retention has
+    /// not yet removed them) are left out, where Kafka would repeat the log start for each.
+    pub fn offsets_before(&self, from: OffsetsFrom, max_offsets: usize, now_ms: i64) -> Vec<i64> {
+        let state = self.state.borrow();
+        let log_start = state.log_start_offset;
+        let last = state.segments.len().saturating_sub(1);
+        let mut entries: Vec<(i64, i64)> = state
+            .segments
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| *i == last || s.next_offset > log_start)
+            .map(|(_, s)| {
+                let time = if s.size > 0 {
+                    s.max_timestamp
+                } else {
+                    s.created_ms
+                };
+                (s.base_offset.max(log_start), time)
+            })
+            .collect();
+        if state.active().size > 0 {
+            entries.push((state.high_watermark, now_ms));
+        }
+        let start = match from {
+            OffsetsFrom::Latest => entries.len().checked_sub(1),
+            OffsetsFrom::Earliest => (!entries.is_empty()).then_some(0),
+            OffsetsFrom::Time(ts) => entries.iter().rposition(|&(_, time)| time <= ts),
+        };
+        let Some(start) = start else {
+            return Vec::new();
+        };
+        let mut offsets: Vec<i64> = entries[..=start]
+            .iter()
+            .rev()
+            .take(max_offsets)
+            .map(|&(offset, _)| offset)
+            .collect();
+        // Descending, as Kafka sorts them; the log start can stand for two entries.
+        offsets.sort_unstable_by(|a, b| b.cmp(a));
+        offsets.dedup();
+        offsets
     }
 
     /// ListOffsets by time (Kafka's `UnifiedLog.fetchOffsetByTimestamp`): the offset and
@@ -2875,6 +2939,50 @@ mod tests {
             log.delete_records(11).await.expect("delete");
             assert_eq!(at(0).await, None);
             assert_eq!(max().await, None);
+            log.close().await.expect("close");
+        });
+    }
+
+    /// ListOffsets v0's list, as Kafka's `legacyFetchOffsetsBefore` builds it: latest walks
+    /// back from the high watermark through the segment bases, earliest answers the log start
+    /// alone, a time starts at the newest segment no newer than it, and `max_offsets` bounds
+    /// the list; a log start moved by DeleteRecords stands for the segment it is in.
+    #[test]
+    fn offsets_before_walks_back_through_segments() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        run(move || async move {
+            let log = open(&path, 100).await;
+            let now = 1_000_000;
+            let before = |from, max| log.offsets_before(from, max, now);
+            // An empty log: one empty segment, created now (its time).
+            assert_eq!(before(OffsetsFrom::Latest, 10), vec![0]);
+            assert_eq!(before(OffsetsFrom::Earliest, 10), vec![0]);
+            assert_eq!(before(OffsetsFrom::Time(0), 10), Vec::<i64>::new());
+            // Each batch rolls into a segment of its own: bases 0, 3, 6, 9; high watermark 11.
+            append_times(&log, &[1000, 3000, 2000]).await;
+            append_times(&log, &[1500, 1200, 4000]).await;
+            append_times(&log, &[500, 2500, 4500]).await;
+            append_times(&log, &[5000, 5100]).await;
+            assert_eq!(before(OffsetsFrom::Latest, 10), vec![11, 9, 6, 3, 0]);
+            assert_eq!(before(OffsetsFrom::Latest, 1), vec![11]);
+            assert_eq!(before(OffsetsFrom::Latest, 3), vec![11, 9, 6]);
+            assert_eq!(before(OffsetsFrom::Latest, 0), Vec::<i64>::new());
+            assert_eq!(before(OffsetsFrom::Earliest, 10), vec![0]);
+            // Segment times 3000, 4000, 4500, 5100, then the high watermark at `now`.
+            assert_eq!(before(OffsetsFrom::Time(2999), 10), Vec::<i64>::new());
+            assert_eq!(before(OffsetsFrom::Time(3000), 10), vec![0]);
+            assert_eq!(before(OffsetsFrom::Time(4600), 10), vec![6, 3, 0]);
+            assert_eq!(before(OffsetsFrom::Time(4600), 2), vec![6, 3]);
+            assert_eq!(before(OffsetsFrom::Time(now), 10), vec![11, 9, 6, 3, 0]);
+            // The log start inside the second segment: it stands for that segment.
+            log.delete_records(4).await.expect("delete");
+            assert_eq!(before(OffsetsFrom::Latest, 10), vec![11, 9, 6, 4]);
+            assert_eq!(before(OffsetsFrom::Earliest, 10), vec![4]);
+            // Everything deleted: the log start and the high watermark are one offset.
+            log.delete_records(11).await.expect("delete");
+            assert_eq!(before(OffsetsFrom::Latest, 10), vec![11]);
+            assert_eq!(before(OffsetsFrom::Earliest, 10), vec![11]);
             log.close().await.expect("close");
         });
     }

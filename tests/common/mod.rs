@@ -39,6 +39,18 @@ pub const KEEP_ENV: &str = "SHARDLOG_E2E_KEEP";
 /// once and locked memory is charged per user.
 pub const IO_MEMORY_ARG: &str = "shardlog.io.memory.bytes=65536";
 
+/// Set this environment variable to run that broker binary instead of the one cargo built
+/// for these tests: a target directory shared by several worktrees holds one `debug/shardlog`
+/// for all of them, which another worktree's build may have replaced.
+pub const BIN_ENV: &str = "SHARDLOG_TEST_BIN";
+
+/// The broker binary the fixture runs (see `BIN_ENV`).
+fn broker_binary() -> PathBuf {
+    std::env::var_os(BIN_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_shardlog")))
+}
+
 /// Ports handed out by this test process: the broker binds with SO_REUSEPORT, so two brokers
 /// given the same port would silently share it.
 fn used_ports() -> &'static Mutex<HashSet<u16>> {
@@ -159,13 +171,13 @@ impl Broker {
         writeln!(log, "===== test fixture: start #{} =====", self.starts).unwrap();
         let log_err = log.try_clone().expect("clone log handle");
         let mut cmd = match self.soft_nofile {
-            None => Command::new(env!("CARGO_BIN_EXE_shardlog")),
+            None => Command::new(broker_binary()),
             Some(n) => {
                 // exec keeps the process id: the child is still the broker.
                 let mut sh = Command::new("sh");
                 sh.arg("-c")
                     .arg(format!("ulimit -Sn {n} && exec \"$0\" \"$@\""))
-                    .arg(env!("CARGO_BIN_EXE_shardlog"));
+                    .arg(broker_binary());
                 sh
             }
         };
@@ -720,4 +732,81 @@ where
         .expect("response header");
     assert_eq!(header.correlation_id, 7);
     Resp::decode(&mut buf, version).expect("response body")
+}
+
+/// Sends one hand-encoded request (header v1, client id "raw", correlation id 7, then
+/// `body`) on a fresh connection and returns its response body after the v0 header: for
+/// versions no library here encodes any more.
+pub fn raw_call(addr: SocketAddr, api_key: i16, version: i16, body: &[u8]) -> Vec<u8> {
+    let mut request = Vec::new();
+    request.extend_from_slice(&api_key.to_be_bytes());
+    request.extend_from_slice(&version.to_be_bytes());
+    request.extend_from_slice(&7i32.to_be_bytes());
+    request.extend_from_slice(&3i16.to_be_bytes());
+    request.extend_from_slice(b"raw");
+    request.extend_from_slice(body);
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(CALL_TIMEOUT))
+        .expect("timeout");
+    stream
+        .write_all(&(request.len() as i32).to_be_bytes())
+        .expect("send");
+    stream.write_all(&request).expect("send");
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).expect("response size");
+    let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut buf).expect("response");
+    assert_eq!(buf[..4], 7i32.to_be_bytes(), "correlation id");
+    buf.split_off(4)
+}
+
+/// Big-endian reader over a hand-decoded response; panics (failing the test) on truncation.
+pub struct WireReader<'a>(pub &'a [u8]);
+
+impl WireReader<'_> {
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        assert!(self.0.len() >= N, "response truncated");
+        let (a, b) = self.0.split_at(N);
+        self.0 = b;
+        a.try_into().expect("N bytes")
+    }
+    pub fn i16(&mut self) -> i16 {
+        i16::from_be_bytes(self.take())
+    }
+    pub fn i32(&mut self) -> i32 {
+        i32::from_be_bytes(self.take())
+    }
+    pub fn i64(&mut self) -> i64 {
+        i64::from_be_bytes(self.take())
+    }
+    /// A nullable string (None for null).
+    pub fn nullable_string(&mut self) -> Option<String> {
+        let len = self.i16();
+        if len < 0 {
+            return None;
+        }
+        let len = len as usize;
+        assert!(self.0.len() >= len, "response truncated");
+        let (a, b) = self.0.split_at(len);
+        self.0 = b;
+        Some(String::from_utf8(a.to_vec()).expect("utf-8"))
+    }
+    pub fn string(&mut self) -> String {
+        self.nullable_string().expect("non-null string")
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Appends a Kafka string (i16 length) to `out`; `None` is null.
+pub fn put_string(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => {
+            out.extend_from_slice(&(s.len() as i16).to_be_bytes());
+            out.extend_from_slice(s.as_bytes());
+        }
+        None => out.extend_from_slice(&(-1i16).to_be_bytes()),
+    }
 }
