@@ -13,6 +13,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if config.print_only {
+        print!("{}", config.print_config());
+        return ExitCode::SUCCESS;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -57,6 +57,47 @@ impl Config {
         entries
     }
 
+    /// `--print-config`: every broker key with its effective value and where the value comes
+    /// from (the file and line, `--override`, a dedicated flag, or the default), as aligned
+    /// columns, sorted by key.
+    pub fn print_config(&self) -> String {
+        let rows: Vec<(String, String, String)> = self
+            .broker_config_entries()
+            .into_iter()
+            .map(|e| {
+                let source = if e.is_default() {
+                    "default".to_string()
+                } else {
+                    // The key itself, or the synonym it was set through (`log.dir`).
+                    std::iter::once(e.name.as_str())
+                        .chain(e.synonyms.iter().map(|s| s.name.as_str()))
+                        .find_map(|name| {
+                            self.origins.get(name).map(|o| match name == e.name {
+                                true => o.clone(),
+                                false => format!("{o} (as {name})"),
+                            })
+                        })
+                        .unwrap_or_else(|| "set".to_string())
+                };
+                (e.name, e.value, source)
+            })
+            .collect();
+        let name_width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+        let value_width = rows
+            .iter()
+            .map(|r| r.1.len())
+            .filter(|&w| w <= 60)
+            .max()
+            .unwrap_or(0);
+        let mut out = format!("{:name_width$}  {:value_width$}  SOURCE\n", "KEY", "VALUE");
+        for (name, value, source) in rows {
+            out.push_str(&format!(
+                "{name:name_width$}  {value:value_width$}  {source}\n"
+            ));
+        }
+        out
+    }
+
     /// Every topic key for a topic with these overrides, sorted by name.
     pub fn topic_config_entries(&self, overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
         let mut entries: Vec<ConfigEntry> = KEYS

@@ -135,6 +135,10 @@ pub struct Config {
     /// it: `--data-dir` for `log.dirs`, `--listen` for `listeners`, `--advertise` for
     /// `advertised.listeners`), with its winning value as given; for DescribeConfigs.
     pub explicit: BTreeMap<String, String>,
+    /// Where each key of `explicit` came from, for `--print-config`.
+    pub origins: BTreeMap<String, String>,
+    /// `--print-config`: print the effective configuration and exit.
+    pub print_only: bool,
     /// The dynamic broker configs applied over the static ones ([`Config::with_dynamic`]);
     /// empty in the static config a broker starts from.
     pub dynamic: DynamicLayers,
@@ -296,6 +300,10 @@ struct Cli {
     /// console page (overrides shardlog.http.listen) [default: none].
     #[arg(long, value_name = "HOST:PORT")]
     http_listen: Option<String>,
+    /// Print the effective configuration (every key, its value and where the value comes from)
+    /// and exit without starting.
+    #[arg(long)]
+    print_config: bool,
     /// Set a config key, as if it were in the --config file; may be repeated.
     #[arg(long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
@@ -425,6 +433,8 @@ impl Config {
             txn: TxnConfig::default(),
             cleaner: CleanerConfig::default(),
             explicit: BTreeMap::new(),
+            origins: BTreeMap::new(),
+            print_only: false,
             dynamic: DynamicLayers::default(),
         }
     }
@@ -455,6 +465,8 @@ impl Config {
             default_io_memory_bytes(shards),
         );
         config.explicit = settings.explicit();
+        config.origins = settings.origins();
+        config.print_only = cli.print_config;
         config.apply_settings(settings)?;
         check_session_timeouts(&config.groups)?;
 
@@ -464,11 +476,17 @@ impl Config {
             config
                 .explicit
                 .insert("log.dirs".to_string(), dir.display().to_string());
+            config
+                .origins
+                .insert("log.dirs".to_string(), "--data-dir".to_string());
         }
         if let Some(text) = &cli.listen {
             config
                 .explicit
                 .insert("listeners".to_string(), format!("{PLAINTEXT}://{text}"));
+            config
+                .origins
+                .insert("listeners".to_string(), "--listen".to_string());
         }
         if let Some(text) = &cli.http_listen {
             if text.parse::<std::net::SocketAddr>().is_err() {
@@ -482,11 +500,19 @@ impl Config {
             config
                 .explicit
                 .insert("shardlog.http.listen".to_string(), text.clone());
+            config.origins.insert(
+                "shardlog.http.listen".to_string(),
+                "--http-listen".to_string(),
+            );
         }
         if let Some(text) = &cli.advertise {
             config.explicit.insert(
                 "advertised.listeners".to_string(),
                 format!("{PLAINTEXT}://{text}"),
+            );
+            config.origins.insert(
+                "advertised.listeners".to_string(),
+                "--advertise".to_string(),
             );
         }
         Ok(config)

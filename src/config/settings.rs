@@ -123,6 +123,14 @@ impl Settings {
     }
 
     /// Every key set, with its winning value as given.
+    /// Where each key set came from ("/etc/shardlog/server.properties line 4", "--override").
+    pub(super) fn origins(&self) -> BTreeMap<String, String> {
+        self.map
+            .iter()
+            .map(|(key, setting)| (key.clone(), setting.origin.to_string()))
+            .collect()
+    }
+
     pub(super) fn explicit(&self) -> BTreeMap<String, String> {
         self.map
             .iter()

@@ -610,3 +610,63 @@ fn http_listen_flag_and_key() {
     let e = error_of(&["--override", "shardlog.http.listen=nowhere"]);
     assert!(e.contains("shardlog.http.listen"), "{e}");
 }
+
+/// `--print-config` shows every key with its effective value and where it came from: the file
+/// and line, `--override`, a dedicated flag, or the default.
+#[test]
+fn print_config_names_each_values_source() {
+    let file = temp_properties("num.partitions=3\nlog.dir=/tmp/from-file\n");
+    let config = parse(&[
+        "--config",
+        file.to_str().expect("utf-8 path"),
+        "--override",
+        "log.retention.hours=5",
+        "--listen",
+        "127.0.0.1:19092",
+        "--print-config",
+    ])
+    .expect("parse");
+    assert!(config.print_only);
+    let text = config.print_config();
+    let line = |key: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(key))
+            .unwrap_or_else(|| panic!("no line for {key} in\n{text}"))
+            .to_string()
+    };
+    assert!(
+        line("num.partitions").contains(" 3 "),
+        "{}",
+        line("num.partitions")
+    );
+    assert!(
+        line("num.partitions").ends_with("line 1"),
+        "{}",
+        line("num.partitions")
+    );
+    assert!(
+        line("log.dirs").contains("/tmp/from-file"),
+        "{}",
+        line("log.dirs")
+    );
+    assert!(
+        line("log.dirs").ends_with("(as log.dir)"),
+        "{}",
+        line("log.dirs")
+    );
+    assert!(
+        line("log.retention.hours").ends_with("--override"),
+        "{}",
+        line("log.retention.hours")
+    );
+    assert!(
+        line("listeners").ends_with("--listen"),
+        "{}",
+        line("listeners")
+    );
+    assert!(
+        line("message.max.bytes").ends_with("default"),
+        "{}",
+        line("message.max.bytes")
+    );
+}
