@@ -264,7 +264,12 @@ impl std::error::Error for ConfigError {
 
 /// A Kafka-wire-compatible broker. Settings: defaults < --config file < --override < dedicated flags.
 #[derive(Parser, Debug)]
-#[command(name = "shardlog", bin_name = "shardlog", version)]
+#[command(
+    name = "shardlog",
+    bin_name = "shardlog",
+    version,
+    after_help = "Admin tools (Kafka's kafka-topics.sh flags):\n  shardlog topics --bootstrap-server HOST:PORT --create|--list|--describe|--alter|--delete ...\nEach takes --help."
+)]
 struct Cli {
     /// server.properties-style file of Kafka config keys (key=value, key: value, # comments).
     #[arg(long, value_name = "FILE")]
