@@ -7,7 +7,12 @@ mod common;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{Broker, CALL_TIMEOUT};
+use common::{admin_options, assign, Broker, Msg, CALL_TIMEOUT};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+/// How long a group may take to settle (join, assignment, leave).
+const SETTLE: Duration = Duration::from_secs(30);
 
 /// The `shardlog` binary the tools run: this build's, unless `SHARDLOG_BIN` names another
 /// (engineers sharing one target directory overwrite each other's `target/debug/shardlog`;
@@ -46,6 +51,40 @@ fn ok(script: &str, args: &[&str]) -> String {
         stderr(&o)
     );
     stdout(&o)
+}
+
+/// The rows of a `--describe` offsets table, each split into its columns, keyed by topic and
+/// partition.
+fn describe_rows(out: &str) -> Vec<Vec<String>> {
+    let mut lines = out.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines
+        .next()
+        .expect("a header line")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "GROUP",
+            "TOPIC",
+            "PARTITION",
+            "CURRENT-OFFSET",
+            "LOG-END-OFFSET",
+            "LAG",
+            "CONSUMER-ID",
+            "HOST",
+            "CLIENT-ID"
+        ],
+        "{out}"
+    );
+    let mut rows: Vec<Vec<String>> = lines
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect();
+    for r in &rows {
+        assert_eq!(r.len(), 9, "a row with 9 columns: {r:?}\n{out}");
+    }
+    rows.sort_by(|a, b| (&a[1], &a[2]).cmp(&(&b[1], &b[2])));
+    rows
 }
 
 /// kafka-topics.sh: create (librdkafka's exact command line) with configs, describe, list,
@@ -202,6 +241,279 @@ fn topics_create_describe_alter_delete() {
     );
 }
 
+/// A consumer of `group` that commits by hand.
+fn group_consumer(b: &Broker, group: &str) -> BaseConsumer {
+    let mut c = b.client_config();
+    c.set("group.id", group)
+        .set("client.id", "lag-checker")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest");
+    c.create().expect("create group consumer")
+}
+
+fn tpl(topic: &str, offsets: &[(i32, i64)]) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for (p, o) in offsets {
+        tpl.add_partition_offset(topic, *p, Offset::Offset(*o))
+            .unwrap();
+    }
+    tpl
+}
+
+/// The group's committed offsets as rdkafka reads them (OffsetFetch from another client).
+fn committed(b: &Broker, group: &str, topic: &str, partitions: &[i32]) -> Vec<i64> {
+    let c = b.consumer(&[("group.id", group)]);
+    let asked = tpl(
+        topic,
+        &partitions.iter().map(|p| (*p, 0)).collect::<Vec<_>>(),
+    );
+    let mut asked = asked;
+    for p in partitions {
+        asked
+            .set_partition_offset(topic, *p, Offset::Invalid)
+            .unwrap();
+    }
+    let got = c
+        .committed_offsets(asked, CALL_TIMEOUT)
+        .expect("committed offsets");
+    partitions
+        .iter()
+        .map(|p| match got.find_partition(topic, *p).unwrap().offset() {
+            Offset::Offset(o) => o,
+            other => panic!("partition {p}: committed {other:?}"),
+        })
+        .collect()
+}
+
+/// kafka-consumer-groups.sh: --describe shows Kafka's columns and the right lag, for an active
+/// and for a stopped group; --reset-offsets is refused while members are active, its dry run
+/// changes nothing, and --execute moves the committed offsets to the log start (which
+/// DeleteRecords moved); --list and --delete.
+#[test]
+fn groups_describe_lag_and_reset() {
+    let b = Broker::start(&["--override", "group.initial.rebalance.delay.ms=0"]);
+    let bs = b.bootstrap();
+    let (topic, group) = ("lagged", "lag-group");
+    b.create_topic(topic, 2);
+    let producer = b.producer(&[]);
+    for (p, n) in [(0, 10), (1, 6)] {
+        for i in 0..n {
+            producer.send(topic, Some(p), &Msg::kv(format!("k{i}"), format!("v{i}")));
+        }
+    }
+    producer.flush_ok(CALL_TIMEOUT);
+
+    // A live member: assigned both partitions, commits 4 and 2.
+    let consumer = group_consumer(&b, group);
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let deadline = Instant::now() + SETTLE;
+    while consumer.assignment().map(|a| a.count()).unwrap_or(0) < 2 {
+        assert!(Instant::now() < deadline, "no assignment within {SETTLE:?}");
+        let _ = consumer.poll(Duration::from_millis(100));
+    }
+    consumer
+        .commit(&tpl(topic, &[(0, 4), (1, 2)]), CommitMode::Sync)
+        .expect("commit");
+
+    let out = ok(
+        "kafka-consumer-groups.sh",
+        &["--bootstrap-server", &bs, "--describe", "--group", group],
+    );
+    assert!(
+        out.starts_with("\nGROUP ") && out.ends_with('\n'),
+        "{out:?}"
+    );
+    let rows = describe_rows(&out);
+    assert_eq!(rows.len(), 2, "{out}");
+    for (row, (p, current, end)) in rows.iter().zip([(0, 4, 10), (1, 2, 6)]) {
+        assert_eq!(
+            row[..6],
+            [
+                group.to_string(),
+                topic.into(),
+                p.to_string(),
+                current.to_string(),
+                end.to_string(),
+                (end - current).to_string()
+            ],
+            "{out}"
+        );
+        assert_ne!(row[6], "-", "an active member owns partition {p}: {out}");
+        assert_eq!(row[8], "lag-checker");
+    }
+
+    // Resetting an active group is refused with Kafka's message.
+    let refused = tool(
+        "kafka-consumer-groups.sh",
+        &[
+            "--bootstrap-server",
+            &bs,
+            "--reset-offsets",
+            "--group",
+            group,
+            "--all-topics",
+            "--to-earliest",
+            "--execute",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stdout(&refused).contains(&format!("Error: Assignments can only be reset if the group '{group}' is inactive, but the current state is Stable.")),
+        "{}",
+        stdout(&refused)
+    );
+    assert_eq!(committed(&b, group, topic, &[0, 1]), [4, 2]);
+
+    // Stop the member; the group empties (LeaveGroup) and keeps its offsets.
+    drop(consumer);
+    let deadline = Instant::now() + SETTLE;
+    let out = loop {
+        let o = tool(
+            "kafka-consumer-groups.sh",
+            &["--bootstrap-server", &bs, "--describe", "--group", group],
+        );
+        if stderr(&o).contains(&format!("Consumer group '{group}' has no active members.")) {
+            assert!(o.status.success());
+            break stdout(&o);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the group did not empty: {}",
+            stderr(&o)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let rows = describe_rows(&out);
+    for (row, (p, current, end)) in rows.iter().zip([(0, 4, 10), (1, 2, 6)]) {
+        assert_eq!(
+            row[..],
+            [
+                group.to_string(),
+                topic.into(),
+                p.to_string(),
+                current.to_string(),
+                end.to_string(),
+                (end - current).to_string(),
+                "-".into(),
+                "-".into(),
+                "-".into()
+            ],
+            "{out}"
+        );
+    }
+
+    // The log of partition 0 now starts at 3.
+    let admin = b.admin();
+    futures::executor::block_on(admin.delete_records(&tpl(topic, &[(0, 3)]), &admin_options()))
+        .expect("DeleteRecords");
+    assert_eq!(b.watermarks(topic, 0), (3, 10));
+
+    // The dry run (the default) warns, shows the plan and changes nothing.
+    let dry = tool(
+        "kafka-consumer-groups.sh",
+        &[
+            "--bootstrap-server",
+            &bs,
+            "--reset-offsets",
+            "--group",
+            group,
+            "--all-topics",
+            "--to-earliest",
+        ],
+    );
+    assert!(dry.status.success());
+    assert!(
+        stderr(&dry)
+            .starts_with("WARN: No action will be performed as the --execute option is missing."),
+        "{}",
+        stderr(&dry)
+    );
+    let plan = format!(
+        "\n{:<30} {:<30} {:<10} {:<15}\n{group:<30} {topic:<30} {:<10} {:<15}\n{group:<30} {topic:<30} {:<10} {:<15}\n",
+        "GROUP", "TOPIC", "PARTITION", "NEW-OFFSET", 0, 3, 1, 0
+    );
+    assert_eq!(stdout(&dry), plan);
+    assert_eq!(committed(&b, group, topic, &[0, 1]), [4, 2]);
+    let dry = ok(
+        "kafka-consumer-groups.sh",
+        &[
+            "--bootstrap-server",
+            &bs,
+            "--reset-offsets",
+            "--group",
+            group,
+            "--topic",
+            &format!("{topic}:1"),
+            "--shift-by",
+            "3",
+            "--dry-run",
+        ],
+    );
+    assert!(
+        dry.contains(&format!("\n{group:<30} {topic:<30} {:<10} {:<15}\n", 1, 5)),
+        "{dry}"
+    );
+    assert_eq!(committed(&b, group, topic, &[0, 1]), [4, 2]);
+
+    // --execute applies it.
+    let out = ok(
+        "kafka-consumer-groups.sh",
+        &[
+            "--bootstrap-server",
+            &bs,
+            "--reset-offsets",
+            "--group",
+            group,
+            "--all-topics",
+            "--to-earliest",
+            "--execute",
+        ],
+    );
+    assert_eq!(out, plan);
+    assert_eq!(committed(&b, group, topic, &[0, 1]), [3, 0]);
+    let rows = describe_rows(&ok(
+        "kafka-consumer-groups.sh",
+        &["--bootstrap-server", &bs, "--describe", "--group", group],
+    ));
+    assert_eq!(rows[0][3..6], ["3", "10", "7"]);
+    assert_eq!(rows[1][3..6], ["0", "6", "6"]);
+
+    // A consumer of the group now starts where the reset put it.
+    let reader = group_consumer(&b, group);
+    assign(&reader, &[(topic, 1, Offset::Stored)]);
+    match reader.poll(CALL_TIMEOUT) {
+        Some(Ok(m)) => assert_eq!(m.offset(), 0, "the reset offset is where the group resumes"),
+        Some(Err(e)) => panic!("consumer error: {e}"),
+        None => panic!("no record within {CALL_TIMEOUT:?}"),
+    }
+    drop(reader);
+
+    assert!(ok(
+        "kafka-consumer-groups.sh",
+        &["--bootstrap-server", &bs, "--list"]
+    )
+    .lines()
+    .any(|l| l == group));
+    assert_eq!(
+        ok(
+            "kafka-consumer-groups.sh",
+            &["--bootstrap-server", &bs, "--delete", "--group", group]
+        ),
+        format!("Deletion of requested consumer groups ('{group}') was successful.\n")
+    );
+    let gone = tool(
+        "kafka-consumer-groups.sh",
+        &["--bootstrap-server", &bs, "--describe", "--group", group],
+    );
+    assert_eq!(gone.status.code(), Some(1));
+    assert_eq!(
+        stdout(&gone),
+        format!("\nError: Consumer group '{group}' does not exist.\n")
+    );
+}
+
 /// `shardlog --help` names the admin subcommands, and a usage error of a tool exits 1 before
 /// connecting anywhere (as Kafka's tools exit on usage errors).
 #[test]
@@ -209,9 +521,25 @@ fn help_and_usage_errors() {
     let help = Command::new(shardlog_bin()).arg("--help").output().unwrap();
     assert!(help.status.success());
     let text = stdout(&help);
+    for sub in ["shardlog topics", "shardlog groups"] {
+        assert!(text.contains(sub), "--help does not mention {sub}:\n{text}");
+    }
+    let o = tool(
+        "kafka-consumer-groups.sh",
+        &[
+            "--bootstrap-server",
+            "127.0.0.1:1",
+            "--reset-offsets",
+            "--group",
+            "g",
+            "--to-earliest",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
     assert!(
-        text.contains("shardlog topics"),
-        "--help does not mention the tools:\n{text}"
+        stderr(&o).contains("One of the reset scopes should be defined: --all-topics, --topic."),
+        "{}",
+        stderr(&o)
     );
     let o = tool("kafka-topics.sh", &["--bootstrap-server", "127.0.0.1:1"]);
     assert_eq!(o.status.code(), Some(1), "no action is a usage error");

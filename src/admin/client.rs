@@ -225,8 +225,6 @@ pub enum Target {
     /// The broker the client bootstrapped from (any broker forwards admin requests).
     Any,
     /// A broker by its node id, as Metadata named it.
-    // The group commands (next) send to coordinators and partition leaders.
-    #[allow(dead_code)]
     Node(i32),
 }
 
@@ -264,8 +262,6 @@ impl Client {
     }
 
     /// Remembers where a broker is (from FindCoordinator) without a Metadata round trip.
-    // Used by the group commands (next).
-    #[allow(dead_code)]
     pub fn learn_broker(&mut self, node_id: i32, host: &str, port: i32) {
         self.brokers.insert(node_id, format!("{host}:{port}"));
     }

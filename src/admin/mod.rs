@@ -4,7 +4,7 @@
 //! `bin/` can stand in for them.
 //!
 //! - `client.rs`: a blocking client (one TCP connection per broker, versions from ApiVersions).
-//! - `topics.rs`: one command, its flags and its output.
+//! - `topics.rs`, `groups.rs`: one command each, its flags and its output.
 //!
 //! This module belongs to the `shardlog` binary, not to the broker library: it shares no code
 //! with the request path.
@@ -15,10 +15,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod client;
+mod groups;
 mod topics;
 
 /// The subcommands, as the first argument of `shardlog`.
-pub const SUBCOMMANDS: &[&str] = &["topics"];
+pub const SUBCOMMANDS: &[&str] = &["topics", "groups"];
 
 /// Runs the admin subcommand `args[1]` (`args[0]` is the program name).
 pub fn run(args: Vec<OsString>) -> ExitCode {
@@ -38,6 +39,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
     rest.extend(args.into_iter().skip(2));
     match sub.as_str() {
         "topics" => topics::run(rest),
+        "groups" => groups::run(rest),
         _ => {
             eprintln!("shardlog: unknown admin command {sub:?}");
             ExitCode::from(1)
