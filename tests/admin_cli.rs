@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::{admin_options, assign, Broker, Msg, CALL_TIMEOUT};
+use rdkafka::admin::{ConfigSource, ResourceSpecifier};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
@@ -514,6 +515,171 @@ fn groups_describe_lag_and_reset() {
     );
 }
 
+/// The topic's configs as rdkafka's DescribeConfigs reports them: its overrides only.
+fn topic_overrides(b: &Broker, topic: &str) -> Vec<(String, String)> {
+    let admin = b.admin();
+    let res = futures::executor::block_on(
+        admin.describe_configs(&[ResourceSpecifier::Topic(topic)], &admin_options()),
+    )
+    .expect("DescribeConfigs");
+    let r = res.into_iter().next().unwrap().expect("topic configs");
+    let mut out: Vec<(String, String)> = r
+        .entries
+        .iter()
+        .filter(|e| matches!(e.source, ConfigSource::DynamicTopic))
+        .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// kafka-configs.sh: --describe and --alter (--add-config with a list value, --delete-config)
+/// round trip on a topic, as rdkafka sees it, and on the brokers' cluster-wide default.
+#[test]
+fn configs_describe_alter_round_trip() {
+    let b = Broker::start(&[]);
+    let bs = b.bootstrap();
+    b.create_topic("tuned", 1);
+    let describe = [
+        "--bootstrap-server",
+        &bs,
+        "--describe",
+        "--entity-type",
+        "topics",
+        "--entity-name",
+        "tuned",
+    ];
+    assert_eq!(
+        ok("kafka-configs.sh", &describe),
+        "Dynamic configs for topic tuned are:\n"
+    );
+
+    let out = ok(
+        "kafka-configs.sh",
+        &[
+            "--bootstrap-server",
+            &bs,
+            "--alter",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            "tuned",
+            "--add-config",
+            "retention.ms=60000,cleanup.policy=[compact,delete]",
+        ],
+    );
+    assert_eq!(out, "Completed updating config for topic tuned.\n");
+    assert_eq!(
+        topic_overrides(&b, "tuned"),
+        [
+            ("cleanup.policy".into(), "compact,delete".into()),
+            ("retention.ms".into(), "60000".into())
+        ]
+    );
+    let out = ok("kafka-configs.sh", &describe);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[1].starts_with("  cleanup.policy=compact,delete sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:cleanup.policy=compact,delete"), "{out}");
+    assert!(lines[2].starts_with("  retention.ms=60000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=60000, "), "{out}");
+
+    let out = ok(
+        "kafka-configs.sh",
+        &[
+            "--bootstrap-server",
+            &bs,
+            "--alter",
+            "--topic",
+            "tuned",
+            "--delete-config",
+            "retention.ms",
+        ],
+    );
+    assert_eq!(out, "Completed updating config for topic tuned.\n");
+    assert_eq!(
+        topic_overrides(&b, "tuned"),
+        [("cleanup.policy".into(), "compact,delete".into())]
+    );
+
+    // Only keys that are set can be deleted, as Kafka's tool checks.
+    let bad = tool(
+        "kafka-configs.sh",
+        &[
+            "--bootstrap-server",
+            &bs,
+            "--alter",
+            "--topic",
+            "tuned",
+            "--delete-config",
+            "retention.ms",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(stderr(&bad), "Invalid config(s): retention.ms\n");
+    // A key the broker refuses: an error and exit 1.
+    let bad = tool(
+        "kafka-configs.sh",
+        &[
+            "--bootstrap-server",
+            &bs,
+            "--alter",
+            "--topic",
+            "tuned",
+            "--add-config",
+            "no.such.key=1",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).starts_with("Error while executing config command with args '"),
+        "{}",
+        stderr(&bad)
+    );
+
+    // Brokers: the cluster-wide default.
+    let out = ok(
+        "kafka-configs.sh",
+        &[
+            "--bootstrap-server",
+            &bs,
+            "--alter",
+            "--entity-type",
+            "brokers",
+            "--entity-default",
+            "--add-config",
+            "log.retention.ms=3600000",
+        ],
+    );
+    assert_eq!(
+        out,
+        "Completed updating default config for brokers in the cluster.\n"
+    );
+    // --command-config is accepted and ignored, with a note on stderr.
+    let o = tool(
+        "kafka-configs.sh",
+        &[
+            "--bootstrap-server",
+            &bs,
+            "--describe",
+            "--entity-type",
+            "brokers",
+            "--entity-default",
+            "--command-config",
+            "/dev/null",
+        ],
+    );
+    assert!(o.status.success());
+    assert!(
+        stderr(&o).contains("--command-config /dev/null is ignored"),
+        "{}",
+        stderr(&o)
+    );
+    let out = stdout(&o);
+    assert_eq!(
+        out,
+        "Default configs for brokers in the cluster are:\n  log.retention.ms=3600000 sensitive=false synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:log.retention.ms=3600000}\n"
+    );
+}
+
 /// `shardlog --help` names the admin subcommands, and a usage error of a tool exits 1 before
 /// connecting anywhere (as Kafka's tools exit on usage errors).
 #[test]
@@ -521,7 +687,7 @@ fn help_and_usage_errors() {
     let help = Command::new(shardlog_bin()).arg("--help").output().unwrap();
     assert!(help.status.success());
     let text = stdout(&help);
-    for sub in ["shardlog topics", "shardlog groups"] {
+    for sub in ["shardlog topics", "shardlog groups", "shardlog configs"] {
         assert!(text.contains(sub), "--help does not mention {sub}:\n{text}");
     }
     let o = tool(

@@ -4,7 +4,7 @@
 //! `bin/` can stand in for them.
 //!
 //! - `client.rs`: a blocking client (one TCP connection per broker, versions from ApiVersions).
-//! - `topics.rs`, `groups.rs`: one command each, its flags and its output.
+//! - `topics.rs`, `groups.rs`, `configs.rs`: one command each, its flags and its output.
 //!
 //! This module belongs to the `shardlog` binary, not to the broker library: it shares no code
 //! with the request path.
@@ -15,11 +15,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod client;
+mod configs;
 mod groups;
 mod topics;
 
 /// The subcommands, as the first argument of `shardlog`.
-pub const SUBCOMMANDS: &[&str] = &["topics", "groups"];
+pub const SUBCOMMANDS: &[&str] = &["topics", "groups", "configs"];
 
 /// Runs the admin subcommand `args[1]` (`args[0]` is the program name).
 pub fn run(args: Vec<OsString>) -> ExitCode {
@@ -40,6 +41,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
     match sub.as_str() {
         "topics" => topics::run(rest),
         "groups" => groups::run(rest),
+        "configs" => configs::run(rest),
         _ => {
             eprintln!("shardlog: unknown admin command {sub:?}");
             ExitCode::from(1)
@@ -104,6 +106,31 @@ fn kafka_uuid(id: &uuid::Uuid) -> String {
     out
 }
 
+/// Splits Kafka's `k=v,k2=[a,b]` config lists: commas inside brackets belong to the value,
+/// whose brackets are dropped (`k2` gets `a,b`), as `kafka-configs.sh --add-config` reads them.
+fn parse_config_list(s: &str) -> Result<Vec<(String, String)>, String> {
+    let mut items = Vec::new();
+    let mut depth = 0u32;
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                items.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&s[start..]);
+    items
+        .into_iter()
+        .filter(|i| !i.trim().is_empty())
+        .map(parse_config_pair)
+        .collect()
+}
+
 /// One `key=value` (the value may hold `=`; brackets around it are dropped).
 fn parse_config_pair(item: &str) -> Result<(String, String), String> {
     let (k, v) = item
@@ -115,6 +142,21 @@ fn parse_config_pair(item: &str) -> Result<(String, String), String> {
         .and_then(|v| v.strip_suffix(']'))
         .unwrap_or(v);
     Ok((k.trim().to_string(), v.to_string()))
+}
+
+/// The name of a DescribeConfigs source, as Kafka's `ConfigEntry.ConfigSource` prints it.
+fn config_source_name(source: i8) -> &'static str {
+    match source {
+        1 => "DYNAMIC_TOPIC_CONFIG",
+        2 => "DYNAMIC_BROKER_CONFIG",
+        3 => "DYNAMIC_DEFAULT_BROKER_CONFIG",
+        4 => "STATIC_BROKER_CONFIG",
+        5 => "DEFAULT_CONFIG",
+        6 => "DYNAMIC_BROKER_LOGGER_CONFIG",
+        7 => "CLIENT_METRICS_CONFIG",
+        8 => "GROUP_CONFIG",
+        _ => "UNKNOWN",
+    }
 }
 
 #[cfg(test)]
@@ -129,5 +171,20 @@ mod tests {
         let s = kafka_uuid(&id);
         assert_eq!(s.len(), 22);
         assert_eq!(s, "-45E1IsHT1mg5GbxfRscbQ");
+    }
+
+    /// Commas inside brackets stay in the value; `=` in a value is kept.
+    #[test]
+    fn config_lists_split_as_kafka_does() {
+        assert_eq!(
+            parse_config_list("a=1,b=[x,y],c=p=q").unwrap(),
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "x,y".into()),
+                ("c".into(), "p=q".into())
+            ]
+        );
+        assert!(parse_config_list("novalue").is_err());
+        assert!(parse_config_list("").unwrap().is_empty());
     }
 }
