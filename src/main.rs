@@ -1,11 +1,23 @@
-//! The `shardlog` command: parse the configuration, start the shards, stop on SIGTERM/SIGINT.
+//! The `shardlog` command: parse the configuration, start the shards, stop on SIGTERM/SIGINT;
+//! or, when the first argument is `topics`, `groups` or `configs`, run that admin tool
+//! (`admin/`) against a running broker.
 
 use std::process::ExitCode;
 
 use shardlog::config::{Config, ConfigError};
 
+mod admin;
+
 fn main() -> ExitCode {
-    let config = match Config::from_args(std::env::args_os()) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .is_some_and(|a| admin::SUBCOMMANDS.contains(&a))
+    {
+        return admin::run(args);
+    }
+    let config = match Config::from_args(args) {
         Ok(c) => c,
         Err(ConfigError::Clap(e)) => e.exit(),
         Err(e) => {

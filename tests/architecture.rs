@@ -38,6 +38,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("config", &["util"]),
     ("util", &[]),
     ("alloc_guard", &[]),
+    // The admin tools of the `shardlog` binary: Kafka clients, independent of the broker.
+    ("admin", &[]),
 ];
 
 /// The crate root declares and re-exports modules; it may name any of them.

@@ -279,7 +279,12 @@ impl std::error::Error for ConfigError {
 
 /// A Kafka-wire-compatible broker. Settings: defaults < --config file < --override < dedicated flags.
 #[derive(Parser, Debug)]
-#[command(name = "shardlog", bin_name = "shardlog", version)]
+#[command(
+    name = "shardlog",
+    bin_name = "shardlog",
+    version,
+    after_help = "Admin tools (Kafka's kafka-topics.sh, kafka-consumer-groups.sh and kafka-configs.sh flags):\n  shardlog topics --bootstrap-server HOST:PORT --create|--list|--describe|--alter|--delete ...\n  shardlog groups --bootstrap-server HOST:PORT --list|--describe|--delete|--reset-offsets ...\n  shardlog configs --bootstrap-server HOST:PORT --describe|--alter --entity-type topics|brokers ...\nEach takes --help."
+)]
 struct Cli {
     /// server.properties-style file of Kafka config keys (key=value, key: value, # comments).
     #[arg(long, value_name = "FILE")]
