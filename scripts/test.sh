@@ -7,7 +7,8 @@
 # clients (each record exactly once across a kill -9) and confluent-kafka transactions (commit
 # and abort, consume-transform-produce across kills, timeouts, fencing). Then the admin HTTP
 # listener: /metrics parsed by Prometheus' Python parsers, lag statuses of groups committing in
-# each pattern, and the console page in headless Chromium.
+# each pattern, and the console page in headless Chromium. Last, the Debian package: built with
+# cargo-deb (installed when missing), installed, started from its default config, purged.
 # Installs what the tests need when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,3 +47,4 @@ SHARDLOG_BIN=target/release/shardlog python3 scripts/compat/idempotent_producers
 SHARDLOG_BIN=target/release/shardlog python3 scripts/compat/transactions.py
 SHARDLOG_BIN=target/release/shardlog python3 scripts/compat/observe.py
 SHARDLOG_BIN=target/release/shardlog python3 scripts/compat/console_browser.py
+bash scripts/package_test.sh

@@ -99,7 +99,8 @@ def main_test(args, checks):
     checks.check(total(first, "shardlog_fsync_duration_seconds_count") >= 1,
                  "fdatasync rounds are in their histogram")
     for name in ["shardlog_connections", "shardlog_partitions", "shardlog_log_size_bytes",
-                 "shardlog_tail_cache_bytes", "shardlog_process_resident_memory_bytes"]:
+                 "shardlog_tail_cache_bytes", "shardlog_request_budget_held_bytes",
+                 "shardlog_process_resident_memory_bytes"]:
         checks.check(name in first, f"/metrics has {name}")
     checks.check("shardlog_partition_log_end_offset" not in first,
                  "no per-partition series by default")

@@ -17,6 +17,8 @@
 #   TEST_TIMEOUT_S   per-test limit, passed on (default 120: 0091 takes 64 s of built-in waits,
 #                    0033 58 s of initial rebalance delays, as against Kafka)
 #   RESULTS_FILE     per-test results, passed on (default $WORK/results.csv)
+#   KAFKA_PATH       where tests find bin/kafka-*.sh (default: this repository's bin/ wrappers);
+#                    BROKERS is set to the bootstrap address for them
 #   BROKER_ARGS      extra broker arguments (default: what librdkafka's trivup harness gives
 #                    Kafka: num.partitions=4, since e.g. 0012 and 0015 produce to partitions 1-3
 #                    of auto-created topics; the group settings are Kafka's defaults, spelled
@@ -35,6 +37,11 @@ suite="${SUITE:-$repo/../shared/compat/librdkafka-suite.sh}"
 bootstrap="${BOOTSTRAP:-127.0.0.1:9092}"
 work="${WORK:-/tmp/shardlog-librdkafka}"
 export TEST_TIMEOUT_S="${TEST_TIMEOUT_S:-120}"
+# The tests that call Kafka's tools (0052, 0077: $KAFKA_PATH/bin/kafka-topics.sh --bootstrap-server
+# $BROKERS) find our wrappers in bin/ (README "Admin tools"), which run this broker binary.
+export KAFKA_PATH="${KAFKA_PATH:-$repo}"
+export BROKERS="${BROKERS:-${BOOTSTRAP:-127.0.0.1:9092}}"
+export SHARDLOG_BIN="$bin"
 export RESULTS_FILE="${RESULTS_FILE:-$work/results.csv}"
 compat_dir="${COMPAT_DIR:-$HOME/.cache/shardlog-compat}"
 broker_args="${BROKER_ARGS---override num.partitions=4 --override auto.create.topics.enable=true --override group.initial.rebalance.delay.ms=3000 --override group.min.session.timeout.ms=6000 --override group.max.session.timeout.ms=1800000 --override offsets.topic.num.partitions=50 --override shardlog.replication.factor.clamp=true}"

@@ -2465,36 +2465,34 @@ mod tests {
     /// Reads at every offset with each of `maxes` from the tail cache (which must hold the
     /// whole log), then from the files: the same bytes.
     async fn assert_cached_reads_match_the_files(log: &PartitionLog, maxes: &[u32]) {
-        let hw = log.high_watermark();
-        let mut cached_reads = Vec::new();
-        for offset in 0..hw {
-            for &max in maxes {
-                let r = log
-                    .read(offset, max, Isolation::ReadUncommitted)
-                    .await
-                    .expect("read");
-                cached_reads.push(r.records.to_bytes().expect("records"));
+        /// Every read: (offset, max, the bytes).
+        async fn reads(log: &PartitionLog, maxes: &[u32]) -> Vec<(i64, u32, Bytes)> {
+            let mut out = Vec::new();
+            for offset in 0..log.high_watermark() {
+                for &max in maxes {
+                    let r = log
+                        .read(offset, max, Isolation::ReadUncommitted)
+                        .await
+                        .expect("read");
+                    out.push((offset, max, r.records.to_bytes().expect("records")));
+                }
             }
+            out
         }
+        let cached = reads(log, maxes).await;
+        let hw = log.high_watermark();
         assert!(
             log.tail.borrow().read(0, hw, 1).is_some(),
             "all of it cached"
         );
         log.tail.borrow_mut().clear();
-        let mut i = 0;
-        for offset in 0..hw {
-            for &max in maxes {
-                let r = log
-                    .read(offset, max, Isolation::ReadUncommitted)
-                    .await
-                    .expect("read");
-                assert_eq!(
-                    r.records.to_bytes().expect("records"),
-                    cached_reads[i],
-                    "offset {offset}, max {max}"
-                );
-                i += 1;
-            }
+        for (from_cache, from_files) in cached.iter().zip(reads(log, maxes).await) {
+            assert_eq!(
+                *from_cache,
+                from_files,
+                "offset, max: {:?}",
+                (from_files.0, from_files.1)
+            );
         }
     }
 

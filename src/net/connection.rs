@@ -109,6 +109,13 @@ pub async fn serve(broker: Rc<Broker>, requests: Rc<RequestBudget>, stream: TcpS
     // A frame larger than `READ_CHUNK_BYTES` being read into a buffer of its own: the buffer,
     // the bytes of the frame's body in it, and the body's size.
     let mut large: Option<(FrameBuf, usize, usize)> = None;
+    let handover = Handover {
+        broker: &broker,
+        client_host: &client_host,
+        peer: &peer,
+        activity: &activity,
+        tx: &tx,
+    };
     'read: loop {
         // Take every complete frame in the buffer.
         loop {
@@ -151,17 +158,7 @@ pub async fn serve(broker: Rc<Broker>, requests: Rc<RequestBudget>, stream: TcpS
             buf.advance(frame::SIZE_PREFIX_BYTES);
             let body = buf.split_to(size).freeze();
             filled -= frame::SIZE_PREFIX_BYTES + size;
-            if !hand_over(
-                &broker,
-                &client_host,
-                &peer,
-                &activity,
-                &tx,
-                body,
-                held.take(),
-            )
-            .await
-            {
+            if !handover.hand_over(body, held.take()).await {
                 break 'read;
             }
         }
@@ -204,17 +201,7 @@ pub async fn serve(broker: Rc<Broker>, requests: Rc<RequestBudget>, stream: TcpS
                                 break;
                             };
                             let body = own.freeze(size);
-                            if !hand_over(
-                                &broker,
-                                &client_host,
-                                &peer,
-                                &activity,
-                                &tx,
-                                body,
-                                held.take(),
-                            )
-                            .await
-                            {
+                            if !handover.hand_over(body, held.take()).await {
                                 break;
                             }
                         }
@@ -464,31 +451,37 @@ enum FileSend {
     Full(Vec<u8>),
 }
 
-/// Dispatches a request's body and queues its answer for the writer; `false` when the
-/// connection is to close (a request it cannot take, or the writer gone).
-async fn hand_over(
-    broker: &Rc<Broker>,
-    client_host: &Rc<str>,
-    peer: &str,
-    activity: &Activity,
-    tx: &local_channel::LocalSender<InFlight>,
-    body: bytes::Bytes,
-    held: Option<Held>,
-) -> bool {
-    activity.frame_started.set(None);
-    let meta = RequestMeta::of(&body);
-    match api::dispatch(broker, client_host, body).await {
-        Ok(task) => {
-            // Taken before the frame was complete.
-            let Some(held) = held else { return false };
-            activity.in_flight.set(activity.in_flight.get() + 1);
-            tx.send(InFlight { task, held, meta }).await.is_ok()
-        }
-        Err(why) => {
-            if let Some(suppressed) = bad_input_warning() {
-                tracing::warn!(%peer, reason = %why, suppressed, "closing connection");
+/// What the reader hands each request's body to: `dispatch`, then the writer's queue.
+struct Handover<'a> {
+    broker: &'a Rc<Broker>,
+    client_host: &'a Rc<str>,
+    peer: &'a str,
+    activity: &'a Activity,
+    tx: &'a local_channel::LocalSender<InFlight>,
+}
+
+impl Handover<'_> {
+    /// Dispatches a request's body and queues its answer for the writer; `false` when the
+    /// connection is to close (a request it cannot take, or the writer gone).
+    async fn hand_over(&self, body: bytes::Bytes, held: Option<Held>) -> bool {
+        self.activity.frame_started.set(None);
+        let meta = RequestMeta::of(&body);
+        match api::dispatch(self.broker, self.client_host, body).await {
+            Ok(task) => {
+                // Taken before the frame was complete.
+                let Some(held) = held else { return false };
+                self.activity
+                    .in_flight
+                    .set(self.activity.in_flight.get() + 1);
+                self.tx.send(InFlight { task, held, meta }).await.is_ok()
             }
-            false
+            Err(why) => {
+                if let Some(suppressed) = bad_input_warning() {
+                    let peer = self.peer;
+                    tracing::warn!(%peer, reason = %why, suppressed, "closing connection");
+                }
+                false
+            }
         }
     }
 }

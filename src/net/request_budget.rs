@@ -61,6 +61,7 @@ impl RequestBudget {
             self.waiting.set(self.waiting.get() - 1);
         }
         self.held.set(self.held.get() + bytes);
+        crate::util::metrics::request_bytes_held(self.held.get());
         Held {
             budget: self.clone(),
             bytes,
@@ -83,6 +84,7 @@ impl Drop for Held {
     fn drop(&mut self) {
         let b = &self.budget;
         b.held.set(b.held.get() - self.bytes);
+        crate::util::metrics::request_bytes_held(b.held.get());
         b.freed.notify_all();
     }
 }

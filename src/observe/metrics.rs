@@ -260,6 +260,20 @@ pub fn render(
         ),
     );
     f.add(
+        "request_budget_held",
+        "Bytes of requests held in the shard's share of queued.max.request.bytes.",
+        Some(Unit::Bytes),
+        Kind::Gauge(
+            shards
+                .iter()
+                .map(|s| {
+                    let held = i64::try_from(s.metrics.request_bytes_held).unwrap_or(i64::MAX);
+                    (labels(&[shard(s)]), held)
+                })
+                .collect(),
+        ),
+    );
+    f.add(
         "partitions",
         "Partitions open.",
         None,

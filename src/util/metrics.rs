@@ -31,6 +31,8 @@ pub struct Snapshot {
     pub bytes_out: u64,
     pub connections_accepted: u64,
     pub connections_closed: u64,
+    /// Bytes of requests held in the shard's `queued.max.request.bytes` budget now.
+    pub request_bytes_held: u64,
     /// fdatasync rounds of the group commit: duration in µs, and writes made durable per
     /// round.
     pub sync_latency_us: Histogram<u64>,
@@ -46,6 +48,7 @@ impl Default for Snapshot {
             bytes_out: 0,
             connections_accepted: 0,
             connections_closed: 0,
+            request_bytes_held: 0,
             sync_latency_us: histogram(HISTOGRAM_MAX_US),
             sync_writes: histogram(HISTOGRAM_MAX_COUNT),
         }
@@ -70,6 +73,7 @@ impl Snapshot {
         self.bytes_out += other.bytes_out;
         self.connections_accepted += other.connections_accepted;
         self.connections_closed += other.connections_closed;
+        self.request_bytes_held += other.request_bytes_held;
         let _ = self.sync_latency_us.add(&other.sync_latency_us);
         let _ = self.sync_writes.add(&other.sync_writes);
     }
@@ -106,6 +110,11 @@ pub fn request_answered(
 
 pub fn connection_accepted() {
     with(|s| s.connections_accepted += 1);
+}
+
+/// The shard's request budget holds `bytes` now.
+pub fn request_bytes_held(bytes: usize) {
+    with(|s| s.request_bytes_held = bytes as u64);
 }
 
 pub fn connection_closed() {
