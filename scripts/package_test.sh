@@ -27,6 +27,7 @@ if dpkg-query -W -f='${Status}' shardlog 2>/dev/null | grep -q installed || [ -e
 fi
 cleanup() {
     [ -n "${pid:-}" ] && as_root kill -9 "$pid" 2>/dev/null || true
+    as_root pkill -9 -u shardlog 2>/dev/null || true
     as_root dpkg --purge shardlog >/dev/null 2>&1 || true
     as_root rm -rf /var/lib/shardlog
 }
@@ -57,7 +58,8 @@ grep -E '^log.dirs +/var/lib/shardlog +/etc/shardlog/server.properties line' /tm
     || fail "--print-config does not show log.dirs from the default config"
 ok "--print-config shows the default config's values and their lines"
 
-# Start as the unit does: its ExecStart, as its user, with its descriptor limit.
+# Start as the unit does: its ExecStart, as its user (setpriv execs the broker in place, so $pid
+# is the broker's and the SIGTERM below reaches it as systemd's would).
 exec_start=$(sed -n 's/^ExecStart=//p' /lib/systemd/system/shardlog.service)
 for port in 9092 9644; do
     if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
@@ -66,7 +68,11 @@ for port in 9092 9644; do
 done
 log=$(mktemp /tmp/shardlog-package.XXXXXX.log)
 chmod 666 "$log"
-as_root runuser -u shardlog -- sh -c "ulimit -n 65536; exec $exec_start" >"$log" 2>&1 &
+# Not through the as_root function: a backgrounded function is a subshell, whose pid is not
+# the broker's (sudo relays signals to its command and exits with its status).
+sudo_=(); [ "$(id -u)" = 0 ] || sudo_=(sudo)
+# shellcheck disable=SC2086 # ExecStart is a command line to split
+"${sudo_[@]}" setpriv --reuid shardlog --regid shardlog --init-groups $exec_start >"$log" 2>&1 &
 pid=$!
 for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null && break; sleep 0.1; done
 (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null || fail "the broker does not listen on 127.0.0.1:9092"

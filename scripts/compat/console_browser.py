@@ -142,6 +142,7 @@ def main_test(args, checks):
                  "the group has a lag plot")
     problems = browser.problems()
     checks.check(not problems, "no console error, exception or failed load", "; ".join(problems))
+    checks.finish()
 
 
 if __name__ == "__main__":

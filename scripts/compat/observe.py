@@ -190,6 +190,7 @@ def main_test(args, checks):
     checks.check(status == 200 and "<title>shardlog console</title>" in page, "/ serves the console page")
     for c in (caught_up, stalled, stopped, rewound):
         c.close()
+    checks.finish()
 
 
 if __name__ == "__main__":

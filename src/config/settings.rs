@@ -127,7 +127,15 @@ impl Settings {
     pub(super) fn origins(&self) -> BTreeMap<String, String> {
         self.map
             .iter()
-            .map(|(key, setting)| (key.clone(), setting.origin.to_string()))
+            .map(|(key, setting)| {
+                let origin = match &setting.origin {
+                    Origin::File { path, line } => {
+                        format!("{} line {line}", one_line(&path.display().to_string()))
+                    }
+                    Origin::Override => "--override".to_string(),
+                };
+                (key.clone(), origin)
+            })
             .collect()
     }
 
