@@ -101,7 +101,21 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: FetchRequest) -> Reply {
     for t in &req.topics {
         let topic = t.topic.0.to_string();
         plan.topic(topic.clone());
+        let readable = super::topic_authorized(
+            &catalog,
+            &shard.config,
+            &ctx,
+            crate::catalog::acl::OP_READ,
+            &topic,
+        );
         for p in &t.partitions {
+            if !readable {
+                plan.answer(
+                    p.partition,
+                    Answer::error(ResponseError::TopicAuthorizationFailed),
+                );
+                continue;
+            }
             if !catalog.has_partition(&topic, p.partition) {
                 plan.answer(
                     p.partition,

@@ -83,7 +83,7 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: ListOffsetsRequest) -> R
             .iter()
             .map(|p| query(p.timestamp, version, read_committed))
     });
-    let found = answers(broker, &req, true, asks, Partitions::offsets).await;
+    let found = answers(broker, &ctx, &req, true, asks, Partitions::offsets).await;
     let topics = found
         .into_iter()
         .map(|(name, partitions)| {
@@ -148,7 +148,7 @@ pub async fn handle_v0(
                 .collect()
         })
         .collect();
-    let found = answers(broker, &req, false, asks, Partitions::offsets_before).await;
+    let found = answers(broker, &ctx, &req, false, asks, Partitions::offsets_before).await;
     let topics = found
         .into_iter()
         .map(|(name, partitions)| old_versions::ListOffsetsV0Topic {
@@ -176,6 +176,7 @@ type OwnerOp<Q, A> =
 /// answers by topic in request order.
 async fn answers<Q, A>(
     broker: &Rc<Broker>,
+    ctx: &Ctx,
     req: &ListOffsetsRequest,
     refuse_duplicates: bool,
     asks: impl IntoIterator<Item = impl IntoIterator<Item = Option<Q>>>,
@@ -203,9 +204,19 @@ where
     for (t, asks) in req.topics.iter().zip(asks) {
         let topic = t.name.0.to_string();
         plan.topic(topic.clone());
+        let describable = super::topic_authorized(
+            &catalog,
+            &shard.config,
+            ctx,
+            crate::catalog::acl::OP_DESCRIBE,
+            &topic,
+        );
         for (p, ask) in t.partitions.iter().zip(asks) {
             let index = p.partition_index;
             match ask {
+                _ if !describable => {
+                    plan.answer(index, Err(ResponseError::TopicAuthorizationFailed))
+                }
                 _ if refuse_duplicates && duplicated.contains(&(topic.as_str(), index)) => {
                     plan.answer(index, Err(ResponseError::InvalidRequest))
                 }

@@ -9,7 +9,8 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use kafka_protocol::ResponseError;
 
-use super::{str_bytes, topic_name, Broker, Ctx, Reply, Versions};
+use super::{authorized, str_bytes, topic_authorized, topic_name, Broker, Ctx, Reply, Versions};
+use crate::catalog::acl;
 use crate::catalog::change::{self, Change, NewTopic};
 use crate::catalog::Catalog;
 use crate::config::Config;
@@ -43,11 +44,23 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: MetadataRequest) -> Repl
     };
     let auto_create = shard.config.auto_create_topics_enable
         && (req.allow_auto_topic_creation || ctx.version < 4);
+    let describable = |catalog: &Catalog, name: &str| {
+        topic_authorized(catalog, &shard.config, &ctx, acl::OP_DESCRIBE, name)
+    };
     if let (Some(names), true) = (&wanted, auto_create) {
         let missing: Vec<NewTopic> = names
             .iter()
             .filter(|n| {
                 !n.is_empty()
+                    && describable(&catalog, n)
+                    && (authorized(
+                        &catalog,
+                        &shard.config,
+                        &ctx,
+                        acl::OP_CREATE,
+                        acl::RESOURCE_CLUSTER,
+                        acl::CLUSTER_NAME,
+                    ) || topic_authorized(&catalog, &shard.config, &ctx, acl::OP_CREATE, n))
                     && !crate::catalog::is_internal(n)
                     && catalog.topic(n).is_none()
                     && crate::catalog::validate_topic_name(n).is_ok()
@@ -72,11 +85,26 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: MetadataRequest) -> Repl
             catalog = broker.catalog.get();
         }
     }
-    let names: Vec<String> = wanted.unwrap_or_else(|| catalog.topics.keys().cloned().collect());
-    let topics = names
-        .iter()
-        .map(|n| topic_entry(&catalog, n, shard.config.node_id, ctx.version))
-        .collect();
+    // Topics the client may not describe: named, they answer TOPIC_AUTHORIZATION_FAILED;
+    // in a listing of all topics they are left out (as Kafka does).
+    let topics = match wanted {
+        Some(names) => names
+            .iter()
+            .map(|n| match describable(&catalog, n) {
+                true => topic_entry(&catalog, n, shard.config.node_id, ctx.version),
+                false => MetadataResponseTopic::default()
+                    .with_name(Some(topic_name(n)))
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_topic_authorized_operations(i32::MIN),
+            })
+            .collect(),
+        None => catalog
+            .topics
+            .keys()
+            .filter(|n| describable(&catalog, n))
+            .map(|n| topic_entry(&catalog, n, shard.config.node_id, ctx.version))
+            .collect(),
+    };
     let c = &shard.config;
     let broker = MetadataResponseBroker::default()
         .with_node_id(BrokerId(c.node_id))

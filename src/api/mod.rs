@@ -13,11 +13,14 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -87,6 +90,9 @@ pub const SUPPORTED: &[(ApiKey, Versions)] = &[
     (ApiKey::ApiVersions, api_versions::VERSIONS),
     (ApiKey::CreateTopics, create_topics::VERSIONS),
     (ApiKey::DeleteTopics, delete_topics::VERSIONS),
+    (ApiKey::CreateAcls, create_acls::VERSIONS),
+    (ApiKey::DescribeAcls, describe_acls::VERSIONS),
+    (ApiKey::DeleteAcls, delete_acls::VERSIONS),
     (ApiKey::DescribeConfigs, describe_configs::VERSIONS),
     (ApiKey::CreatePartitions, create_partitions::VERSIONS),
     (ApiKey::DeleteGroups, delete_groups::VERSIONS),
@@ -360,6 +366,15 @@ pub async fn dispatch(
         RequestKind::DeleteTopics(req) => {
             spawn(async move { delete_topics::handle(&b, ctx, req).await })
         }
+        RequestKind::CreateAcls(req) => {
+            spawn(async move { create_acls::handle(&b, ctx, req).await })
+        }
+        RequestKind::DescribeAcls(req) => {
+            spawn(async move { describe_acls::handle(&b, ctx, req).await })
+        }
+        RequestKind::DeleteAcls(req) => {
+            spawn(async move { delete_acls::handle(&b, ctx, req).await })
+        }
         RequestKind::DescribeConfigs(req) => {
             spawn(async move { describe_configs::handle(&b, ctx, req) })
         }
@@ -425,6 +440,53 @@ pub fn by_topic<T>(items: impl IntoIterator<Item = (String, T)>) -> Vec<(String,
         }
     }
     out
+}
+
+/// Whether the client of `ctx` may do `operation` (`catalog::acl::OP_*`) on the resource
+/// `(resource_type, name)`, by the catalog's ACLs. Clients are not authenticated (PLAINTEXT),
+/// so every client is `User:ANONYMOUS`, from its address.
+pub fn authorized(
+    catalog: &crate::catalog::Catalog,
+    config: &crate::config::Config,
+    ctx: &Ctx,
+    operation: i8,
+    resource_type: i8,
+    name: &str,
+) -> bool {
+    use crate::catalog::acl;
+    if catalog.acls.is_empty() && config.allow_everyone_if_no_acl_found {
+        return true;
+    }
+    let who = acl::Requester {
+        principal: acl::ANONYMOUS,
+        host: ctx.client_host.trim_start_matches('/'),
+    };
+    acl::authorize(
+        &catalog.acls,
+        config.allow_everyone_if_no_acl_found,
+        who,
+        operation,
+        resource_type,
+        name,
+    )
+}
+
+/// `authorized` for a topic.
+pub fn topic_authorized(
+    catalog: &crate::catalog::Catalog,
+    config: &crate::config::Config,
+    ctx: &Ctx,
+    operation: i8,
+    topic: &str,
+) -> bool {
+    authorized(
+        catalog,
+        config,
+        ctx,
+        operation,
+        crate::catalog::acl::RESOURCE_TOPIC,
+        topic,
+    )
 }
 
 pub fn str_bytes(s: impl Into<String>) -> kafka_protocol::protocol::StrBytes {

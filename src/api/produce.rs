@@ -76,6 +76,18 @@ pub async fn start(broker: &Rc<Broker>, ctx: Ctx, req: ProduceRequest) -> ReplyT
                     "acks must be -1, 0 or 1",
                 );
                 plan.answer(p.index, e);
+            } else if !super::topic_authorized(
+                &catalog,
+                &shard.config,
+                &ctx,
+                catalog::acl::OP_WRITE,
+                &topic,
+            ) {
+                let e = Answer::error(
+                    ResponseError::TopicAuthorizationFailed,
+                    "not authorized to write to the topic",
+                );
+                plan.answer(p.index, e);
             } else if catalog::is_internal(&topic) {
                 // Only the broker writes its internal topics (Kafka answers the same).
                 let e = Answer::error(

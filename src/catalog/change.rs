@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use super::acl::{self, AclBinding, AclFilter};
 use super::{validate_topic_name, Catalog, Replica, Topic, PARTITIONS_PER_TOPIC_MAX};
 use crate::shard::{Shard, Unreachable};
 
@@ -37,6 +38,14 @@ pub enum Change {
     AlterConfigs {
         resources: Vec<(ConfigResource, bool, Vec<ConfigOp>)>,
         validate_only: bool,
+    },
+    /// CreateAcls: each binding checked and added (one already there is no change).
+    CreateAcls {
+        bindings: Vec<AclBinding>,
+    },
+    /// DeleteAcls: every binding a filter matches is removed.
+    DeleteAcls {
+        filters: Vec<AclFilter>,
     },
 }
 
@@ -361,6 +370,24 @@ fn plan(current: &Catalog, change: Change) -> (Option<Arc<Catalog>>, ChangeResul
                 results.push((resource.name(), r));
             }
             next.broker_configs.per_broker.retain(|_, c| !c.is_empty());
+        }
+        Change::CreateAcls { bindings } => {
+            for (i, b) in bindings.into_iter().enumerate() {
+                let r = acl::validate(&b).map_err(ChangeError::InvalidRequest);
+                if r.is_ok() {
+                    if let Err(at) = next.acls.binary_search(&b) {
+                        next.acls.insert(at, b);
+                        changed = true;
+                    }
+                }
+                results.push((i.to_string(), r));
+            }
+        }
+        Change::DeleteAcls { filters } => {
+            let before = next.acls.len();
+            next.acls.retain(|b| !filters.iter().any(|f| f.matches(b)));
+            changed = next.acls.len() != before;
+            results.extend((0..filters.len()).map(|i| (i.to_string(), Ok(()))));
         }
     }
     (changed.then(|| Arc::new(next)), results)

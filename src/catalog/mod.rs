@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub mod acl;
 pub mod change;
 pub mod placement;
 pub mod replica;
@@ -62,6 +63,9 @@ pub struct Catalog {
     /// Absent from catalogs written before dynamic broker configs existed.
     #[serde(default, skip_serializing_if = "BrokerConfigs::is_empty")]
     pub broker_configs: BrokerConfigs,
+    /// ACL bindings, sorted, no repeats (`acl`). Absent from catalogs written before ACLs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acls: Vec<acl::AclBinding>,
 }
 
 impl Catalog {

@@ -457,6 +457,8 @@ pub static KEYS: &[Key] = &[
         .report(|c| c.node_id.to_value()),
     Key::broker("num.partitions", int(MIN_ONE), "Partitions of an auto-created topic.")
         .default_int(DEFAULT_NUM_PARTITIONS as i64).acted().field(field!(num_partitions)),
+    Key::broker("allow.everyone.if.no.acl.found", Type::Boolean, "A resource that no ACL binding applies to is open to every client. true by default here, where ACLs are always checked: a broker with no ACLs serves everyone, as Kafka does without an authorizer.")
+        .default_bool(true).acted().field(field!(allow_everyone_if_no_acl_found)),
     Key::broker("auto.create.topics.enable", Type::Boolean, "Metadata requests create topics that do not exist.")
         .default_bool(DEFAULT_AUTO_CREATE_TOPICS_ENABLE).acted().field(field!(auto_create_topics_enable)),
     Key::broker("default.replication.factor", Type::SingleReplica, "Replicas of an auto-created topic; must be 1 (single node).")

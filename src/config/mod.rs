@@ -64,6 +64,8 @@ pub struct Config {
     pub num_partitions: i32,
     /// `auto.create.topics.enable`.
     pub auto_create_topics_enable: bool,
+    /// `allow.everyone.if.no.acl.found`: a resource no ACL binding applies to is open to all.
+    pub allow_everyone_if_no_acl_found: bool,
     /// `default.replication.factor`; always 1.
     pub default_replication_factor: i16,
     /// `log.segment.bytes`.
@@ -405,6 +407,7 @@ impl Config {
             node_id: DEFAULT_NODE_ID,
             num_partitions: DEFAULT_NUM_PARTITIONS,
             auto_create_topics_enable: DEFAULT_AUTO_CREATE_TOPICS_ENABLE,
+            allow_everyone_if_no_acl_found: true,
             default_replication_factor: DEFAULT_REPLICATION_FACTOR,
             log_segment_bytes: DEFAULT_LOG_SEGMENT_BYTES,
             log_index_interval_bytes: DEFAULT_LOG_INDEX_INTERVAL_BYTES,
