@@ -37,7 +37,7 @@ ok "installed"
 
 for f in /usr/bin/shardlog /etc/shardlog/server.properties /lib/systemd/system/shardlog.service \
          /usr/share/shardlog/bin/kafka-topics.sh /usr/share/shardlog/bin/kafka-consumer-groups.sh \
-         /usr/share/shardlog/bin/kafka-configs.sh; do
+         /usr/share/shardlog/bin/kafka-configs.sh /usr/share/shardlog/bin/kafka-acls.sh; do
     [ -e "$f" ] || fail "$f missing"
 done
 ok "binary, unit, default config and wrappers in place"

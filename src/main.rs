@@ -1,5 +1,5 @@
 //! The `shardlog` command: parse the configuration, start the shards, stop on SIGTERM/SIGINT;
-//! or, when the first argument is `topics`, `groups` or `configs`, run that admin tool
+//! or, when the first argument is `topics`, `groups`, `configs` or `acls`, run that admin tool
 //! (`admin/`) against a running broker.
 
 use std::process::ExitCode;

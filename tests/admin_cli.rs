@@ -1,5 +1,5 @@
 //! The admin tools end to end: the `bin/kafka-*.sh` wrappers (through `bash`, as
-//! librdkafka's test suite runs them) and `shardlog topics|groups|configs` against a real
+//! librdkafka's test suite runs them) and `shardlog topics|groups|configs|acls` against a real
 //! broker over TCP, checked against what rdkafka clients see.
 
 mod common;
@@ -687,7 +687,12 @@ fn help_and_usage_errors() {
     let help = Command::new(shardlog_bin()).arg("--help").output().unwrap();
     assert!(help.status.success());
     let text = stdout(&help);
-    for sub in ["shardlog topics", "shardlog groups", "shardlog configs"] {
+    for sub in [
+        "shardlog topics",
+        "shardlog groups",
+        "shardlog configs",
+        "shardlog acls",
+    ] {
         assert!(text.contains(sub), "--help does not mention {sub}:\n{text}");
     }
     let o = tool(
@@ -712,4 +717,151 @@ fn help_and_usage_errors() {
     let o = tool("kafka-topics.sh", &["--help"]);
     assert!(o.status.success());
     assert!(stdout(&o).contains("--replication-factor"));
+    let o = tool(
+        "kafka-acls.sh",
+        &["--bootstrap-server", "127.0.0.1:1", "--add", "--topic", "T"],
+    );
+    assert_eq!(o.status.code(), Some(1), "an ACL needs a principal");
+    assert!(
+        stderr(&o).contains(
+            "You must specify one of: --allow-principal, --deny-principal when trying to add ACLs."
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let o = tool("kafka-acls.sh", &["--help"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("--deny-principal"));
+}
+
+/// Runs `bin/kafka-acls.sh` with `args`, `stdin` as its input.
+fn acls_with_input(args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let path = format!("{}/bin/kafka-acls.sh", env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new("bash")
+        .arg(&path)
+        .args(args)
+        .env("SHARDLOG_BIN", shardlog_bin())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {path}: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("writing stdin");
+    child.wait_with_output().expect("kafka-acls.sh output")
+}
+
+/// kafka-acls.sh: librdkafka's three command lines (tests 0109, 0115, 0119), through `sh -c`
+/// with `$KAFKA_PATH` and `$BROKERS` as its test harness runs them, then `--list` (Kafka 3.9's
+/// text), `--remove` answered `y` on stdin, and `--remove --force` of every ACL of the topic.
+#[test]
+#[ignore = "needs the broker's ACL APIs (lead is adding them)"]
+fn acls_librdkafka_command_lines_list_remove() {
+    let b = Broker::start(&[]);
+    let bs = b.bootstrap();
+    for line in [
+        "$KAFKA_PATH/bin/kafka-acls.sh --bootstrap-server $BROKERS --add --deny-principal 'User:*' --operation All --deny-host '*' --topic 'acl_t'",
+        "$KAFKA_PATH/bin/kafka-acls.sh --bootstrap-server $BROKERS --add --allow-principal 'User:*' --operation Describe --allow-host '*' --topic 'acl_t'",
+        "$KAFKA_PATH/bin/kafka-acls.sh --bootstrap-server $BROKERS --add --deny-principal 'User:*' --operation Read --deny-host '*' --topic 'acl_t'",
+    ] {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(line)
+            .env("KAFKA_PATH", env!("CARGO_MANIFEST_DIR"))
+            .env("BROKERS", &bs)
+            .env("SHARDLOG_BIN", shardlog_bin())
+            .output()
+            .expect("sh");
+        assert!(
+            o.status.success(),
+            "{line}: exited {}\nstdout:\n{}\nstderr:\n{}",
+            o.status,
+            stdout(&o),
+            stderr(&o)
+        );
+        assert!(
+            stdout(&o).starts_with("Adding ACLs for resource `ResourcePattern(resourceType=TOPIC, name=acl_t, patternType=LITERAL)`: \n \t(principal=User:*, host=*, operation="),
+            "{}",
+            stdout(&o)
+        );
+    }
+    let resource = "`ResourcePattern(resourceType=TOPIC, name=acl_t, patternType=LITERAL)`";
+    let list = [
+        "--bootstrap-server",
+        bs.as_str(),
+        "--list",
+        "--topic",
+        "acl_t",
+    ];
+    assert_eq!(
+        ok("kafka-acls.sh", &list),
+        format!(
+            "Current ACLs for resource {resource}: \n \
+             \t(principal=User:*, host=*, operation=ALL, permissionType=DENY)\n\
+             \t(principal=User:*, host=*, operation=READ, permissionType=DENY)\n\
+             \t(principal=User:*, host=*, operation=DESCRIBE, permissionType=ALLOW) \n\n"
+        )
+    );
+    // Every ACL of the cluster: the same three.
+    assert_eq!(
+        ok("kafka-acls.sh", &["--bootstrap-server", &bs, "--list"]),
+        ok("kafka-acls.sh", &list)
+    );
+
+    // --remove without --force asks, and `y` goes ahead.
+    let o = acls_with_input(
+        &[
+            "--bootstrap-server",
+            &bs,
+            "--remove",
+            "--deny-principal",
+            "User:*",
+            "--operation",
+            "Read",
+            "--topic",
+            "acl_t",
+        ],
+        "y\n",
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "Are you sure you want to remove ACLs: \n \t(principal=User:*, host=*, operation=READ, permissionType=DENY) \n from resource filter `ResourcePatternFilter(resourceType=TOPIC, name=acl_t, patternType=LITERAL)`? (y/n)\n"
+    );
+    assert_eq!(
+        ok("kafka-acls.sh", &list),
+        format!(
+            "Current ACLs for resource {resource}: \n \
+             \t(principal=User:*, host=*, operation=ALL, permissionType=DENY)\n\
+             \t(principal=User:*, host=*, operation=DESCRIBE, permissionType=ALLOW) \n\n"
+        )
+    );
+    // `n` leaves them.
+    let o = acls_with_input(
+        &["--bootstrap-server", &bs, "--remove", "--topic", "acl_t"],
+        "n\n",
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(ok("kafka-acls.sh", &list).contains("operation=ALL"));
+    // --force removes every ACL of the topic without asking.
+    assert_eq!(
+        ok(
+            "kafka-acls.sh",
+            &[
+                "--bootstrap-server",
+                &bs,
+                "--remove",
+                "--force",
+                "--topic",
+                "acl_t"
+            ]
+        ),
+        ""
+    );
+    assert_eq!(ok("kafka-acls.sh", &list), "");
 }

@@ -1,10 +1,10 @@
-//! The admin tools: `shardlog topics`, `shardlog groups` and `shardlog configs`, speaking the
-//! Kafka protocol to any broker (Shardlog or Apache Kafka) with the flags and output of Kafka's
-//! `kafka-topics.sh`, `kafka-consumer-groups.sh` and `kafka-configs.sh`, so that the wrappers in
-//! `bin/` can stand in for them.
+//! The admin tools: `shardlog topics`, `shardlog groups`, `shardlog configs` and `shardlog acls`,
+//! speaking the Kafka protocol to any broker (Shardlog or Apache Kafka) with the flags and output
+//! of Kafka's `kafka-topics.sh`, `kafka-consumer-groups.sh`, `kafka-configs.sh` and
+//! `kafka-acls.sh`, so that the wrappers in `bin/` can stand in for them.
 //!
 //! - `client.rs`: a blocking client (one TCP connection per broker, versions from ApiVersions).
-//! - `topics.rs`, `groups.rs`, `configs.rs`: one command each, its flags and its output.
+//! - `topics.rs`, `groups.rs`, `configs.rs`, `acls.rs`: one command each, its flags and its output.
 //!
 //! This module belongs to the `shardlog` binary, not to the broker library: it shares no code
 //! with the request path.
@@ -14,13 +14,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod acls;
 mod client;
 mod configs;
 mod groups;
 mod topics;
 
 /// The subcommands, as the first argument of `shardlog`.
-pub const SUBCOMMANDS: &[&str] = &["topics", "groups", "configs"];
+pub const SUBCOMMANDS: &[&str] = &["topics", "groups", "configs", "acls"];
 
 /// Runs the admin subcommand `args[1]` (`args[0]` is the program name).
 pub fn run(args: Vec<OsString>) -> ExitCode {
@@ -42,6 +43,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         "topics" => topics::run(rest),
         "groups" => groups::run(rest),
         "configs" => configs::run(rest),
+        "acls" => acls::run(rest),
         _ => {
             eprintln!("shardlog: unknown admin command {sub:?}");
             ExitCode::from(1)

@@ -285,7 +285,7 @@ impl std::error::Error for ConfigError {
     name = "shardlog",
     bin_name = "shardlog",
     version,
-    after_help = "Admin tools (Kafka's kafka-topics.sh, kafka-consumer-groups.sh and kafka-configs.sh flags):\n  shardlog topics --bootstrap-server HOST:PORT --create|--list|--describe|--alter|--delete ...\n  shardlog groups --bootstrap-server HOST:PORT --list|--describe|--delete|--reset-offsets ...\n  shardlog configs --bootstrap-server HOST:PORT --describe|--alter --entity-type topics|brokers ...\nEach takes --help."
+    after_help = "Admin tools (Kafka's kafka-topics.sh, kafka-consumer-groups.sh, kafka-configs.sh and kafka-acls.sh flags):\n  shardlog topics --bootstrap-server HOST:PORT --create|--list|--describe|--alter|--delete ...\n  shardlog groups --bootstrap-server HOST:PORT --list|--describe|--delete|--reset-offsets ...\n  shardlog configs --bootstrap-server HOST:PORT --describe|--alter --entity-type topics|brokers ...\n  shardlog acls --bootstrap-server HOST:PORT --add|--remove|--list --topic T|--group G|--cluster ...\nEach takes --help."
 )]
 struct Cli {
     /// server.properties-style file of Kafka config keys (key=value, key: value, # comments).
