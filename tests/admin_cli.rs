@@ -760,7 +760,6 @@ fn acls_with_input(args: &[&str], stdin: &str) -> Output {
 /// with `$KAFKA_PATH` and `$BROKERS` as its test harness runs them, then `--list` (Kafka 3.9's
 /// text), `--remove` answered `y` on stdin, and `--remove --force` of every ACL of the topic.
 #[test]
-#[ignore = "needs the broker's ACL APIs (lead is adding them)"]
 fn acls_librdkafka_command_lines_list_remove() {
     let b = Broker::start(&[]);
     let bs = b.bootstrap();
