@@ -1286,3 +1286,62 @@ fn fetch_v12(
                     .collect(),
             )])
 }
+
+/// `message.timestamp.type=LogAppendTime` (librdkafka's 0052): records produced with an old
+/// timestamp are read back at the broker's clock when they were appended; a CreateTime topic
+/// keeps the producer's.
+#[test]
+fn log_append_time_topics_take_the_brokers_clock() {
+    let broker = Broker::start(&[]);
+    let admin = broker.admin();
+    let created = futures::executor::block_on(
+        admin.create_topics(
+            &[
+                NewTopic::new("appended", 1, TopicReplication::Fixed(1))
+                    .set("message.timestamp.type", "LogAppendTime"),
+                NewTopic::new("created", 1, TopicReplication::Fixed(1))
+                    .set("message.timestamp.type", "CreateTime"),
+            ],
+            &admin_options(),
+        ),
+    )
+    .expect("create topics");
+    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+    let old = 1_000_000i64;
+    let producer = broker.producer(&[]);
+    let before = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for name in ["appended", "created"] {
+        for i in 0..5 {
+            let msg = Msg {
+                timestamp: Some(old + i),
+                ..Msg::kv(format!("k{i}"), "v")
+            };
+            producer.send(name, Some(0), &msg);
+        }
+    }
+    assert!(producer
+        .flush_ok(Duration::from_secs(15))
+        .iter()
+        .all(|d| d.error.is_none()));
+    let after = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let appended = broker.consume_all("appended", 0, 0, 5, Duration::from_secs(15));
+    for r in &appended {
+        let t = r.timestamp.expect("a timestamp");
+        assert!(
+            (before..=after).contains(&t),
+            "appended at {t}, not within {before}..{after}"
+        );
+    }
+    let created = broker.consume_all("created", 0, 0, 5, Duration::from_secs(15));
+    let times: Vec<i64> = created
+        .iter()
+        .map(|r| r.timestamp.expect("a timestamp"))
+        .collect();
+    assert_eq!(times, (0..5).map(|i| old + i).collect::<Vec<_>>());
+}

@@ -617,7 +617,7 @@ pub static KEYS: &[Key] = &[
     Key::broker("log.message.format.version", Type::String, "Deprecated in Kafka 3.0 and ignored: batches are always stored in format v2.")
         .default_text(DEFAULT_MESSAGE_FORMAT_VERSION).update(Update::ClusterWide),
     Key::broker("log.message.timestamp.type", Type::OneOf(TIMESTAMP_TYPES), "Whether record timestamps are the producer's or the broker's.")
-        .default_text(DEFAULT_MESSAGE_TIMESTAMP_TYPE).update(Update::ClusterWide),
+        .default_text(DEFAULT_MESSAGE_TIMESTAMP_TYPE).acted().update(Update::ClusterWide),
     Key::broker("compression.type", Type::OneOf(COMPRESSION_TYPES), "Compression of stored batches; producer keeps what the producer sent.")
         .default_text(DEFAULT_COMPRESSION_TYPE).update(Update::ClusterWide),
     Key::broker("min.insync.replicas", int(MIN_ONE), "Replicas that must acknowledge an acks=all write.")
@@ -681,7 +681,7 @@ pub static KEYS: &[Key] = &[
     Key::topic("message.format.version", Type::String, "Deprecated in Kafka 3.0 and ignored: batches are always stored in format v2.")
         .derives_from("log.message.format.version"),
     Key::topic("message.timestamp.type", Type::OneOf(TIMESTAMP_TYPES), "Whether record timestamps are the producer's or the broker's.")
-        .derives_from("log.message.timestamp.type"),
+        .derives_from("log.message.timestamp.type").acted().topic_field(field!(message_timestamp_type)),
     Key::topic("min.cleanable.dirty.ratio", Type::Ratio, "Share of uncompacted log that triggers compaction.")
         .derives_from("log.cleaner.min.cleanable.ratio").acted().topic_field(field!(min_cleanable_dirty_ratio)),
     Key::topic("min.compaction.lag.ms", long(MIN_ZERO), "Shortest a record stays uncompacted.")

@@ -38,6 +38,9 @@ pub struct TopicConfig {
     pub min_compaction_lag_ms: i64,
     /// `max.compaction.lag.ms`.
     pub max_compaction_lag_ms: i64,
+    /// `message.timestamp.type`: "CreateTime" (the producer's) or "LogAppendTime" (the
+    /// broker's, written into each batch as it is appended).
+    pub message_timestamp_type: String,
 }
 
 impl TopicConfig {
@@ -137,6 +140,7 @@ mod tests {
                 min_cleanable_dirty_ratio: "0.5".to_string(),
                 min_compaction_lag_ms: 0,
                 max_compaction_lag_ms: i64::MAX,
+                message_timestamp_type: "CreateTime".to_string(),
             }
         );
     }

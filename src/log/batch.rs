@@ -105,7 +105,7 @@ impl BatchHeader {
     /// True when the batch's timestamps are the broker's (LogAppendTime, attribute bit 3):
     /// every record then has the batch's largest timestamp.
     pub fn is_log_append_time(&self) -> bool {
-        self.attributes & 0x08 != 0
+        self.attributes & TIMESTAMP_TYPE_LOG_APPEND_TIME != 0
     }
 
     /// The sequence of the batch's last record: sequences wrap from `i32::MAX` to 0, as
@@ -331,6 +331,40 @@ pub fn assign_offset(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
     batch[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
 }
 
+/// Makes a batch's timestamp the broker's (LogAppendTime, as Kafka's LogValidator does for
+/// `message.timestamp.type=LogAppendTime`): the timestamp-type attribute bit set, the max
+/// timestamp `now_ms`, and the CRC (which covers both) computed again. Records keep their
+/// deltas; consumers read every record of such a batch at its max timestamp.
+pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
+    let total = batch_total_len(batch);
+    assert!(
+        total >= BATCH_HEADER_BYTES && total <= batch.len(),
+        "set_log_append_time on a short batch"
+    );
+    let attributes = i16::from_be_bytes([batch[21], batch[22]]) | TIMESTAMP_TYPE_LOG_APPEND_TIME;
+    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+    batch[35..43].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_START..total]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// The attribute bit of a batch whose timestamps are the broker's.
+const TIMESTAMP_TYPE_LOG_APPEND_TIME: i16 = 0x08;
+
+/// A batch's whole length (its length field plus the 12 bytes before it).
+fn batch_total_len(batch: &[u8]) -> usize {
+    batch.get(8..12).map_or(0, |b| {
+        i32::from_be_bytes([b[0], b[1], b[2], b[3]]).max(0) as usize
+    }) + BATCH_LENGTH_PREFIX_BYTES
+}
+
+/// The wall clock in ms since the epoch (the broker's LogAppendTime).
+pub fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Encodes `(key, value, timestamp)` records as one v2 batch the way a producer does (base
 /// offset 0, no producer id): the broker's own records (`__consumer_offsets`), and the one
 /// batch builder of the unit tests, `tests/` and `benches/` (`encode_batch`).
@@ -470,6 +504,25 @@ pub fn encode_batch(
 pub mod tests {
     use super::*;
     use kafka_protocol::records::Compression;
+
+    /// A LogAppendTime batch keeps its records and says so: the attribute bit set, the max
+    /// timestamp the broker's, and a CRC that checks.
+    #[test]
+    fn log_append_time_is_written_with_a_good_crc() {
+        let mut b = make_batch(3, 10, Compression::Gzip);
+        let before = validate_produce(&b, 1 << 20).expect("valid")[0].clone();
+        assert!(!before.is_log_append_time());
+        set_log_append_time(&mut b, 1_234_567);
+        let after = validate_produce(&b, 1 << 20).expect("the CRC checks")[0].clone();
+        assert!(after.is_log_append_time());
+        assert_eq!(after.max_timestamp, 1_234_567);
+        assert_eq!(after.record_count, before.record_count);
+        assert_eq!(
+            b[61..],
+            make_batch(3, 10, Compression::Gzip)[61..],
+            "records untouched"
+        );
+    }
 
     /// Builds one v2 batch of `n` records with the given compression, as a producer would.
     pub fn make_batch(n: usize, value_bytes: usize, compression: Compression) -> Vec<u8> {

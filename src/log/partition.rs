@@ -52,6 +52,9 @@ pub struct LogConfig {
     pub segment_jitter_ms: i64,
     /// What the cleaner does with this log (`cleanup.policy` `compact` and its settings).
     pub compaction: Compaction,
+    /// `message.timestamp.type=LogAppendTime`: each batch's timestamp is the broker's clock
+    /// when it is appended (`batch::set_log_append_time`), as Kafka's LogValidator does.
+    pub log_append_time: bool,
 }
 
 impl LogConfig {
@@ -67,6 +70,7 @@ impl LogConfig {
             segment_ms: i64::MAX,
             segment_jitter_ms: 0,
             compaction: Compaction::OFF,
+            log_append_time: false,
         }
     }
 }
@@ -195,7 +199,10 @@ struct Run {
 struct PendingBatch {
     base_offset: i64,
     position: u32,
+    /// The batch's max timestamp: the producer's, or with `log_append_time` the broker's,
+    /// written into the batch when the run is written.
     max_timestamp: i64,
+    log_append_time: bool,
     next_offset: i64,
 }
 
@@ -759,12 +766,17 @@ impl PartitionLog {
             }
             let mut next = base_offset;
             let mut position = segment_size + run.bytes as u32;
+            // The broker's clock for a LogAppendTime topic's client batches (markers and the
+            // broker's own records keep theirs).
+            let append_time = (self.config.get().log_append_time && job.origin == Origin::Client)
+                .then(batch::wall_clock_ms);
             for h in &job.headers {
                 let after = next + i64::from(h.last_offset_delta) + 1;
                 run.batches.push(PendingBatch {
                     base_offset: next,
                     position,
-                    max_timestamp: h.max_timestamp,
+                    max_timestamp: append_time.unwrap_or(h.max_timestamp),
+                    log_append_time: append_time.is_some(),
                     next_offset: after,
                 });
                 next = after;
@@ -979,6 +991,7 @@ impl PartitionLog {
         // The cache keeps the producers' own bytes (and the prefix written into them apart)
         // when it may keep every job's; else one copy of the run.
         let by_reference = cache_it
+            && !run.batches.iter().any(|b| b.log_append_time)
             && run
                 .jobs
                 .iter()
@@ -994,11 +1007,11 @@ impl PartitionLog {
                     at += job.records.len();
                 }
                 for b in &run.batches {
-                    batch::assign_offset(
-                        &mut buf[(b.position - run_start) as usize..],
-                        b.base_offset,
-                        0,
-                    );
+                    let at = &mut buf[(b.position - run_start) as usize..];
+                    batch::assign_offset(at, b.base_offset, 0);
+                    if b.log_append_time {
+                        batch::set_log_append_time(at, b.max_timestamp);
+                    }
                 }
                 if by_reference {
                     heads.reserve(run.batches.len() * batch::BROKER_ASSIGNED_PREFIX_BYTES);

@@ -59,6 +59,7 @@ impl LogConfig {
             segment_ms,
             segment_jitter_ms: topic.segment_jitter_ms,
             compaction,
+            log_append_time: topic.message_timestamp_type == "LogAppendTime",
         }
     }
 }
