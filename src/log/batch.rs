@@ -510,10 +510,10 @@ pub mod tests {
     #[test]
     fn log_append_time_is_written_with_a_good_crc() {
         let mut b = make_batch(3, 10, Compression::Gzip);
-        let before = validate_produce(&b, 1 << 20).expect("valid")[0].clone();
+        let before = validate_produce(&b, 1 << 20).expect("valid")[0];
         assert!(!before.is_log_append_time());
         set_log_append_time(&mut b, 1_234_567);
-        let after = validate_produce(&b, 1 << 20).expect("the CRC checks")[0].clone();
+        let after = validate_produce(&b, 1 << 20).expect("the CRC checks")[0];
         assert!(after.is_log_append_time());
         assert_eq!(after.max_timestamp, 1_234_567);
         assert_eq!(after.record_count, before.record_count);
