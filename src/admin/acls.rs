@@ -24,32 +24,17 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::client::{AdminError, Client, Target};
 use super::{parse, Common};
+// Kafka's wire codes, stated once for the broker and this tool.
+use shardlog::catalog::acl::{
+    CLUSTER_NAME, OP_ALL, OP_ANY, OP_CREATE, OP_DESCRIBE, OP_IDEMPOTENT_WRITE, OP_READ, OP_WRITE,
+    PATTERN_ANY, PATTERN_LITERAL, PATTERN_MATCH, PATTERN_PREFIXED, PERMISSION_ALLOW,
+    PERMISSION_ANY, PERMISSION_DENY, RESOURCE_ANY, RESOURCE_CLUSTER, RESOURCE_DELEGATION_TOKEN,
+    RESOURCE_GROUP, RESOURCE_TOPIC, RESOURCE_TRANSACTIONAL_ID, RESOURCE_USER,
+};
 
 /// The versions of CreateAcls, DescribeAcls and DeleteAcls this tool sends (v1 brought
 /// pattern types; kafka-protocol knows 1 to 3).
 const ACL_VERSIONS: (i16, i16) = (1, 3);
-
-/// `ResourceType` codes (org.apache.kafka.common.resource.ResourceType).
-const RESOURCE_ANY: i8 = 1;
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_GROUP: i8 = 3;
-const RESOURCE_CLUSTER: i8 = 4;
-const RESOURCE_TRANSACTIONAL_ID: i8 = 5;
-const RESOURCE_DELEGATION_TOKEN: i8 = 6;
-const RESOURCE_USER: i8 = 7;
-/// The one cluster resource's name.
-const CLUSTER_NAME: &str = "kafka-cluster";
-
-/// `PatternType` codes.
-const PATTERN_ANY: i8 = 1;
-const PATTERN_MATCH: i8 = 2;
-const PATTERN_LITERAL: i8 = 3;
-const PATTERN_PREFIXED: i8 = 4;
-
-/// `AclPermissionType` codes.
-const PERMISSION_ANY: i8 = 1;
-const PERMISSION_DENY: i8 = 2;
-const PERMISSION_ALLOW: i8 = 3;
 
 /// `AclOperation` codes and names: the enum's name (what `toString` prints) and its Pascal-case
 /// name (what the command line takes, case-insensitively, and what usage messages print).
@@ -71,13 +56,6 @@ const OPERATIONS: &[(i8, &str, &str)] = &[
     (14, "DESCRIBE_TOKENS", "DescribeTokens"),
 ];
 const OP_UNKNOWN: i8 = 0;
-const OP_ANY: i8 = 1;
-const OP_ALL: i8 = 2;
-const OP_READ: i8 = 3;
-const OP_WRITE: i8 = 4;
-const OP_CREATE: i8 = 5;
-const OP_DESCRIBE: i8 = 8;
-const OP_IDEMPOTENT_WRITE: i8 = 12;
 
 /// Add, remove and list ACLs (kafka-acls.sh).
 #[derive(Parser, Debug)]

@@ -58,6 +58,13 @@ pub struct Synonym {
     pub convert: Convert,
 }
 
+/// Dynamic broker keys that change nothing here: SASL listener settings, which Kafka lets each
+/// broker change at runtime (`DynamicBrokerConfig`'s listener configs) even when it has no SASL
+/// listener. Shardlog serves no SASL listener, so AlterConfigs stores them and DescribeConfigs
+/// reports them, as Kafka does on a broker without one (librdkafka's 0081 sets one).
+#[cfg(test)]
+pub const INERT_DYNAMIC_KEYS: &[&str] = &["sasl.kerberos.min.time.before.relogin"];
+
 /// Whether Kafka can change a key at runtime (its "update mode", `DynamicBrokerConfig`). Shardlog
 /// changes at runtime only the keys marked [`Key::dynamic`]: a subset of Kafka's dynamic keys
 /// that it acts on and can apply safely while serving; every other key is read-only here.
@@ -627,6 +634,9 @@ pub static KEYS: &[Key] = &[
     Key::broker("process.roles", Type::List, "KRaft roles of this node."),
     Key::broker("controller.quorum.voters", Type::String, "KRaft controller quorum."),
     Key::broker("inter.broker.listener.name", Type::String, "Listener brokers talk to each other on."),
+    // See INERT_DYNAMIC_KEYS.
+    Key::broker("sasl.kerberos.min.time.before.relogin", long(MIN_ZERO), "Login thread sleep time between refresh attempts (SASL/Kerberos; not served).")
+        .default_int(60_000).update(Update::PerBroker).dynamic(),
     Key::broker("num.network.threads", int(MIN_ONE), "Kafka's network threads; shardlog runs one executor per shard instead.")
         .update(Update::ClusterWide),
     Key::broker("num.io.threads", int(MIN_ONE), "Kafka's request threads; shardlog runs one executor per shard instead.")
