@@ -270,7 +270,8 @@ fn compress(codec: i16, data: &[u8]) -> Result<Vec<u8>, ConvertError> {
 /// Kafka's `RecordsUtil.downConvert` writes them: control batches (transaction markers) are
 /// dropped; an uncompressed batch becomes one message per record at or past `fetch_offset`;
 /// a compressed batch becomes one compressed message (its codec; zstd, which v0/v1 cannot
-/// carry, as gzip) holding all its records (a consumer skips those below its position in a
+/// carry, as gzip, where Kafka answers UNSUPPORTED_COMPRESSION_TYPE, an error these clients
+/// do not know) holding all its records (a consumer skips those below its position in a
 /// compressed set itself, as Kafka relies on). Record headers are dropped (v0/v1 have none).
 /// A LogAppendTime batch's messages (v1) take its time and say so.
 pub fn down_convert(batches: &[u8], fetch_offset: i64, magic: i8) -> Result<Vec<u8>, ConvertError> {
