@@ -495,6 +495,33 @@ mod tests {
         assert_eq!(up_convert(&set), Err(ConvertError::TooLarge));
     }
 
+    /// A LogAppendTime batch's v1 messages carry the broker's time and the attribute bit; a
+    /// zstd batch (v0/v1 cannot carry zstd) goes out as one gzip message.
+    #[test]
+    fn log_append_time_and_zstd_down_convert() {
+        let recs = (0..2).map(|i| (None, Some(Bytes::from(format!("v{i}"))), 100 + i));
+        let mut b = batch::encode_batch(recs.clone(), Compression::None);
+        batch::set_log_append_time(&mut b, 777);
+        let set = down_convert(&b, 0, 1).expect("converts");
+        for m in parse_set(&set).expect("parses") {
+            assert_eq!(
+                (m.timestamp, m.attributes & LOG_APPEND_TIME),
+                (777, LOG_APPEND_TIME)
+            );
+        }
+        let z = batch::encode_batch(recs, Compression::Zstd);
+        let set = down_convert(&z, 0, 1).expect("converts");
+        let outer = parse_set(&set).expect("parses");
+        assert_eq!((outer.len(), outer[0].codec(), outer[0].offset), (1, 1, 1));
+        let inner = records::decompress(1, outer[0].value.expect("value")).expect("gzip");
+        let values: Vec<_> = parse_set(&inner)
+            .expect("inner parses")
+            .iter()
+            .map(|m| m.value.map(<[u8]>::to_vec))
+            .collect();
+        assert_eq!(values, vec![Some(b"v0".to_vec()), Some(b"v1".to_vec())]);
+    }
+
     /// Stored batches down-convert to v0 and v1 sets with absolute offsets: uncompressed
     /// batches from the fetch offset on, compressed ones whole in one wrapper whose offset is
     /// the last; control batches are dropped.
