@@ -185,6 +185,13 @@ pub fn up_convert(set: &[u8]) -> Result<Vec<u8>, ConvertError> {
         let compressed = m
             .value
             .ok_or(ConvertError::Corrupt("compressed message without a value"))?;
+        let fixed;
+        let compressed = if m.magic == 0 && m.codec() == 3 {
+            fixed = lz4_header_checksum(compressed, false)?;
+            &fixed[..]
+        } else {
+            compressed
+        };
         let inner = records::decompress(m.codec(), compressed)?;
         inflated = inflated.saturating_add(inner.len());
         if inflated > DECOMPRESSED_LIMIT_BYTES {
@@ -246,6 +253,94 @@ fn put_message(
     let mut hasher = flate2::Crc::new();
     hasher.update(&out[crc_at + 4..]);
     out[crc_at..crc_at + 4].copy_from_slice(&hasher.sum().to_be_bytes());
+}
+
+/// `frame` (an LZ4 frame) with its header checksum rewritten: `broken` as Kafka 0.8-0.9 wrote
+/// it for message format v0 (a hash of the magic number and the descriptor, which Kafka 3.9
+/// still writes and ignores for v0, `KafkaLZ4BlockOutputStream`), else as the LZ4 frame format
+/// has it (a hash of the descriptor alone), so that the standard decoder takes what old
+/// clients wrote.
+pub fn lz4_header_checksum(frame: &[u8], broken: bool) -> Result<Vec<u8>, ConvertError> {
+    const MAGIC: [u8; 4] = [0x04, 0x22, 0x4d, 0x18];
+    let bad = ConvertError::Corrupt("bad LZ4 frame header");
+    if frame.get(..4) != Some(&MAGIC[..]) {
+        return Err(bad);
+    }
+    let flags = *frame.get(4).ok_or(bad.clone())?;
+    // FLG, BD, then the content size (FLG bit 3) and the dictionary id (FLG bit 0).
+    let mut hc_at = 6;
+    if flags & 0x08 != 0 {
+        hc_at += 8;
+    }
+    if flags & 0x01 != 0 {
+        hc_at += 4;
+    }
+    if hc_at >= frame.len() {
+        return Err(bad);
+    }
+    let hashed = if broken {
+        &frame[..hc_at]
+    } else {
+        &frame[4..hc_at]
+    };
+    let mut out = frame.to_vec();
+    out[hc_at] = (xxh32(hashed, 0) >> 8) as u8;
+    Ok(out)
+}
+
+/// XXH32 (the LZ4 frame format's header hash).
+fn xxh32(data: &[u8], seed: u32) -> u32 {
+    const P1: u32 = 2_654_435_761;
+    const P2: u32 = 2_246_822_519;
+    const P3: u32 = 3_266_489_917;
+    const P4: u32 = 668_265_263;
+    const P5: u32 = 374_761_393;
+    let lane = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let round = |acc: u32, input: u32| {
+        acc.wrapping_add(input.wrapping_mul(P2))
+            .rotate_left(13)
+            .wrapping_mul(P1)
+    };
+    let mut rest = data;
+    let mut h = if data.len() >= 16 {
+        let mut v = [
+            seed.wrapping_add(P1).wrapping_add(P2),
+            seed.wrapping_add(P2),
+            seed,
+            seed.wrapping_sub(P1),
+        ];
+        while rest.len() >= 16 {
+            for (i, acc) in v.iter_mut().enumerate() {
+                *acc = round(*acc, lane(&rest[4 * i..]));
+            }
+            rest = &rest[16..];
+        }
+        v[0].rotate_left(1)
+            .wrapping_add(v[1].rotate_left(7))
+            .wrapping_add(v[2].rotate_left(12))
+            .wrapping_add(v[3].rotate_left(18))
+    } else {
+        seed.wrapping_add(P5)
+    };
+    h = h.wrapping_add(data.len() as u32);
+    while rest.len() >= 4 {
+        h = h
+            .wrapping_add(lane(rest).wrapping_mul(P3))
+            .rotate_left(17)
+            .wrapping_mul(P4);
+        rest = &rest[4..];
+    }
+    for &b in rest {
+        h = h
+            .wrapping_add(u32::from(b).wrapping_mul(P5))
+            .rotate_left(11)
+            .wrapping_mul(P1);
+    }
+    h ^= h >> 15;
+    h = h.wrapping_mul(P2);
+    h ^= h >> 13;
+    h = h.wrapping_mul(P3);
+    h ^ (h >> 16)
 }
 
 /// Compresses `data` with Kafka codec `codec` (1-3).
@@ -341,7 +436,10 @@ pub fn down_convert(batches: &[u8], fetch_offset: i64, magic: i8) -> Result<Vec<
         if first_offset.is_none() {
             continue;
         }
-        let compressed = compress(codec, &inner)?;
+        let mut compressed = compress(codec, &inner)?;
+        if magic == 0 && codec == 3 {
+            compressed = lz4_header_checksum(&compressed, true)?;
+        }
         let attributes = codec as i8 | ts_attribute;
         put_message(
             &mut out,
@@ -485,6 +583,50 @@ mod tests {
         );
     }
 
+    /// XXH32 matches the reference's test vectors, short and past one 16-byte stripe.
+    #[test]
+    fn xxh32_matches_the_reference() {
+        assert_eq!(xxh32(b"", 0), 0x02CC_5D05);
+        assert_eq!(xxh32(b"a", 0), 0x550D_7456);
+        assert_eq!(xxh32(b"abc", 0), 0x32D1_53FF);
+        assert_eq!(
+            xxh32(b"Nobody inspects the spammish repetition", 0),
+            0xE229_3B2F
+        );
+    }
+
+    /// LZ4 in message format v0 carries Kafka 0.8's broken header checksum both ways: a
+    /// produced v0 set with it up-converts, and a v0 fetch gets it (what 0.9 clients check).
+    #[test]
+    fn lz4_in_v0_has_the_broken_header_checksum() {
+        let mut plain = Vec::new();
+        put_message(&mut plain, 0, 0, 0, 0, b("k"), b("v"));
+        let proper = compress(3, &plain).expect("compresses");
+        let broken = lz4_header_checksum(&proper, true).expect("a frame");
+        assert_ne!(broken, proper, "the checksums differ");
+        assert!(
+            records::decompress(3, &broken).is_err(),
+            "the standard decoder refuses it"
+        );
+        let mut set = Vec::new();
+        put_message(&mut set, 0, 0, 3, 0, None, Some(&broken));
+        let (_, recs) = read_batch(&up_convert(&set).expect("converts"));
+        assert_eq!(recs, vec![(Some(b"k".to_vec()), Some(b"v".to_vec()), -1)]);
+        let stored = batch::encode_batch(
+            [(None, Some(Bytes::from_static(b"v")), 5)],
+            Compression::Lz4,
+        );
+        let out = down_convert(&stored, 0, 0).expect("converts");
+        let wrapper = parse_set(&out).expect("parses")[0];
+        let value = wrapper.value.expect("value");
+        assert!(
+            records::decompress(3, value).is_err(),
+            "broken as Kafka writes v0"
+        );
+        let fixed = lz4_header_checksum(value, false).expect("a frame");
+        assert!(records::decompress(3, &fixed).is_ok());
+    }
+
     /// A compressed message claiming a huge inner set (a gzip bomb) stops at the bound.
     #[test]
     fn a_compression_bomb_stops_at_the_bound() {
@@ -552,7 +694,11 @@ mod tests {
             assert_eq!((outer[1].offset, outer[1].value), (12, b("v2")));
             assert_eq!(outer[2].offset, 15);
             assert_eq!(outer[2].codec(), 3);
-            let inner = records::decompress(3, outer[2].value.expect("value")).expect("lz4");
+            let mut value = outer[2].value.expect("value").to_vec();
+            if magic == 0 {
+                value = lz4_header_checksum(&value, false).expect("a frame");
+            }
+            let inner = records::decompress(3, &value).expect("lz4");
             let inner = parse_set(&inner).expect("inner parses");
             let offsets: Vec<i64> = inner.iter().map(|m| m.offset).collect();
             if magic == 1 {
