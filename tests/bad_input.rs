@@ -14,10 +14,12 @@ use kafka_protocol::records::Compression;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const API_PRODUCE: i16 = 0;
+const API_FETCH: i16 = 1;
 const API_METADATA: i16 = 3;
 const API_VERSIONS: i16 = 18;
 const UNSUPPORTED_VERSION: i16 = 35;
 const CORRUPT_MESSAGE: i16 = 2;
+const MESSAGE_TOO_LARGE: i16 = 10;
 
 fn connect(broker: &Broker) -> TcpStream {
     let s = TcpStream::connect_timeout(&broker.addr(), IO_TIMEOUT).expect("connect");
@@ -267,7 +269,8 @@ fn huge_array_count_does_not_abort() {
     assert_broker_serves(&mut broker);
 }
 
-/// The old versions decoded by hand (ListOffsets v0, OffsetCommit v0-1, OffsetFetch v0) with
+/// The old versions decoded by hand (Produce v0-2, Fetch v0-3, ListOffsets v0, OffsetCommit
+/// v0-1, OffsetFetch v0) with
 /// forged counts (2^31-1 topics or partitions with no bytes behind them), a negative count,
 /// or cut off inside a partition get the connection closed, and the broker lives on.
 #[test]
@@ -288,6 +291,9 @@ fn forged_old_version_requests_close_the_connection() {
     let group = string("g");
     let member = [&3i32.to_be_bytes()[..], &string("m")].concat();
     let cut_partition = [0u8, 0, 0, 0, 0xff, 0xff];
+    let acks_timeout = [0u8, 1, 0, 0, 0x13, 0x88];
+    // Fetch v0-3: replica_id, max_wait_ms, min_bytes.
+    let fetch_head = [&consumer[..], &[0; 4], &one].concat();
     let requests: Vec<(&str, Vec<u8>)> = vec![
         (
             "ListOffsets v0, huge topic count",
@@ -353,6 +359,71 @@ fn forged_old_version_requests_close_the_connection() {
                 &one,
                 &topic,
                 &huge,
+            ]),
+        ),
+        (
+            "Produce v0, huge topic count",
+            frame(&[&header_v1(API_PRODUCE, 0, 59), &acks_timeout, &huge]),
+        ),
+        (
+            "Produce v1, huge partition count",
+            frame(&[
+                &header_v1(API_PRODUCE, 1, 60),
+                &acks_timeout,
+                &one,
+                &topic,
+                &huge,
+            ]),
+        ),
+        (
+            "Produce v2, message set size past the request",
+            frame(&[
+                &header_v1(API_PRODUCE, 2, 61),
+                &acks_timeout,
+                &one,
+                &topic,
+                &one,
+                &0i32.to_be_bytes(),
+                &huge,
+                &[0; 16],
+            ]),
+        ),
+        (
+            "Produce v0, negative message set size",
+            frame(&[
+                &header_v1(API_PRODUCE, 0, 62),
+                &acks_timeout,
+                &one,
+                &topic,
+                &one,
+                &0i32.to_be_bytes(),
+                &(-7i32).to_be_bytes(),
+            ]),
+        ),
+        (
+            "Fetch v0, huge topic count",
+            frame(&[&header_v1(API_FETCH, 0, 63), &fetch_head, &huge]),
+        ),
+        (
+            "Fetch v2, huge partition count",
+            frame(&[
+                &header_v1(API_FETCH, 2, 64),
+                &fetch_head,
+                &one,
+                &topic,
+                &huge,
+            ]),
+        ),
+        (
+            "Fetch v3, cut inside a partition",
+            frame(&[
+                &header_v1(API_FETCH, 3, 65),
+                &fetch_head,
+                &one, // v3's max_bytes
+                &one,
+                &topic,
+                &one,
+                &cut_partition,
             ]),
         ),
     ];
@@ -699,5 +770,111 @@ fn idle_and_trickling_connections_are_closed() {
         "{}",
         broker.log()
     );
+    assert_broker_serves(&mut broker);
+}
+
+/// A message format v1 message (offset, size, crc, magic 1, attributes, timestamp, key, value).
+fn legacy_message(attributes: i8, key: Option<&[u8]>, value: Option<&[u8]>) -> Vec<u8> {
+    let mut m = vec![1u8, attributes as u8];
+    m.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
+    for field in [key, value] {
+        match field {
+            Some(b) => {
+                m.extend_from_slice(&(b.len() as i32).to_be_bytes());
+                m.extend_from_slice(b);
+            }
+            None => m.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+    }
+    let mut crc = flate2::Crc::new();
+    crc.update(&m);
+    let mut out = 0i64.to_be_bytes().to_vec();
+    out.extend_from_slice(&(m.len() as i32 + 4).to_be_bytes());
+    out.extend_from_slice(&crc.sum().to_be_bytes());
+    out.extend_from_slice(&m);
+    out
+}
+
+/// A Produce v0 request, acks=1, of one message set to partition 0 of `topic`.
+fn produce_v0(correlation_id: i32, topic: &str, set: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&1i16.to_be_bytes());
+    body.extend_from_slice(&5000i32.to_be_bytes());
+    body.extend_from_slice(&1i32.to_be_bytes());
+    body.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+    body.extend_from_slice(topic.as_bytes());
+    body.extend_from_slice(&1i32.to_be_bytes());
+    body.extend_from_slice(&0i32.to_be_bytes());
+    body.extend_from_slice(&(set.len() as i32).to_be_bytes());
+    body.extend_from_slice(set);
+    frame(&[&header_v1(API_PRODUCE, 0, correlation_id), &body])
+}
+
+/// Parses a Produce v0 response with one topic and one partition: (error_code, base_offset).
+fn parse_produce_v0(body: &[u8], correlation_id: i32, topic: &str) -> (i16, i64) {
+    let mut c = Cursor(body);
+    assert_eq!(c.i32(), correlation_id);
+    assert_eq!(c.i32(), 1, "topic count");
+    assert_eq!(c.string(), topic);
+    assert_eq!(c.i32(), 1, "partition count");
+    assert_eq!(c.i32(), 0, "partition index");
+    let error = c.i16();
+    let base_offset = c.i64();
+    assert!(c.0.is_empty(), "{} bytes after the v0 body", c.0.len());
+    (error, base_offset)
+}
+
+/// Message sets that cannot be up-converted are refused for their partition, never appended,
+/// and the connection goes on: a truncated set, a message whose size or key length is forged
+/// past the set, a bad CRC and a compressed message whose value does not decompress are
+/// CORRUPT_MESSAGE; a gzip message inflating past the bound (64 MiB) is MESSAGE_TOO_LARGE,
+/// found without inflating it all. A good set on the same connection is then appended at 0.
+#[test]
+fn legacy_message_sets_that_do_not_convert_are_refused() {
+    use std::io::Write as _;
+    let mut broker = Broker::start(&[]);
+    let topic = "legacy-bad";
+    broker.create_topic(topic, 1);
+    let good = legacy_message(0, Some(b"k"), Some(b"v"));
+    let mut forged_size = good.clone();
+    forged_size[8..12].copy_from_slice(&i32::MAX.to_be_bytes());
+    let mut forged_key = good.clone();
+    forged_key[26..30].copy_from_slice(&1_000_000i32.to_be_bytes());
+    let mut bad_crc = good.clone();
+    *bad_crc.last_mut().unwrap() ^= 1;
+    let not_gzip = legacy_message(1, None, Some(b"not gzip at all"));
+    let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..65 {
+        bomb.write_all(&zeros).unwrap();
+    }
+    let bomb = legacy_message(1, None, Some(&bomb.finish().unwrap()));
+    let cases: Vec<(&str, Vec<u8>, i16)> = vec![
+        (
+            "truncated",
+            good[..good.len() - 3].to_vec(),
+            CORRUPT_MESSAGE,
+        ),
+        ("forged message size", forged_size, CORRUPT_MESSAGE),
+        ("forged key length", forged_key, CORRUPT_MESSAGE),
+        ("bad CRC", bad_crc, CORRUPT_MESSAGE),
+        ("compressed garbage", not_gzip, CORRUPT_MESSAGE),
+        ("gzip bomb", bomb, MESSAGE_TOO_LARGE),
+    ];
+    let mut s = connect(&broker);
+    for (i, (what, set, want)) in cases.into_iter().enumerate() {
+        let corr = 70 + i as i32;
+        s.write_all(&produce_v0(corr, topic, &set)).unwrap();
+        let response = read_frame(&mut s).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(
+            parse_produce_v0(&response, corr, topic),
+            (want, -1),
+            "{what}"
+        );
+    }
+    s.write_all(&produce_v0(90, topic, &good)).unwrap();
+    let response = read_frame(&mut s).expect("produce response");
+    assert_eq!(parse_produce_v0(&response, 90, topic), (0, 0));
+    assert_eq!(broker.watermarks(topic, 0), (0, 1));
     assert_broker_serves(&mut broker);
 }

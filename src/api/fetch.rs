@@ -26,7 +26,9 @@ use crate::log::ops::{ReadAnswer, ReadPart};
 use crate::log::{Isolation, Partitions};
 use crate::util::scatter::{Pieces, PLACEHOLDER_BYTES_MAX};
 
-pub const VERSIONS: Versions = Versions { min: 4, max: 12 };
+/// v0-3 read message format v0/v1: decoded in `old_versions`, answered down-converted
+/// (`legacy_reply`).
+pub const VERSIONS: Versions = Versions { min: 0, max: 12 };
 
 /// The longest a fetch waits for data, whatever the client asks: bounds how long a request
 /// (and the connection behind it) can be held, and so how long a shutdown drains.
@@ -216,6 +218,9 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: FetchRequest) -> Reply {
             .flat_map(|(_, ps)| ps.iter_mut().map(|(_, a)| a)),
         max_bytes,
     );
+    if ctx.version < 4 {
+        return legacy_reply(&ctx, &req, topics);
+    }
     // The record bytes go into the frame by reference: the response holds a stand-in for each
     // partition's records, which the frame replaces by the records' pieces.
     let records: Vec<(Bytes, Pieces)> = topics
@@ -242,6 +247,53 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: FetchRequest) -> Reply {
         &build_response(topics, &records, ctx.version),
         records.iter().cloned(),
     )
+}
+
+/// The answer to Fetch v0-3: each partition's batches down-converted to message format v0
+/// (Fetch v0-1) or v1 (v2-3), in memory (`message_sets::down_convert`). This costs CPU on every
+/// fetch (decompressing and often compressing again) and reads file ranges into memory: old
+/// clients get no zero-copy path, as with Kafka. A partition whose batches cannot be read or
+/// converted answers CORRUPT_MESSAGE.
+fn legacy_reply(ctx: &Ctx, req: &FetchRequest, topics: Vec<(String, Vec<(i32, Answer)>)>) -> Reply {
+    use super::message_sets;
+    use super::old_versions::LegacyFetchResponse;
+    let magic = if ctx.version >= 2 { 1 } else { 0 };
+    let fetch_offset = |topic: &str, partition: i32| {
+        req.topics
+            .iter()
+            .filter(|t| t.topic.0.as_str() == topic)
+            .flat_map(|t| t.partitions.iter())
+            .find(|p| p.partition == partition)
+            .map_or(0, |p| p.fetch_offset)
+    };
+    let topics = topics
+        .into_iter()
+        .map(|(name, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|(index, a)| {
+                    let converted = a
+                        .records
+                        .to_bytes()
+                        .map_err(|e| e.to_string())
+                        .and_then(|b| {
+                            message_sets::down_convert(&b, fetch_offset(&name, index), magic)
+                                .map_err(|e| e.to_string())
+                        });
+                    let (error, set) = match converted {
+                        Ok(set) => (a.error.map_or(0, |e| e.code()), Bytes::from(set)),
+                        Err(e) => {
+                            tracing::warn!(topic = %name, partition = index, error = %e, "cannot down-convert for an old fetch");
+                            (ResponseError::CorruptMessage.code(), Bytes::new())
+                        }
+                    };
+                    (index, error, a.high_watermark, set)
+                })
+                .collect();
+            (name, partitions)
+        })
+        .collect();
+    ctx.reply(&LegacyFetchResponse { topics })
 }
 
 /// Enforces the response's `max_bytes` in request order, as Kafka does (KIP-74): each

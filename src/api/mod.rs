@@ -37,6 +37,7 @@ pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_transactions;
+pub mod message_sets;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -230,6 +231,14 @@ pub enum Decoded {
     /// ListOffsets v0 (`old_versions`): the request v1 would send, and each partition's
     /// `max_num_offsets` in request order.
     ListOffsetsV0(Ctx, kafka_protocol::messages::ListOffsetsRequest, Vec<i32>),
+    /// Produce v0-2 (`old_versions`): the request v3 would send, each partition's message
+    /// set up-converted to a v2 batch, and the partitions whose set could not be converted
+    /// with the error each answers.
+    ProduceLegacy(
+        Ctx,
+        kafka_protocol::messages::ProduceRequest,
+        Vec<produce::Refused>,
+    ),
 }
 
 /// Decodes one request frame (size prefix removed). Pure: no I/O, no shard state. `Err` means
@@ -314,6 +323,14 @@ pub async fn dispatch(
             return Ok(spawn(async move {
                 list_offsets::handle_v0(&b, ctx, req, max_num_offsets).await
             }));
+        }
+        Decoded::ProduceLegacy(ctx, req, refused) => {
+            let ctx = Ctx {
+                client_host: client_host.clone(),
+                ..ctx
+            };
+            tracing::trace!(api = ?ctx.api_key, version = ctx.version, correlation_id = ctx.correlation_id, "request");
+            return Ok(produce::start_refusing(&broker.clone(), ctx, req, refused).await);
         }
     };
     let api_key = ctx.api_key;
@@ -518,6 +535,11 @@ mod tests {
             (8, 0),
             (8, 1),
             (9, 0),
+            // Produce v0-2 and Fetch v0-3 (message sets).
+            (0, 0),
+            (0, 2),
+            (1, 0),
+            (1, 3),
         ] {
             let mut f = Vec::new();
             f.extend_from_slice(&key.to_be_bytes());
@@ -548,7 +570,7 @@ mod tests {
 
         /// Byte flips and large counts planted in plausible requests never panic or abort.
         #[test]
-        fn mutated_requests_never_panic(seed in 0usize..13, at in 0usize..40, word in any::<u32>(), flips in prop::collection::vec((0usize..40, any::<u8>()), 0..6)) {
+        fn mutated_requests_never_panic(seed in 0usize..17, at in 0usize..40, word in any::<u32>(), flips in prop::collection::vec((0usize..40, any::<u8>()), 0..6)) {
             let mut f = seeds()[seed].clone();
             let at = at.min(f.len().saturating_sub(4));
             f[at..at + 4].copy_from_slice(&word.to_be_bytes());
@@ -617,6 +639,47 @@ mod tests {
         let forged = [0u8, 1, b'g', 0x7f, 0xff, 0xff, 0xff];
         assert!(decode_request(frame(8, 0, &forged)).is_err());
         assert!(decode_request(frame(9, 0, &forged)).is_err());
+        // Produce v0-2: sets up-converted to v2 batches, a bad set refused for its partition.
+        let corpus =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/decode_request");
+        let seed = |name: &str| Bytes::from(std::fs::read(corpus.join(name)).expect("a fuzz seed"));
+        match decode_request(seed("seed-3eafe1663e522a58")) {
+            Ok(Decoded::ProduceLegacy(c, req, refused)) => {
+                assert_eq!((c.version, refused.len()), (1, 0));
+                let partitions = &req.topic_data[0].partition_data;
+                assert_eq!(partitions.len(), 2);
+                for p in partitions {
+                    let batch = p.records.as_deref().expect("converted");
+                    assert_eq!(
+                        crate::log::batch::validate_produce(batch, 1 << 20).map(|h| h.len()),
+                        Ok(1)
+                    );
+                }
+            }
+            _ => panic!("Produce v1 decodes"),
+        }
+        let mut body = 1i16.to_be_bytes().to_vec();
+        body.extend_from_slice(&0i32.to_be_bytes());
+        body.extend_from_slice(&[0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 1, 0, 0, 0, 0]);
+        body.extend_from_slice(&3i32.to_be_bytes());
+        body.extend_from_slice(&[1, 2, 3]);
+        assert!(matches!(
+            decode_request(frame(0, 2, &body)),
+            Ok(Decoded::ProduceLegacy(_, _, r)) if r.len() == 1 && r[0].2 == kafka_protocol::ResponseError::CorruptMessage
+        ));
+        // Fetch v0-3: the v4 request, with v3's response limit (none before).
+        for (name, max_bytes) in [
+            ("seed-c27db15c258eedae", i32::MAX),
+            ("seed-3fca2a92945378b6", 1 << 20),
+        ] {
+            assert!(matches!(
+                decode_request(seed(name)),
+                Ok(Decoded::Request(c, RequestKind::Fetch(r)))
+                    if c.layout_version == c.version && r.max_bytes == max_bytes
+                        && r.topics[0].partitions[0].partition_max_bytes == 1 << 20
+            ));
+        }
+        assert!(decode_request(frame(1, 0, &[0xff; 12])).is_err());
     }
 
     /// An ApiVersions request of an unknown version is answered in v0, not refused.

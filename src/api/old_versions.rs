@@ -1,8 +1,15 @@
 //! Request versions Kafka 3.9 serves that kafka-protocol no longer knows (it is generated from
-//! Kafka 4, which removed them in KIP-896): ListOffsets v0, OffsetCommit v0-1 and OffsetFetch
-//! v0. Each is decoded into the request a newer version sends and answered by that API's
-//! handler, on the path the newer versions take; only the wire layout is handled here.
+//! Kafka 4, which removed them in KIP-896): Produce v0-2, Fetch v0-3, ListOffsets v0,
+//! OffsetCommit v0-1 and OffsetFetch v0. Each is decoded into the request a newer version
+//! sends and answered by that API's handler, on the path the newer versions take; only the wire
+//! layout is handled here.
 //!
+//! - Produce v0-2 are decoded here into the `ProduceRequest` v3 would send, each partition's
+//!   message set up-converted to a v2 batch (`message_sets`); a set that cannot be converted
+//!   is answered with its error. Their responses (v0: offsets, v1: and throttle time, v2: and
+//!   log append time) are encoded here.
+//! - Fetch v0-3 are decoded here into a v4 `FetchRequest` (read_uncommitted, as they were);
+//!   the handler down-converts what it read (`message_sets`) and the response is encoded here.
 //! - OffsetFetch v0 has v1's layout both ways: kafka-protocol decodes and encodes it as v1.
 //! - OffsetCommit v0-1 are decoded here into an `OffsetCommitRequest` (v0 carries no
 //!   generation or member: a simple commit); their response has v2's layout.
@@ -27,7 +34,12 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
+use super::message_sets::{self, ConvertError};
 use super::{Ctx, Decoded};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{FetchRequest, ProduceRequest, ProduceResponse};
+use kafka_protocol::ResponseError;
 
 /// The smallest encoded ListOffsets v0 topic: an empty name and an empty partition array.
 const TOPIC_BYTES_MIN: usize = 2 + 4;
@@ -37,6 +49,10 @@ const LIST_OFFSETS_V0_PARTITION_BYTES: usize = 4 + 8 + 4;
 const OFFSET_COMMIT_V0_PARTITION_BYTES_MIN: usize = 4 + 8 + 2;
 /// The smallest OffsetCommit v1 partition: v0's and a commit timestamp.
 const OFFSET_COMMIT_V1_PARTITION_BYTES_MIN: usize = OFFSET_COMMIT_V0_PARTITION_BYTES_MIN + 8;
+/// The smallest Produce v0-2 partition: index and an empty message set.
+const PRODUCE_V0_PARTITION_BYTES_MIN: usize = 4 + 4;
+/// A Fetch v0-3 partition: index, fetch offset, partition max bytes.
+const FETCH_V0_PARTITION_BYTES: usize = 4 + 8 + 4;
 
 /// The layout kafka-protocol reads and writes for a version it does not know but a newer one
 /// shares both ways; `None` for every other version.
@@ -54,6 +70,12 @@ pub fn decode(ctx: &Ctx, body: &mut Bytes) -> Option<Result<Decoded, String>> {
     let decoded = match (ctx.api_key, ctx.version) {
         (ApiKey::ListOffsets, 0) => list_offsets_v0(body)
             .map(|(req, max)| Decoded::ListOffsetsV0(ctx.clone(), req, max))
+            .map_err(bad),
+        (ApiKey::Produce, 0..=2) => produce_v0_v2(body)
+            .map(|(req, refused)| Decoded::ProduceLegacy(ctx.clone(), req, refused))
+            .map_err(bad),
+        (ApiKey::Fetch, v @ 0..=3) => fetch_v0_v3(body, v)
+            .map(|req| Decoded::Request(ctx.clone(), RequestKind::Fetch(req)))
             .map_err(bad),
         (ApiKey::OffsetCommit, v @ (0 | 1)) => offset_commit_v0_v1(body, v)
             .map(|req| {
@@ -122,6 +144,22 @@ impl Reader<'_> {
             .map_err(|e| format!("{what}: {e}"))
     }
 
+    fn i16(&mut self, what: &str) -> Result<i16, String> {
+        self.need(2, what)?;
+        Ok(self.0.get_i16())
+    }
+
+    /// Nullable bytes (i32 length, -1 for null), as a slice of the body.
+    fn nullable_bytes(&mut self, what: &str) -> Result<Option<Bytes>, String> {
+        let len = self.i32(what)?;
+        if len == -1 {
+            return Ok(None);
+        }
+        let len = usize::try_from(len).map_err(|_| format!("{what}: length {len}"))?;
+        self.need(len, what)?;
+        Ok(Some(self.0.split_to(len)))
+    }
+
     fn string(&mut self, what: &str) -> Result<StrBytes, String> {
         self.nullable_string(what)?
             .ok_or_else(|| format!("{what}: null"))
@@ -175,6 +213,101 @@ fn list_offsets_v0(body: &mut Bytes) -> Result<(ListOffsetsRequest, Vec<i32>), S
         .with_replica_id(BrokerId(replica_id))
         .with_topics(topics);
     Ok((req, max_num_offsets))
+}
+
+/// Produce v0-2: `acks, timeout_ms, [topic, [partition, message_set]]`. Returns the request
+/// v3 would send, with each set up-converted (`message_sets::up_convert`), and the partitions
+/// whose set could not be: CORRUPT_MESSAGE, or MESSAGE_TOO_LARGE for a set that inflates past
+/// the bound, as Kafka answers them.
+fn produce_v0_v2(
+    body: &mut Bytes,
+) -> Result<(ProduceRequest, Vec<super::produce::Refused>), String> {
+    let mut r = Reader(body);
+    let acks = r.i16("acks")?;
+    let timeout_ms = r.i32("timeout_ms")?;
+    let topic_count = r.count(TOPIC_BYTES_MIN, "topics")?;
+    let mut topics = Vec::with_capacity(topic_count);
+    let mut refused = Vec::new();
+    for _ in 0..topic_count {
+        let name = r.string("topic name")?;
+        let partition_count = r.count(PRODUCE_V0_PARTITION_BYTES_MIN, "partitions")?;
+        let mut partitions = Vec::with_capacity(partition_count);
+        for _ in 0..partition_count {
+            let index = r.i32("partition_index")?;
+            let set = r.nullable_bytes("message_set")?.unwrap_or_default();
+            let records = match message_sets::up_convert(&set) {
+                Ok(batch) => Some(Bytes::from(batch)),
+                Err(e) => {
+                    let code = match e {
+                        ConvertError::TooLarge => ResponseError::MessageTooLarge,
+                        ConvertError::Corrupt(_) => ResponseError::CorruptMessage,
+                    };
+                    refused.push((name.to_string(), index, code, e.to_string()));
+                    None
+                }
+            };
+            partitions.push(
+                PartitionProduceData::default()
+                    .with_index(index)
+                    .with_records(records),
+            );
+        }
+        topics.push(
+            TopicProduceData::default()
+                .with_name(TopicName(name))
+                .with_partition_data(partitions),
+        );
+    }
+    let req = ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(timeout_ms)
+        .with_topic_data(topics);
+    Ok((req, refused))
+}
+
+/// Fetch v0-3: `replica_id, max_wait_ms, min_bytes, [v3: max_bytes], [topic, [partition,
+/// fetch_offset, partition_max_bytes]]`, as the v4 request (read_uncommitted, no session)
+/// would send it; before v3 the response has no limit of its own.
+fn fetch_v0_v3(body: &mut Bytes, version: i16) -> Result<FetchRequest, String> {
+    let mut r = Reader(body);
+    let replica_id = r.i32("replica_id")?;
+    let max_wait_ms = r.i32("max_wait_ms")?;
+    let min_bytes = r.i32("min_bytes")?;
+    let max_bytes = if version >= 3 {
+        r.i32("max_bytes")?
+    } else {
+        i32::MAX
+    };
+    let topic_count = r.count(TOPIC_BYTES_MIN, "topics")?;
+    let mut topics = Vec::with_capacity(topic_count);
+    for _ in 0..topic_count {
+        let name = r.string("topic name")?;
+        let partition_count = r.count(FETCH_V0_PARTITION_BYTES, "partitions")?;
+        let mut partitions = Vec::with_capacity(partition_count);
+        for _ in 0..partition_count {
+            let partition = r.i32("partition")?;
+            let fetch_offset = r.i64("fetch_offset")?;
+            let partition_max_bytes = r.i32("partition_max_bytes")?;
+            partitions.push(
+                FetchPartition::default()
+                    .with_partition(partition)
+                    .with_fetch_offset(fetch_offset)
+                    .with_partition_max_bytes(partition_max_bytes),
+            );
+        }
+        topics.push(
+            FetchTopic::default()
+                .with_topic(TopicName(name))
+                .with_partitions(partitions),
+        );
+    }
+    Ok(FetchRequest::default()
+        .with_replica_id(BrokerId(replica_id))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(min_bytes)
+        .with_max_bytes(max_bytes)
+        .with_isolation_level(0)
+        .with_topics(topics))
 }
 
 /// OffsetCommit v0: `group_id, [topic, [partition, offset, metadata]]`; v1 adds
@@ -240,6 +373,100 @@ pub struct ListOffsetsV0Response {
 
 fn array_len(n: usize, what: &str) -> anyhow::Result<i32> {
     i32::try_from(n).map_err(|_| anyhow::anyhow!("{n} {what} do not fit an array"))
+}
+
+fn put_name<B: ByteBufMut>(buf: &mut B, name: &str) -> anyhow::Result<()> {
+    let len = i16::try_from(name.len())
+        .map_err(|_| anyhow::anyhow!("topic name of {} bytes", name.len()))?;
+    buf.put_i16(len);
+    buf.put_slice(name.as_bytes());
+    Ok(())
+}
+
+/// A Produce v0-2 response, from the v3 response the handler built: `[topic, [partition,
+/// error_code, base_offset, (v2) log_append_time_ms]], (v1+) throttle_time_ms`.
+pub struct LegacyProduceResponse(pub ProduceResponse);
+
+impl Encodable for LegacyProduceResponse {
+    fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> anyhow::Result<()> {
+        anyhow::ensure!((0..=2).contains(&version), "Produce response v{version}");
+        buf.put_i32(array_len(self.0.responses.len(), "topics")?);
+        for t in &self.0.responses {
+            put_name(buf, &t.name.0)?;
+            buf.put_i32(array_len(t.partition_responses.len(), "partitions")?);
+            for p in &t.partition_responses {
+                buf.put_i32(p.index);
+                buf.put_i16(p.error_code);
+                buf.put_i64(p.base_offset);
+                if version >= 2 {
+                    buf.put_i64(p.log_append_time_ms);
+                }
+            }
+        }
+        if version >= 1 {
+            buf.put_i32(self.0.throttle_time_ms);
+        }
+        Ok(())
+    }
+
+    fn compute_size(&self, version: i16) -> anyhow::Result<usize> {
+        anyhow::ensure!((0..=2).contains(&version), "Produce response v{version}");
+        let partition = 4 + 2 + 8 + if version >= 2 { 8 } else { 0 };
+        let topics: usize = self
+            .0
+            .responses
+            .iter()
+            .map(|t| 2 + t.name.0.len() + 4 + partition * t.partition_responses.len())
+            .sum();
+        Ok(4 + topics + if version >= 1 { 4 } else { 0 })
+    }
+}
+
+/// One partition of a Fetch v0-3 response: index, error code, high watermark, message set.
+pub type LegacyFetchPartition = (i32, i16, i64, Bytes);
+
+/// A Fetch v0-3 response: `(v1+) throttle_time_ms, [topic, [partition, error_code,
+/// high_watermark, message_set]]`.
+pub struct LegacyFetchResponse {
+    pub topics: Vec<(String, Vec<LegacyFetchPartition>)>,
+}
+
+impl Encodable for LegacyFetchResponse {
+    fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> anyhow::Result<()> {
+        anyhow::ensure!((0..=3).contains(&version), "Fetch response v{version}");
+        if version >= 1 {
+            buf.put_i32(0);
+        }
+        buf.put_i32(array_len(self.topics.len(), "topics")?);
+        for (name, partitions) in &self.topics {
+            put_name(buf, name)?;
+            buf.put_i32(array_len(partitions.len(), "partitions")?);
+            for (index, error_code, high_watermark, set) in partitions {
+                buf.put_i32(*index);
+                buf.put_i16(*error_code);
+                buf.put_i64(*high_watermark);
+                buf.put_i32(array_len(set.len(), "message set bytes")?);
+                buf.put_slice(set);
+            }
+        }
+        Ok(())
+    }
+
+    fn compute_size(&self, version: i16) -> anyhow::Result<usize> {
+        anyhow::ensure!((0..=3).contains(&version), "Fetch response v{version}");
+        let topics: usize = self
+            .topics
+            .iter()
+            .map(|(name, ps)| {
+                2 + name.len()
+                    + 4
+                    + ps.iter()
+                        .map(|(_, _, _, set)| 4 + 2 + 8 + 4 + set.len())
+                        .sum::<usize>()
+            })
+            .sum();
+        Ok(if version >= 1 { 4 } else { 0 } + 4 + topics)
+    }
 }
 
 impl Encodable for ListOffsetsV0Response {

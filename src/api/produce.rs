@@ -21,7 +21,12 @@ use crate::log::ops::AppendPart;
 use crate::log::{LogError, Partitions};
 use crate::txn::{self, TxnError};
 
-pub const VERSIONS: Versions = Versions { min: 3, max: 9 };
+/// v0-2 carry message sets (format v0/v1), up-converted in `old_versions` (`message_sets`).
+pub const VERSIONS: Versions = Versions { min: 0, max: 9 };
+
+/// A partition refused before routing (a message set that could not be up-converted):
+/// topic, partition, error and its message.
+pub type Refused = (String, i32, ResponseError, String);
 
 /// One partition's answer.
 #[derive(Debug, Clone)]
@@ -58,6 +63,16 @@ impl Answer {
 /// The in-order part: route each partition to its owner. Returns the task that gathers the
 /// answers and builds the response.
 pub async fn start(broker: &Rc<Broker>, ctx: Ctx, req: ProduceRequest) -> ReplyTask {
+    start_refusing(broker, ctx, req, Vec::new()).await
+}
+
+/// `start`, with partitions refused up front (`Refused`) answered with their error.
+pub async fn start_refusing(
+    broker: &Rc<Broker>,
+    ctx: Ctx,
+    req: ProduceRequest,
+    refused_up_front: Vec<Refused>,
+) -> ReplyTask {
     let acks = req.acks;
     let catalog = broker.catalog.get();
     let shard = &broker.shard;
@@ -70,7 +85,12 @@ pub async fn start(broker: &Rc<Broker>, ctx: Ctx, req: ProduceRequest) -> ReplyT
         let topic = t.name.0.to_string();
         plan.topic(topic.clone());
         for p in t.partition_data {
-            if !matches!(acks, -1..=1) {
+            if let Some((_, _, e, message)) = refused_up_front
+                .iter()
+                .find(|(t, i, _, _)| *t == topic && *i == p.index)
+            {
+                plan.answer(p.index, Answer::error(*e, message.clone()));
+            } else if !matches!(acks, -1..=1) {
                 let e = Answer::error(
                     ResponseError::InvalidRequiredAcks,
                     "acks must be -1, 0 or 1",
@@ -148,7 +168,11 @@ pub async fn start(broker: &Rc<Broker>, ctx: Ctx, req: ProduceRequest) -> ReplyT
         }
         // An owner that stopped before answering: the client retries elsewhere.
         let missing = || Answer::error(ResponseError::NotLeaderOrFollower, "partition moved");
-        ctx.reply(&build_response(plan.respond(answers, missing), ctx.version))
+        let response = build_response(plan.respond(answers, missing), ctx.version);
+        if ctx.version < 3 {
+            return ctx.reply(&super::old_versions::LegacyProduceResponse(response));
+        }
+        ctx.reply(&response)
     })
 }
 

@@ -31,7 +31,7 @@ pub const BATCH_LENGTH_PREFIX_BYTES: usize = 12;
 pub const BROKER_ASSIGNED_PREFIX_BYTES: usize = 16;
 /// The offset of the first byte the CRC covers.
 pub(super) const CRC_START: usize = 21;
-const MAGIC_V2: i8 = 2;
+pub const MAGIC_V2: i8 = 2;
 
 /// What went wrong with a batch a producer sent; each maps to one Kafka error code.
 #[derive(Debug, Clone, PartialEq, Eq)]

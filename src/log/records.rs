@@ -52,6 +52,8 @@ pub struct RecordRef<'a> {
     pub key: Option<&'a [u8]>,
     /// False for a tombstone (null value).
     pub has_value: bool,
+    /// The value's bytes (`None` for a tombstone).
+    pub value: Option<&'a [u8]>,
     /// The whole record as stored, length prefix included.
     pub raw: &'a [u8],
 }
@@ -195,9 +197,9 @@ fn parse_record(buf: &[u8]) -> Result<(RecordRef<'_>, usize), RecordsError> {
         _ => return Err(bad),
     };
     let value_len = take(&mut body)?;
-    let has_value = match value_len {
-        -1 => false,
-        n if n >= 0 && (n as usize) <= body.len() => true,
+    let value = match value_len {
+        -1 => None,
+        n if n >= 0 && (n as usize) <= body.len() => Some(&body[..n as usize]),
         _ => return Err(bad),
     };
     Ok((
@@ -205,7 +207,8 @@ fn parse_record(buf: &[u8]) -> Result<(RecordRef<'_>, usize), RecordsError> {
             offset_delta,
             timestamp_delta,
             key,
-            has_value,
+            has_value: value.is_some(),
+            value,
             raw: &buf[..end],
         },
         end,
