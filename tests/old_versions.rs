@@ -626,10 +626,11 @@ fn produce_v0_v2_message_sets_are_read_back_by_a_modern_client() {
 /// are down-converted: v0/v1 answer magic 0 messages (no timestamps), v2 magic 1 with the
 /// records' timestamps; a compressed batch is one lz4 wrapper holding all its records (with
 /// absolute inner offsets in v0, relative in v1), an uncompressed one a message per record
-/// from the fetch offset on; the high watermark is the partition's.
+/// from the fetch offset on; the high watermark is the partition's. The same after a restart,
+/// when the batches are read from the segment file.
 #[test]
 fn fetch_v0_v2_down_convert_batches_of_a_modern_client() {
-    let broker = Broker::start(&[]);
+    let mut broker = Broker::start(&[]);
     let topic = "legacy-fetch";
     create_topic(&broker, topic);
     let t = 1_700_000_000_000i64;
@@ -700,6 +701,12 @@ fn fetch_v0_v2_down_convert_batches_of_a_modern_client() {
     // At the end: empty, no error.
     let (error, hw, set) = fetch_legacy(&broker, 3, topic, 5);
     assert_eq!((error, hw, set.len()), (0, 5, 0));
+    // After a restart the batches come from the segment file, not the tail cache.
+    broker.restart();
+    let (error, hw, set) = fetch_legacy(&broker, 1, topic, 0);
+    assert_eq!((error, hw), (0, 5), "after a restart");
+    let want: Vec<Fetched> = (0..5).map(|i| expect(i, 0)).collect();
+    assert_eq!(parse_message_set(&set).0, want, "after a restart");
 }
 
 /// librdkafka speaking the 0.9 protocol (`api.version.request=false`,

@@ -219,7 +219,7 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: FetchRequest) -> Reply {
         max_bytes,
     );
     if ctx.version < 4 {
-        return legacy_reply(&ctx, &req, topics);
+        return legacy_reply(&ctx, &req, topics).await;
     }
     // The record bytes go into the frame by reference: the response holds a stand-in for each
     // partition's records, which the frame replaces by the records' pieces.
@@ -252,9 +252,14 @@ pub async fn handle(broker: &Rc<Broker>, ctx: Ctx, req: FetchRequest) -> Reply {
 /// The answer to Fetch v0-3: each partition's batches down-converted to message format v0
 /// (Fetch v0-1) or v1 (v2-3), in memory (`message_sets::down_convert`). This costs CPU on every
 /// fetch (decompressing and often compressing again) and reads file ranges into memory: old
-/// clients get no zero-copy path, as with Kafka. A partition whose batches cannot be read or
+/// clients get no zero-copy path, as with Kafka. The reads and the conversion run on the
+/// shard's blocking pool, off the reactor. A partition whose batches cannot be read or
 /// converted answers CORRUPT_MESSAGE.
-fn legacy_reply(ctx: &Ctx, req: &FetchRequest, topics: Vec<(String, Vec<(i32, Answer)>)>) -> Reply {
+async fn legacy_reply(
+    ctx: &Ctx,
+    req: &FetchRequest,
+    topics: Vec<(String, Vec<(i32, Answer)>)>,
+) -> Reply {
     use super::message_sets;
     use super::old_versions::LegacyFetchResponse;
     let magic = if ctx.version >= 2 { 1 } else { 0 };
@@ -266,20 +271,32 @@ fn legacy_reply(ctx: &Ctx, req: &FetchRequest, topics: Vec<(String, Vec<(i32, An
             .find(|p| p.partition == partition)
             .map_or(0, |p| p.fetch_offset)
     };
+    let work: Vec<(Pieces, i64)> = topics
+        .iter()
+        .flat_map(|(name, ps)| {
+            ps.iter()
+                .map(move |(index, a)| (a.records.clone(), fetch_offset(name, *index)))
+        })
+        .collect();
+    let mut converted = crate::util::blocking::run(move || {
+        work.into_iter()
+            .map(|(records, offset)| {
+                let bytes = records.to_bytes().map_err(|e| e.to_string())?;
+                message_sets::down_convert(&bytes, offset, magic).map_err(|e| e.to_string())
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .into_iter();
     let topics = topics
         .into_iter()
         .map(|(name, partitions)| {
             let partitions = partitions
                 .into_iter()
                 .map(|(index, a)| {
-                    let converted = a
-                        .records
-                        .to_bytes()
-                        .map_err(|e| e.to_string())
-                        .and_then(|b| {
-                            message_sets::down_convert(&b, fetch_offset(&name, index), magic)
-                                .map_err(|e| e.to_string())
-                        });
+                    let converted = converted
+                        .next()
+                        .unwrap_or_else(|| Err("no conversion".to_string()));
                     let (error, set) = match converted {
                         Ok(set) => (a.error.map_or(0, |e| e.code()), Bytes::from(set)),
                         Err(e) => {
