@@ -284,63 +284,8 @@ pub fn lz4_header_checksum(frame: &[u8], broken: bool) -> Result<Vec<u8>, Conver
         &frame[4..hc_at]
     };
     let mut out = frame.to_vec();
-    out[hc_at] = (xxh32(hashed, 0) >> 8) as u8;
+    out[hc_at] = (xxhash_rust::xxh32::xxh32(hashed, 0) >> 8) as u8;
     Ok(out)
-}
-
-/// XXH32 (the LZ4 frame format's header hash).
-fn xxh32(data: &[u8], seed: u32) -> u32 {
-    const P1: u32 = 2_654_435_761;
-    const P2: u32 = 2_246_822_519;
-    const P3: u32 = 3_266_489_917;
-    const P4: u32 = 668_265_263;
-    const P5: u32 = 374_761_393;
-    let lane = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    let round = |acc: u32, input: u32| {
-        acc.wrapping_add(input.wrapping_mul(P2))
-            .rotate_left(13)
-            .wrapping_mul(P1)
-    };
-    let mut rest = data;
-    let mut h = if data.len() >= 16 {
-        let mut v = [
-            seed.wrapping_add(P1).wrapping_add(P2),
-            seed.wrapping_add(P2),
-            seed,
-            seed.wrapping_sub(P1),
-        ];
-        while rest.len() >= 16 {
-            for (i, acc) in v.iter_mut().enumerate() {
-                *acc = round(*acc, lane(&rest[4 * i..]));
-            }
-            rest = &rest[16..];
-        }
-        v[0].rotate_left(1)
-            .wrapping_add(v[1].rotate_left(7))
-            .wrapping_add(v[2].rotate_left(12))
-            .wrapping_add(v[3].rotate_left(18))
-    } else {
-        seed.wrapping_add(P5)
-    };
-    h = h.wrapping_add(data.len() as u32);
-    while rest.len() >= 4 {
-        h = h
-            .wrapping_add(lane(rest).wrapping_mul(P3))
-            .rotate_left(17)
-            .wrapping_mul(P4);
-        rest = &rest[4..];
-    }
-    for &b in rest {
-        h = h
-            .wrapping_add(u32::from(b).wrapping_mul(P5))
-            .rotate_left(11)
-            .wrapping_mul(P1);
-    }
-    h ^= h >> 15;
-    h = h.wrapping_mul(P2);
-    h ^= h >> 13;
-    h = h.wrapping_mul(P3);
-    h ^ (h >> 16)
 }
 
 /// Compresses `data` with Kafka codec `codec` (1-3).
@@ -580,18 +525,6 @@ mod tests {
         assert_eq!(
             up_convert(&nested),
             Err(ConvertError::Corrupt("compressed message inside another"))
-        );
-    }
-
-    /// XXH32 matches the reference's test vectors, short and past one 16-byte stripe.
-    #[test]
-    fn xxh32_matches_the_reference() {
-        assert_eq!(xxh32(b"", 0), 0x02CC_5D05);
-        assert_eq!(xxh32(b"a", 0), 0x550D_7456);
-        assert_eq!(xxh32(b"abc", 0), 0x32D1_53FF);
-        assert_eq!(
-            xxh32(b"Nobody inspects the spammish repetition", 0),
-            0xE229_3B2F
         );
     }
 
