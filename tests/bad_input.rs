@@ -489,10 +489,13 @@ fn record_batch(n: i64) -> Vec<u8> {
     shardlog::log::batch::encode_batch(records, Compression::None)
 }
 
-/// A Produce v3 request, acks=1, of `records` to partition 0 of `topic`.
-fn produce_v3(correlation_id: i32, topic: &str, records: &[u8]) -> Vec<u8> {
+/// A Produce request of `version` (0 or 3: v0 has no transactional id), acks=1, of `records`
+/// (a message set for v0, record batches for v3) to partition 0 of `topic`.
+fn produce_request(version: i16, correlation_id: i32, topic: &str, records: &[u8]) -> Vec<u8> {
     let mut body = Vec::new();
-    body.extend_from_slice(&(-1i16).to_be_bytes()); // transactional_id: null
+    if version >= 3 {
+        body.extend_from_slice(&(-1i16).to_be_bytes()); // transactional_id: null
+    }
     body.extend_from_slice(&1i16.to_be_bytes()); // acks
     body.extend_from_slice(&5000i32.to_be_bytes()); // timeout_ms
     body.extend_from_slice(&1i32.to_be_bytes()); // one topic
@@ -502,11 +505,12 @@ fn produce_v3(correlation_id: i32, topic: &str, records: &[u8]) -> Vec<u8> {
     body.extend_from_slice(&0i32.to_be_bytes()); // index 0
     body.extend_from_slice(&(records.len() as i32).to_be_bytes());
     body.extend_from_slice(records);
-    frame(&[&header_v1(API_PRODUCE, 3, correlation_id), &body])
+    frame(&[&header_v1(API_PRODUCE, version, correlation_id), &body])
 }
 
-/// Parses a Produce v3 response with one topic and one partition: (error_code, base_offset).
-fn parse_produce_v3(body: &[u8], correlation_id: i32, topic: &str) -> (i16, i64) {
+/// Parses a Produce response of `version` (0 or 3) with one topic and one partition:
+/// (error_code, base_offset). v3 adds the log append time and the throttle time.
+fn parse_produce(version: i16, body: &[u8], correlation_id: i32, topic: &str) -> (i16, i64) {
     let mut c = Cursor(body);
     assert_eq!(c.i32(), correlation_id);
     assert_eq!(c.i32(), 1, "topic count");
@@ -515,9 +519,15 @@ fn parse_produce_v3(body: &[u8], correlation_id: i32, topic: &str) -> (i16, i64)
     assert_eq!(c.i32(), 0, "partition index");
     let error = c.i16();
     let base_offset = c.i64();
-    let _log_append_time = c.i64();
-    let _throttle = c.i32();
-    assert!(c.0.is_empty(), "{} bytes after the v3 body", c.0.len());
+    if version >= 3 {
+        let _log_append_time = c.i64();
+        let _throttle = c.i32();
+    }
+    assert!(
+        c.0.is_empty(),
+        "{} bytes after the v{version} body",
+        c.0.len()
+    );
     (error, base_offset)
 }
 
@@ -533,8 +543,8 @@ fn produce_with_bad_crc_is_corrupt_message() {
     let mut bad = good.clone();
     *bad.last_mut().unwrap() ^= 0x01;
     let mut s = connect(&broker);
-    s.write_all(&produce_v3(21, topic, &bad)).unwrap();
-    let (error, _) = parse_produce_v3(&read_frame(&mut s).expect("produce response"), 21, topic);
+    s.write_all(&produce_request(3, 21, topic, &bad)).unwrap();
+    let (error, _) = parse_produce(3, &read_frame(&mut s).expect("produce response"), 21, topic);
     assert_eq!(
         error, CORRUPT_MESSAGE,
         "error code for a batch with a bad CRC"
@@ -543,16 +553,17 @@ fn produce_with_bad_crc_is_corrupt_message() {
     // Corrupt CRC field itself.
     let mut bad_crc = good.clone();
     bad_crc[17] ^= 0x80;
-    s.write_all(&produce_v3(22, topic, &bad_crc)).unwrap();
-    let (error, _) = parse_produce_v3(&read_frame(&mut s).expect("produce response"), 22, topic);
+    s.write_all(&produce_request(3, 22, topic, &bad_crc))
+        .unwrap();
+    let (error, _) = parse_produce(3, &read_frame(&mut s).expect("produce response"), 22, topic);
     assert_eq!(
         error, CORRUPT_MESSAGE,
         "error code for a batch with a bad CRC field"
     );
 
     // Same connection, intact batch: stored at offset 0 (nothing of the bad ones was kept).
-    s.write_all(&produce_v3(23, topic, &good)).unwrap();
-    let (error, base) = parse_produce_v3(&read_frame(&mut s).expect("produce response"), 23, topic);
+    s.write_all(&produce_request(3, 23, topic, &good)).unwrap();
+    let (error, base) = parse_produce(3, &read_frame(&mut s).expect("produce response"), 23, topic);
     assert_eq!((error, base), (0, 0));
     assert_eq!(broker.watermarks(topic, 0), (0, 3));
     let got = broker.consume_all(topic, 0, 0, 3, Duration::from_secs(15));
@@ -651,20 +662,25 @@ fn a_compressed_batch_must_hold_the_records_it_claims() {
         forged[57..61].copy_from_slice(&claim.to_be_bytes()); // record count
         reseal(&mut forged);
         let corr = 30 + i as i32;
-        s.write_all(&produce_v3(corr, topic, &forged)).unwrap();
-        let (error, _) =
-            parse_produce_v3(&read_frame(&mut s).expect("produce response"), corr, topic);
+        s.write_all(&produce_request(3, corr, topic, &forged))
+            .unwrap();
+        let (error, _) = parse_produce(
+            3,
+            &read_frame(&mut s).expect("produce response"),
+            corr,
+            topic,
+        );
         assert_eq!(
             error, INVALID_RECORD,
             "a batch claiming {claim} records of 3"
         );
     }
-    s.write_all(&produce_v3(41, topic, &gzip)).unwrap();
-    let (error, base) = parse_produce_v3(&read_frame(&mut s).expect("produce response"), 41, topic);
+    s.write_all(&produce_request(3, 41, topic, &gzip)).unwrap();
+    let (error, base) = parse_produce(3, &read_frame(&mut s).expect("produce response"), 41, topic);
     assert_eq!((error, base), (0, 0));
-    s.write_all(&produce_v3(42, topic, &record_batch(3)))
+    s.write_all(&produce_request(3, 42, topic, &record_batch(3)))
         .unwrap();
-    let (error, base) = parse_produce_v3(&read_frame(&mut s).expect("produce response"), 42, topic);
+    let (error, base) = parse_produce(3, &read_frame(&mut s).expect("produce response"), 42, topic);
     assert_eq!((error, base), (0, 3));
     broker.restart();
     assert_eq!(broker.watermarks(topic, 0), (0, 6));
@@ -795,35 +811,6 @@ fn legacy_message(attributes: i8, key: Option<&[u8]>, value: Option<&[u8]>) -> V
     out
 }
 
-/// A Produce v0 request, acks=1, of one message set to partition 0 of `topic`.
-fn produce_v0(correlation_id: i32, topic: &str, set: &[u8]) -> Vec<u8> {
-    let mut body = Vec::new();
-    body.extend_from_slice(&1i16.to_be_bytes());
-    body.extend_from_slice(&5000i32.to_be_bytes());
-    body.extend_from_slice(&1i32.to_be_bytes());
-    body.extend_from_slice(&(topic.len() as i16).to_be_bytes());
-    body.extend_from_slice(topic.as_bytes());
-    body.extend_from_slice(&1i32.to_be_bytes());
-    body.extend_from_slice(&0i32.to_be_bytes());
-    body.extend_from_slice(&(set.len() as i32).to_be_bytes());
-    body.extend_from_slice(set);
-    frame(&[&header_v1(API_PRODUCE, 0, correlation_id), &body])
-}
-
-/// Parses a Produce v0 response with one topic and one partition: (error_code, base_offset).
-fn parse_produce_v0(body: &[u8], correlation_id: i32, topic: &str) -> (i16, i64) {
-    let mut c = Cursor(body);
-    assert_eq!(c.i32(), correlation_id);
-    assert_eq!(c.i32(), 1, "topic count");
-    assert_eq!(c.string(), topic);
-    assert_eq!(c.i32(), 1, "partition count");
-    assert_eq!(c.i32(), 0, "partition index");
-    let error = c.i16();
-    let base_offset = c.i64();
-    assert!(c.0.is_empty(), "{} bytes after the v0 body", c.0.len());
-    (error, base_offset)
-}
-
 /// Message sets that cannot be up-converted are refused for their partition, never appended,
 /// and the connection goes on: a truncated set, a message whose size or key length is forged
 /// past the set, a bad CRC and a compressed message whose value does not decompress are
@@ -864,17 +851,17 @@ fn legacy_message_sets_that_do_not_convert_are_refused() {
     let mut s = connect(&broker);
     for (i, (what, set, want)) in cases.into_iter().enumerate() {
         let corr = 70 + i as i32;
-        s.write_all(&produce_v0(corr, topic, &set)).unwrap();
+        s.write_all(&produce_request(0, corr, topic, &set)).unwrap();
         let response = read_frame(&mut s).unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(
-            parse_produce_v0(&response, corr, topic),
+            parse_produce(0, &response, corr, topic),
             (want, -1),
             "{what}"
         );
     }
-    s.write_all(&produce_v0(90, topic, &good)).unwrap();
+    s.write_all(&produce_request(0, 90, topic, &good)).unwrap();
     let response = read_frame(&mut s).expect("produce response");
-    assert_eq!(parse_produce_v0(&response, 90, topic), (0, 0));
+    assert_eq!(parse_produce(0, &response, 90, topic), (0, 0));
     assert_eq!(broker.watermarks(topic, 0), (0, 1));
     assert_broker_serves(&mut broker);
 }
